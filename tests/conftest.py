@@ -1,0 +1,48 @@
+"""Shared fixtures. Real data is found through F2P_MODEL_PATH / F2P_DATA_PATH with ../shared as fallback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from f2p.morphable.base import LinearMorphableModel
+from f2p.morphable.procedural import procedural_data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_models_dir() -> Path:
+    return Path(os.environ.get("F2P_MODEL_PATH", REPO.parent / "shared" / "models"))
+
+
+def shared_faces_dir() -> Path:
+    return Path(os.environ.get("F2P_DATA_PATH", REPO.parent / "shared" / "data")) / "faces"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def procedural_model() -> LinearMorphableModel:
+    return LinearMorphableModel(procedural_data())
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    path = shared_models_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared models not found at {path} (set F2P_MODEL_PATH)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    path = shared_faces_dir()
+    if not (path / "annotations.json").is_file():
+        pytest.skip(f"shared face photos not found at {path} (set F2P_DATA_PATH)")
+    return path
