@@ -1,0 +1,56 @@
+"""Landmark reprojection loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def landmark_loss(pred: Tensor, target: Tensor, weights: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+    """Weighted mean squared landmark distance, normalised by a per-image face size.
+
+    ``loss_b = sum_l w_bl * ||pred_bl - target_bl||^2 / s_b^2 / sum_l w_bl``
+
+    Args:
+        pred: (B, L, 2) predicted pixel positions.
+        target: (B, L, 2) observed pixel positions.
+        weights: (B, L) or (L,) non-negative weights (e.g. detector confidence x per-point weight), or None.
+        scale: (B,) face size in pixels (e.g. sqrt of the landmark box area), or None for 1.
+
+    Returns:
+        (B,) loss per image; scale-free when ``scale`` is the face size.
+    """
+    B, L, _ = pred.shape
+    if target.shape != pred.shape:
+        raise ValueError(f"pred and target must both be (B, L, 2), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    w = pred.new_ones(B, L) if weights is None else weights.expand(B, L).to(pred)
+    sq = ((pred - target) ** 2).sum(-1)  # (B, L)
+    loss = (w * sq).sum(1) / w.sum(1).clamp_min(1e-8)
+    if scale is not None:
+        loss = loss / scale.clamp_min(1e-8) ** 2
+    return loss
+
+
+def face_size(landmarks: Tensor) -> Tensor:
+    """(B, L, 2) landmarks -> (B,) sqrt of their bounding-box area in pixels."""
+    extent = landmarks.amax(1) - landmarks.amin(1)  # (B, 2)
+    return (extent[:, 0] * extent[:, 1]).clamp_min(1e-8).sqrt()
+
+
+class LandmarkLoss(nn.Module):
+    """``landmark_loss`` with the target's face size as scale and optional fixed per-point weights.
+
+    Args:
+        point_weights: (L,) per-landmark weights (e.g. heavier on eyes and mouth), or None.
+    """
+
+    def __init__(self, point_weights: Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("point_weights", point_weights, persistent=False)
+
+    def forward(self, pred: Tensor, target: Tensor, confidence: Tensor | None = None) -> Tensor:
+        """(B, L, 2) pred and target, (B, L) confidence -> (B,) loss."""
+        weights = confidence
+        if self.point_weights is not None:
+            weights = self.point_weights if weights is None else weights * self.point_weights
+        return landmark_loss(pred, target, weights, face_size(target))

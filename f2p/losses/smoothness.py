@@ -1,0 +1,38 @@
+"""Smoothness prior for free per-vertex colours (used when a model has no albedo space)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def mesh_edges(faces: Tensor) -> Tensor:
+    """(F, 3) triangles -> (E, 2) unique undirected edges."""
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 0)
+    return torch.unique(torch.sort(edges, dim=1).values, dim=0)
+
+
+def vertex_color_smoothness(colors: Tensor, edges: Tensor) -> Tensor:
+    """Mean squared colour difference across mesh edges: ``loss_b = mean_e ||c_bi - c_bj||^2``.
+
+    Args:
+        colors: (B, V, 3) per-vertex colours.
+        edges: (E, 2) vertex index pairs.
+
+    Returns:
+        (B,) loss per mesh.
+    """
+    diff = colors[:, edges[:, 0]] - colors[:, edges[:, 1]]  # (B, E, 3)
+    return (diff**2).sum(-1).mean(1)
+
+
+class VertexColorSmoothness(nn.Module):
+    """``vertex_color_smoothness`` over the edges of a fixed topology."""
+
+    def __init__(self, faces: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("edges", mesh_edges(faces), persistent=False)
+
+    def forward(self, colors: Tensor) -> Tensor:
+        """(B, V, 3) colours -> (B,) loss."""
+        return vertex_color_smoothness(colors, self.edges)
