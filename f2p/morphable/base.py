@@ -192,6 +192,8 @@ class LinearModelData:
         for label, array in arrays.items():
             if array is not None and not np.all(np.isfinite(array)):
                 raise ModelFileError(source, f"{label} contains NaN or infinite values")
+        if self.albedo_mean is not None and self.albedo_mean.shape != (V, 3):
+            raise ModelFileError(source, f"albedo_mean shape {self.albedo_mean.shape}, expected {(V, 3)}")
         for group in self.groups:
             if group.name == "albedo":
                 if self.albedo_basis is None or self.albedo_mean is None:
@@ -210,12 +212,18 @@ class LinearModelData:
                                          f"{self.landmark_vertices.shape} and {self.landmark_weights.shape}")
         if self.landmark_vertices.min() < 0 or self.landmark_vertices.max() >= V:
             raise ModelFileError(source, f"landmark vertex indices must lie in [0, {V})")
+        if self.landmark_confidence.shape != (NUM_LANDMARKS,):
+            raise ModelFileError(source, f"landmark_confidence must have shape (68,), got {self.landmark_confidence.shape}")
         if self.face_region.shape != (V,):
             raise ModelFileError(source, f"face_region must have shape ({V},), got {self.face_region.shape}")
         if (self.uv is None) != (self.faces_uv is None):
             raise ModelFileError(source, "uv and faces_uv must be given together")
         if self.faces_uv is not None and self.faces_uv.shape != self.faces.shape:
             raise ModelFileError(source, f"faces_uv shape {self.faces_uv.shape} differs from faces {self.faces.shape}")
+        if self.uv is not None and (self.uv.ndim != 2 or self.uv.shape[1] != 2):
+            raise ModelFileError(source, f"uv must have shape (T, 2), got {self.uv.shape}")
+        if self.faces_uv is not None and (self.faces_uv.min() < 0 or self.faces_uv.max() >= len(self.uv)):
+            raise ModelFileError(source, f"faces_uv indices must lie in [0, {len(self.uv)})")
 
 
 class LinearMorphableModel(MorphableModel):

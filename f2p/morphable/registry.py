@@ -1,0 +1,205 @@
+"""Finding and loading face models by name or by path: ``load_model("ict")``, ``load_model("my/model.npz")``.
+
+Names (``ict``, ``sfm``, ``flame``, ``bfm``, ``procedural``) are looked up in each model root, in order:
+
+1. the folders of ``F2P_MODEL_PATH`` (one folder, or several separated by ``os.pathsep``);
+2. the user cache: ``F2P_CACHE_DIR``, else ``$XDG_CACHE_HOME/f2p``, else ``~/.cache/f2p``.
+
+Inside a root each model has its folder (``ict_facekit/``, ``sfm_3448/``, ``flame/``, ``bfm/``) and a list
+of file patterns, the first found wins (``ModelSource.files``). ``procedural`` needs no files.
+
+A path is loaded by what it is: an ``.npz`` (f2p format, or the compact ICT FaceKit npz, told apart by
+their arrays), a ``.pkl`` (FLAME), a ``.mat`` (BFM), or a folder: ICT ``FaceXModel`` OBJs
+(``generic_neutral_mesh.obj``), eos SFM files (``sfm_shape_3448.bin``), an OBJ rig (``rig.json``), or a
+folder holding one of the files above.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from f2p.morphable import ict, npz, sfm
+from f2p.morphable.base import LinearModelData, LinearMorphableModel, ModelFileError, MorphableModel
+from f2p.morphable.download import REMOTE_MODELS, fetch_model
+from f2p.morphable.procedural import procedural_data
+
+MODEL_PATH_ENV = "F2P_MODEL_PATH"
+CACHE_DIR_ENV = "F2P_CACHE_DIR"
+RIG_MANIFEST = "rig.json"
+
+
+class ModelNotFoundError(ModelFileError, FileNotFoundError):
+    """A model name or path could not be found. The message says where f2p looked and how to get the model."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a named model lives inside a model root and how a user gets it.
+
+    Attributes:
+        name: registry name.
+        folder: sub-folder of a model root.
+        files: glob patterns inside ``folder``, preferred first; ``files[0]`` is the f2p ``.npz`` that
+            ``load_model(name, download=True)`` writes into the cache.
+        how_to_get: one or two sentences for the not-found message.
+        license: the licence of the model data.
+    """
+
+    name: str
+    folder: str
+    files: tuple[str, ...]
+    how_to_get: str
+    license: str
+
+
+SOURCES = {source.name: source for source in (
+    ModelSource(
+        "ict", "ict_facekit",
+        ("ict_facekit.npz", "ict_facekit_light_v1_skin*.npz", ict.NEUTRAL_OBJ, f"FaceXModel/{ict.NEUTRAL_OBJ}"),
+        "Run `python -m f2p model ict --download` to fetch the FaceXModel OBJ files from "
+        "https://github.com/ICT-VGL/ICT-FaceKit and convert them into the cache, or copy the FaceXModel folder "
+        "(or the compact ict_facekit_light_v1_skin14062.npz) into an ict_facekit/ folder of F2P_MODEL_PATH.",
+        "MIT (USC Institute for Creative Technologies)"),
+    ModelSource(
+        "sfm", "sfm_3448", ("sfm_3448.npz", sfm.SHAPE_FILE),
+        "Run `python -m f2p model sfm --download` to fetch them from https://github.com/patrikhuber/eos (share/), "
+        f"or copy {', '.join(sfm.FILES)} from there into a sfm_3448/ folder of F2P_MODEL_PATH.",
+        "Surrey Face Model data free for non-commercial use only (cvssp.org/facemodel); eos code Apache-2.0"),
+    ModelSource(
+        "flame", "flame", ("generic_model.pkl", "flame2023*.pkl"),
+        "Sign up at https://flame.is.tue.mpg.de, download FLAME 2020 (generic_model.pkl) or FLAME 2023 "
+        "(flame2023.pkl) and put the .pkl into a flame/ folder of F2P_MODEL_PATH.",
+        "CC-BY-4.0 (FLAME, MPI for Intelligent Systems; download needs a sign-up)"),
+    ModelSource(
+        "bfm", "bfm", ("01_MorphableModel.mat", "BFM_model_front.mat"),
+        "Register at https://faces.dmi.unibas.ch/bfm/ to download the Basel Face Model 2009 "
+        "(01_MorphableModel.mat; or the BFM_model_front.mat derived from it) and put it into a bfm/ folder of "
+        "F2P_MODEL_PATH.",
+        "Basel Face Model licence: registration required, no redistribution"),
+)}
+PROCEDURAL = "procedural"
+MODEL_NAMES = (*SOURCES, PROCEDURAL)
+FOLDER_MARKERS = (ict.NEUTRAL_OBJ, sfm.SHAPE_FILE, RIG_MANIFEST)
+
+
+def cache_dir() -> Path:
+    """The user cache folder of f2p (not created)."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "f2p"
+
+
+def model_roots() -> list[Path]:
+    """Model roots in search order: the folders of ``F2P_MODEL_PATH``, then the cache."""
+    roots = [Path(p).expanduser() for p in os.environ.get(MODEL_PATH_ENV, "").split(os.pathsep) if p]
+    return [*roots, cache_dir()]
+
+
+def find_model(name: str) -> Path | None:
+    """The file or folder to load for a model name, or None when no root has it."""
+    source = SOURCES[name]
+    for root in model_roots():
+        match = _first_match(root / source.folder, source.files)
+        if match is not None:
+            return match
+    return None
+
+
+def load_model(name_or_path: str | os.PathLike, *, download: bool = False) -> MorphableModel:
+    """Load a face model by registry name (``ict``, ``sfm``, ``flame``, ``bfm``, ``procedural``) or by path.
+
+    Args:
+        name_or_path: a name from ``MODEL_NAMES`` or a file/folder (see the module docstring).
+        download: when a named open model (``ict``, ``sfm``) is not found, fetch it from its public
+            repository and convert it into the cache first.
+
+    Raises:
+        ModelNotFoundError: nothing found; the message lists where f2p looked, how to get it and its licence.
+        ModelFileError: a file was found but is corrupt or inconsistent.
+    """
+    if isinstance(name_or_path, str) and name_or_path in MODEL_NAMES:
+        return _load_named(name_or_path, download)
+    return load_path(name_or_path)
+
+
+def load_path(path: str | os.PathLike) -> MorphableModel:
+    """Load a model file or folder by what it is (see the module docstring)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return _load_folder(path)
+    if not path.is_file():
+        raise ModelNotFoundError(path, f"no such file or folder (model names are {', '.join(MODEL_NAMES)})")
+    if path.suffix == ".npz":
+        return LinearMorphableModel(_load_npz(path))
+    if path.suffix == ".pkl":
+        from f2p.morphable.flame import load_flame
+
+        return load_flame(path)
+    if path.suffix == ".mat":
+        from f2p.morphable.bfm import load_bfm
+
+        return LinearMorphableModel(load_bfm(path))
+    if path.name in FOLDER_MARKERS:
+        return _load_folder(path.parent)
+    raise ModelFileError(path, "unsupported model file: expected an .npz (f2p or ICT FaceKit), a FLAME .pkl, "
+                               "a BFM .mat or a model folder")
+
+
+def _load_named(name: str, download: bool) -> MorphableModel:
+    if name == PROCEDURAL:
+        return LinearMorphableModel(procedural_data())
+    found = find_model(name)
+    if found is None and download and name in REMOTE_MODELS:
+        source = SOURCES[name]
+        found = fetch_model(REMOTE_MODELS[name], cache_dir() / source.folder / source.files[0])
+    if found is None:
+        raise ModelNotFoundError(name, _not_found_message(SOURCES[name]))
+    return load_path(found)
+
+
+def _load_npz(path: Path) -> LinearModelData:
+    arrays = npz.read_npz(path)
+    if npz.is_f2p_npz(arrays):
+        return npz.data_from_arrays(arrays, path)
+    if ict.is_compact_npz(arrays):
+        return ict.ict_data_from_arrays(arrays, path)
+    raise ModelFileError(path, f"neither an f2p model (no {npz.HEADER_KEY!r} array) nor the compact ICT FaceKit "
+                               f"npz (arrays {sorted(ict.COMPACT_KEYS)}); found arrays {sorted(arrays)}")
+
+
+def _load_folder(folder: Path) -> MorphableModel:
+    if (folder / RIG_MANIFEST).is_file():
+        from f2p.morphable.rig import load_rig
+
+        return LinearMorphableModel(load_rig(folder))
+    if (folder / ict.NEUTRAL_OBJ).is_file():
+        return LinearMorphableModel(ict.load_ict_obj_folder(folder))
+    if (folder / sfm.SHAPE_FILE).is_file():
+        return LinearMorphableModel(sfm.load_sfm(folder))
+    for source in SOURCES.values():
+        match = _first_match(folder, source.files)
+        if match is not None:
+            return load_path(match)
+    patterns = sorted({RIG_MANIFEST, *(p for s in SOURCES.values() for p in s.files)})
+    raise ModelNotFoundError(folder, f"folder holds no model files (looked for {', '.join(patterns)})")
+
+
+def _first_match(folder: Path, patterns: tuple[str, ...]) -> Path | None:
+    """The first existing match of ``patterns`` in ``folder``: a model file, or the folder of a folder format."""
+    for pattern in patterns:
+        matches = sorted(folder.glob(pattern)) if folder.is_dir() else []
+        if matches:
+            match = matches[0]
+            return match.parent if match.name in FOLDER_MARKERS else match
+    return None
+
+
+def _not_found_message(source: ModelSource) -> str:
+    roots = model_roots()
+    where = ", ".join(str(root / source.folder) for root in roots)
+    env_note = "" if os.environ.get(MODEL_PATH_ENV) else f" ({MODEL_PATH_ENV} is not set)"
+    return (f"model not found. Looked for {', '.join(source.files)} in {where}{env_note}. "
+            f"{source.how_to_get} Licence: {source.license}.")

@@ -1,0 +1,102 @@
+"""Downloads over file:// URLs: SHA-256 checks, atomic writes, fetching and converting a model into the cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from f2p.morphable import download
+from f2p.morphable.base import LinearMorphableModel, ModelFileError
+from f2p.morphable.download import DownloadError, download_file, fetch_model
+from f2p.morphable.registry import load_model
+from f2p.morphable.sfm import load_sfm
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "remote" / "blob.bin"
+    path.parent.mkdir()
+    path.write_bytes(bytes(range(256)) * 1000)
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_download_checks_the_hash_and_writes_the_file(source, tmp_path):
+    dest = tmp_path / "local" / "blob.bin"
+    digest = download_file(source.as_uri(), dest, sha256(source), progress=False)
+    assert digest == sha256(source) and dest.read_bytes() == source.read_bytes()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["blob.bin"]  # no temporary file left
+
+
+def test_hash_mismatch_leaves_nothing_behind(source, tmp_path):
+    dest = tmp_path / "local" / "blob.bin"
+    with pytest.raises(DownloadError, match=r"blob\.bin: SHA-256 mismatch: expected 0{64}, got [0-9a-f]{64}"):
+        download_file(source.as_uri(), dest, "0" * 64, progress=False)
+    assert list(dest.parent.iterdir()) == []
+    dest.write_bytes(b"previous content")
+    with pytest.raises(DownloadError):
+        download_file(source.as_uri(), dest, "0" * 64, progress=False)
+    assert dest.read_bytes() == b"previous content"  # the old file is not clobbered
+    assert isinstance(DownloadError("u", "p"), ModelFileError)
+
+
+def test_unreachable_url(tmp_path):
+    missing = (tmp_path / "missing.bin").as_uri()
+    with pytest.raises(DownloadError, match=r"missing\.bin: download failed"):
+        download_file(missing, tmp_path / "out" / "missing.bin", progress=False)
+    assert not (tmp_path / "out" / "missing.bin").exists()
+
+
+def test_pinned_urls_and_hashes(models_dir):
+    ict, sfm = download.ICT_REMOTE, download.SFM_REMOTE
+    assert ict.base_url.startswith(f"https://raw.githubusercontent.com/ICT-VGL/ICT-FaceKit/{download.ICT_COMMIT}/")
+    assert sfm.base_url.startswith(f"https://raw.githubusercontent.com/patrikhuber/eos/{download.SFM_COMMIT}/share/")
+    assert len(ict.files) == 2 + 100 + 53
+    pinned = [f for f in (*ict.files, *sfm.files) if f.sha256 is not None]
+    assert [f.path for f in pinned] == ["vertex_indices.json", *(f.path for f in sfm.files)]
+    shared = {"vertex_indices.json": models_dir / "ict_facekit"} | {f.path: models_dir / "sfm_3448" for f in sfm.files}
+    if not all((shared[f.path] / f.path).is_file() for f in pinned):
+        pytest.skip(f"the shared copies of the upstream files are not all in {models_dir}")
+    for file in pinned:
+        assert file.sha256 == sha256(shared[file.path] / file.path), file.path  # the upstream bytes
+
+
+@pytest.fixture
+def sfm_from_file_urls(models_dir, monkeypatch) -> download.RemoteModel:
+    """The SFM remote, pointed at the shared copies of the upstream files (same bytes, same pinned hashes)."""
+    folder = models_dir / "sfm_3448"
+    if not folder.is_dir():
+        pytest.skip(f"Surrey Face Model not found in {folder}")
+    remote = dataclasses.replace(download.SFM_REMOTE, base_url=folder.as_uri() + "/")
+    monkeypatch.setitem(download.REMOTE_MODELS, "sfm", remote)
+    return remote
+
+
+def test_load_model_downloads_converts_and_caches(sfm_from_file_urls, models_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("F2P_MODEL_PATH", str(tmp_path / "no_models"))
+    monkeypatch.setenv("F2P_CACHE_DIR", str(tmp_path / "cache"))
+    model = load_model("sfm", download=True)
+    cached = tmp_path / "cache" / "sfm_3448" / "sfm_3448.npz"
+    assert sorted(p.name for p in cached.parent.iterdir()) == ["sfm_3448.npz"]  # raw files removed
+    reference = LinearMorphableModel(load_sfm(models_dir / "sfm_3448"))
+    params = {k: torch.randn_like(v) for k, v in reference.zero_params(2).items()}
+    assert torch.equal(model(**params).verts, reference(**params).verts)
+    monkeypatch.setitem(download.REMOTE_MODELS, "sfm", dataclasses.replace(sfm_from_file_urls, base_url="file:///gone/"))
+    assert load_model("sfm", download=True).num_vertices == 3448  # from the cache, no second download
+
+
+def test_fetch_with_a_bad_hash_keeps_the_cache_clean(sfm_from_file_urls, tmp_path):
+    files = list(sfm_from_file_urls.files)
+    files[1] = dataclasses.replace(files[1], sha256="f" * 64)
+    remote = dataclasses.replace(sfm_from_file_urls, files=tuple(files))
+    target = tmp_path / "cache" / "sfm_3448" / "sfm_3448.npz"
+    with pytest.raises(DownloadError, match="expression_blendshapes_3448.bin: SHA-256 mismatch"):
+        fetch_model(remote, target, progress=False)
+    assert list(target.parent.iterdir()) == []
