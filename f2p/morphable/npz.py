@@ -42,11 +42,12 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ModelFileError(path, "file not found")
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ModelFileError(path, "is a single .npy array, not an .npz archive")
-        with archive:
-            return {key: archive[key] for key in archive.files}
+        with path.open("rb") as handle:  # our handle, closed even when np.load fails half-way
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ModelFileError(path, "is a single .npy array, not an .npz archive")
+            with archive:
+                return {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
         if isinstance(error, ModelFileError):
             raise
