@@ -1,0 +1,104 @@
+"""Face-region masks from 68 landmarks, and robust per-pixel weights for occlusion-robust photometric losses.
+
+The face region is the polygon of the jaw line (points 0-16) closed over the eyebrows (26 back to 17), minus the
+two eye polygons (36-41, 42-47) and the inner-mouth polygon (60-67). Rasterised in torch at pixel centres (f2p
+convention) with an even-odd point-in-polygon test, one edge at a time (memory B x H x W); with ``softness`` > 0 the
+edge is a sigmoid of the signed distance to the outline, differentiable in the landmarks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from f2p.conventions import INNER_LIPS, JAW, LEFT_BROW, LEFT_EYE, NUM_LANDMARKS, RIGHT_BROW, RIGHT_EYE
+
+FACE_OUTLINE = JAW + LEFT_BROW[::-1] + RIGHT_BROW[::-1]
+"""Jaw from the image-left ear over the chin to the image-right ear, back over the brows."""
+FACE_HOLES = (RIGHT_EYE, LEFT_EYE, INNER_LIPS)
+
+MAD_TO_SIGMA = 1.4826
+"""Median absolute deviation -> standard deviation of a normal distribution."""
+CAUCHY_K = 2.3849
+"""Cauchy tuning constant with 95% efficiency on normal residuals."""
+
+
+def polygon_mask(polygons: Tensor, height: int, width: int, softness: float = 0.0) -> Tensor:
+    """Rasterise closed polygons at pixel centres.
+
+    Args:
+        polygons: (B, N, 2) vertices in pixels, in order (either orientation; self-intersections follow even-odd).
+        height, width: mask size.
+        softness: 0 for a hard 0/1 mask; otherwise the value is ``sigmoid(d / softness)`` with d the signed distance
+            (pixels, positive inside) to the outline.
+
+    Returns:
+        (B, 1, H, W) mask in [0, 1].
+    """
+    B, N, _ = polygons.shape
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=polygons.dtype, device=polygons.device),
+                            torch.arange(width, dtype=polygons.dtype, device=polygons.device), indexing="ij")
+    px, py = xs[None], ys[None]  # (1, H, W) pixel centres
+    inside = torch.zeros(B, height, width, dtype=torch.bool, device=polygons.device)
+    distance = torch.full((B, height, width), float("inf"), dtype=polygons.dtype, device=polygons.device)
+    for i in range(N):
+        a, b = polygons[:, i, :, None, None], polygons[:, (i + 1) % N, :, None, None]  # (B, 2, 1, 1)
+        ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]  # (B, 1, 1)
+        crosses = (ay > py) != (by > py)
+        x_at_y = ax + (py - ay) * (bx - ax) / torch.where(by == ay, torch.ones_like(by), by - ay)
+        inside ^= crosses & (px < x_at_y)
+        if softness > 0:
+            ex, ey = bx - ax, by - ay
+            t = (((px - ax) * ex + (py - ay) * ey) / (ex**2 + ey**2).clamp_min(1e-12)).clamp(0, 1)
+            dx, dy = px - ax - t * ex, py - ay - t * ey
+            distance = torch.minimum(distance, (dx**2 + dy**2 + 1e-12).sqrt())  # eps: finite gradient on the outline
+    if softness <= 0:
+        return inside[:, None].to(polygons.dtype)
+    signed = torch.where(inside, distance, -distance)
+    return torch.sigmoid(signed / softness)[:, None]
+
+
+def face_region_mask(landmarks: Tensor, height: int, width: int, softness: float = 0.0) -> Tensor:
+    """Skin region of the face: jaw-and-brows polygon minus eyes and inner mouth.
+
+    Args:
+        landmarks: (B, 68, 2) iBUG landmarks in pixels of the H x W image.
+        height, width: mask size.
+        softness: edge width in pixels (0: hard mask), see ``polygon_mask``.
+
+    Returns:
+        (B, 1, H, W) mask in [0, 1].
+    """
+    if landmarks.shape[1:] != (NUM_LANDMARKS, 2):
+        raise ValueError(f"expected (B, 68, 2) landmarks, got {tuple(landmarks.shape)}")
+    mask = polygon_mask(landmarks[:, list(FACE_OUTLINE)], height, width, softness)
+    for hole in FACE_HOLES:
+        mask = mask * (1.0 - polygon_mask(landmarks[:, list(hole)], height, width, softness))
+    return mask
+
+
+def robust_weights(residual: Tensor, mask: Tensor | None = None, scale: Tensor | float | None = None) -> Tensor:
+    """Per-pixel Cauchy weights of an iteratively reweighted photometric fit (pixels the model cannot explain,
+    such as hands, hair or glasses in front of the face, get weights near 0).
+
+    ``r_p = ||residual_p||`` over channels, ``w_p = 1 / (1 + (r_p / (k * sigma))^2)`` with ``k = CAUCHY_K`` and
+    ``sigma = MAD_TO_SIGMA * median(r_p)`` over the pixels where ``mask > 0`` (per image) unless ``scale`` is
+    given. The weights are detached: they are constants of each reweighted step (multiply them into the mask of
+    ``f2p.losses.photometric_loss``).
+
+    Args:
+        residual: (B, C, H, W) render minus photo.
+        mask: (B, 1, H, W) pixels that count for the scale estimate, or None for all.
+        scale: sigma (scalar or (B,)), or None to estimate it.
+
+    Returns:
+        (B, 1, H, W) weights in (0, 1].
+    """
+    B = residual.shape[0]
+    r = residual.detach().norm(dim=1, keepdim=True)  # (B, 1, H, W)
+    if scale is None:
+        valid = r if mask is None else torch.where(mask.detach() > 0, r, torch.full_like(r, float("nan")))
+        sigma = MAD_TO_SIGMA * valid.flatten(1).nanmedian(dim=1).values.nan_to_num(0.0)  # (B,)
+    else:
+        sigma = torch.as_tensor(scale, dtype=r.dtype, device=r.device).expand(B)
+    return 1.0 / (1.0 + (r / (CAUCHY_K * sigma.clamp_min(1e-8)).view(B, 1, 1, 1)) ** 2)
