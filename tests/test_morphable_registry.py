@@ -40,6 +40,12 @@ def test_names_resolve_in_model_path_before_cache(roots):
     assert load_model("ict").name == "from_model_path"
 
 
+def test_the_default_model_is_ict(roots):
+    models, _ = roots
+    save_named(models / "ict_facekit" / "ict_facekit.npz", "default")
+    assert load_model().name == "default"
+
+
 def test_model_path_may_list_several_folders(roots, tmp_path, monkeypatch):
     models, _ = roots
     second = tmp_path / "second"

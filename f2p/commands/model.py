@@ -1,7 +1,7 @@
 """Show a face model: vertices, faces, parameter groups, licence; optionally write its neutral mesh.
 
 Examples:
-  python -m f2p model ict                      # by name, searched in F2P_MODEL_PATH, then the cache
+  python -m f2p model                          # the default model (ict), searched in F2P_MODEL_PATH, then the cache
   python -m f2p model sfm --download           # fetch the open model into the cache if it is missing
   python -m f2p model path/to/model.npz --out out/   # writes out/<name>_neutral.obj and out/<name>_model.json
 """
@@ -18,13 +18,15 @@ import torch
 
 from f2p.morphable.base import ModelFileError, MorphableModel
 from f2p.morphable.obj_io import format_obj
-from f2p.morphable.registry import MODEL_NAMES, load_model
+from f2p.morphable.registry import DEFAULT_MODEL, MODEL_NAMES, load_model
 
 SHOWN_NAMES = 6
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help=f"model name ({', '.join(MODEL_NAMES)}) or path to a model file or folder")
+    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                        help=f"model name ({', '.join(MODEL_NAMES)}; default {DEFAULT_MODEL}) or path to a model file "
+                             "or folder")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder to write the neutral mesh (OBJ, metres) and a JSON description into")
     parser.add_argument("--download", action="store_true",

@@ -80,6 +80,8 @@ SOURCES = {source.name: source for source in (
         "Basel Face Model licence: registration required, no redistribution"),
 )}
 PROCEDURAL = "procedural"
+DEFAULT_MODEL = "ict"
+"""The open default: ICT FaceKit (MIT)."""
 MODEL_NAMES = (*SOURCES, PROCEDURAL)
 FOLDER_MARKERS = (ict.NEUTRAL_OBJ, sfm.SHAPE_FILE, RIG_MANIFEST)
 
@@ -108,7 +110,7 @@ def find_model(name: str) -> Path | None:
     return None
 
 
-def load_model(name_or_path: str | os.PathLike, *, download: bool = False) -> MorphableModel:
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, download: bool = False) -> MorphableModel:
     """Load a face model by registry name (``ict``, ``sfm``, ``flame``, ``bfm``, ``procedural``) or by path.
 
     Args:
