@@ -156,3 +156,8 @@ def test_pickled_arrays_are_refused(tmp_path):
     np.savez(path, f2p_header=np.array([{"code": "would run on unpickling"}], dtype=object))
     with pytest.raises(ModelFileError, match=r"pickled\.npz: not a readable \.npz archive .*allow_pickle=False"):
         load_model(path)
+
+
+def test_text_where_numbers_belong(saved):
+    with pytest.raises(ModelFileError, match=r"model\.npz: array 'landmark_confidence' has dtype <U3, expected bool or integer"):
+        load_model(rewrite(saved, landmark_confidence=np.array(["one"] * 68)))

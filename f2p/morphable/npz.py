@@ -34,6 +34,7 @@ VERSION = 1
 HEADER_KEY = "f2p_header"
 BASIS_PREFIX = "basis_"
 _OPTIONAL_ARRAYS = ("albedo_mean", "albedo_basis", "uv", "faces_uv")
+_KIND_NAMES = {"b": "bool", "i": "integer", "u": "unsigned integer", "f": "float", "U": "text"}
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -44,14 +45,12 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         with path.open("rb") as handle:  # our handle, closed even when np.load fails half-way
             archive = np.load(handle, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ModelFileError(path, "is a single .npy array, not an .npz archive")
-            with archive:
-                return {key: archive[key] for key in archive.files}
+            if isinstance(archive, np.lib.npyio.NpzFile):
+                with archive:
+                    return {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-        if isinstance(error, ModelFileError):
-            raise
         raise ModelFileError(path, f"not a readable .npz archive (truncated or corrupt?): {error}") from None
+    raise ModelFileError(path, "is a single .npy array, not an .npz archive")
 
 
 def require(arrays: dict[str, np.ndarray], source: object, key: str, shape: tuple[int | None, ...],
@@ -64,7 +63,8 @@ def require(arrays: dict[str, np.ndarray], source: object, key: str, shape: tupl
         wanted = "(" + ", ".join("*" if n is None else str(n) for n in shape) + ")"
         raise ModelFileError(source, f"array {key!r} has shape {array.shape}, expected {wanted}")
     if array.dtype.kind not in kinds:
-        raise ModelFileError(source, f"array {key!r} has dtype {array.dtype}, expected a numeric array")
+        wanted = " or ".join(_KIND_NAMES.get(k, k) for k in kinds)
+        raise ModelFileError(source, f"array {key!r} has dtype {array.dtype}, expected {wanted} values")
     return array
 
 

@@ -191,8 +191,10 @@ def _load_folder(folder: Path) -> MorphableModel:
 
 def _first_match(folder: Path, patterns: tuple[str, ...]) -> Path | None:
     """The first existing match of ``patterns`` in ``folder``: a model file, or the folder of a folder format."""
+    if not folder.is_dir():
+        return None
     for pattern in patterns:
-        matches = sorted(folder.glob(pattern)) if folder.is_dir() else []
+        matches = sorted(folder.glob(pattern))
         if matches:
             match = matches[0]
             return match.parent if match.name in FOLDER_MARKERS else match
