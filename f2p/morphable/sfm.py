@@ -12,9 +12,10 @@ fits blendshapes with non-negative least squares; 1 is the full captured express
 Landmarks: the 50 iBUG points of ``ibug_to_sfm.txt`` are exact (confidence 1). The 18 others are
 approximations with confidence 0.5: jaw points 1-8 and 10-17 (0-based 0-7, 9-16) are 8 right and 8 left
 points spread evenly by arc length along the eos model contour (interpolated between neighbouring contour
-vertices), from the height of the outer eye corner (where iBUG's jaw line starts) down to the chin; the inner mouth corners 61 and 65 (0-based 60, 64) are
-0.5 * outer mouth corner + 0.25 * each of the two neighbouring inner-lip points. Face region: every vertex
-(the SFM is a face mask from forehead to chin and ear to ear, no back of the head).
+vertices), from the height of the outer eye corner (where iBUG's jaw line starts) down to the chin; the
+inner mouth corners 61 and 65 (0-based 60, 64) are 0.5 * outer mouth corner + 0.25 * each of the two
+neighbouring inner-lip points. Face region: every vertex (the SFM is a face mask from forehead to chin and
+ear to ear, no back of the head).
 
 Licence: the model data are free for non-commercial use only (cvssp.org/facemodel); eos and its mapping
 and contour files are Apache-2.0.
