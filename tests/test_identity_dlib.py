@@ -11,10 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from f2p.perception.identity.dlib_format import packaged_model_path, read_dlib_network
-from f2p.perception.identity.resnet import DlibFaceResNet
-
-DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+from f2p.perception.identity.dlib_format import packaged_model_path
+from f2p.perception.identity.embedder import DLIB_MODEL_FILE, DLIB_SAME_PERSON_DISTANCE, DlibFaceEmbedder
+from f2p.perception.identity.base import identity_similarity
 
 PARITY_ATOL = 1e-4
 
@@ -58,11 +57,11 @@ def dlib_faces(faces_dir: Path) -> dict[str, DlibFace]:
 
 
 @pytest.fixture(scope="module")
-def embedder() -> DlibFaceResNet:
-    return DlibFaceResNet.from_dlib(read_dlib_network(packaged_model_path(DLIB_MODEL_FILE)))
+def embedder() -> DlibFaceEmbedder:
+    return DlibFaceEmbedder.from_default_weights()
 
 
-def test_descriptors_match_dlib_on_the_same_chips(dlib_faces: dict[str, DlibFace], embedder: DlibFaceResNet) -> None:
+def test_descriptors_match_dlib_on_the_same_chips(dlib_faces: dict[str, DlibFace], embedder: DlibFaceEmbedder) -> None:
     assert len(dlib_faces) >= 10, f"dlib found faces in only {len(dlib_faces)} photos"
     chips = torch.stack([face.chip for face in dlib_faces.values()])
     reference = torch.stack([face.descriptor for face in dlib_faces.values()])
@@ -73,3 +72,50 @@ def test_descriptors_match_dlib_on_the_same_chips(dlib_faces: dict[str, DlibFace
     assert error.max() < PARITY_ATOL, f"max abs difference {worst[0]:.2e} on {worst[1]}"
     # dlib returns the raw fc output, not a unit vector.
     assert (reference.norm(dim=1) > 1.1).all()
+
+
+def test_differentiable_chips_match_dlib_get_face_chip(
+    dlib_faces: dict[str, DlibFace], embedder: DlibFaceEmbedder
+) -> None:
+    ours = torch.cat([embedder.align(face.image[None], face.landmarks[None]) for face in dlib_faces.values()])
+    reference = torch.stack([face.chip for face in dlib_faces.values()])  # (B, 3, 150, 150)
+    # dlib truncates to 8 bits (and its pyramid levels too, for large faces): about 0.5-1 grey level.
+    pixel_error = (ours - reference).abs().mean(dim=(1, 2, 3)) * 255  # (B,)
+    with torch.no_grad():
+        similarity = identity_similarity(embedder(ours), embedder(reference))  # (B,)
+    for name, error, cosine in zip(dlib_faces, pixel_error.tolist(), similarity.tolist()):
+        assert error < 1.2, f"{name}: mean abs chip difference {error:.2f} grey levels"
+        assert cosine > 0.9995, f"{name}: cosine {cosine:.5f} between the embeddings of the two chips"
+
+
+def test_same_person_is_closer_than_different_people(
+    dlib_faces: dict[str, DlibFace], embedder: DlibFaceEmbedder
+) -> None:
+    names = ["idpair_obama", "idpair_obama2", "idpair_biden", "idpair_biden2"]
+    with torch.no_grad():
+        e = {n: embedder.embed(dlib_faces[n].image[None], dlib_faces[n].landmarks[None])[0] for n in names}
+    same = [("idpair_obama", "idpair_obama2"), ("idpair_biden", "idpair_biden2")]
+    cross = [(a, b) for a in names[:2] for b in names[2:]]
+
+    def distance(pair: tuple[str, str]) -> float:
+        return (e[pair[0]] - e[pair[1]]).norm().item()
+
+    def cosine(pair: tuple[str, str]) -> float:
+        return identity_similarity(e[pair[0]][None], e[pair[1]][None]).item()
+
+    assert max(map(distance, same)) < DLIB_SAME_PERSON_DISTANCE < min(map(distance, cross))
+    assert min(map(cosine, same)) > max(map(cosine, cross))
+
+
+def test_gradients_reach_the_image_and_landmarks_not_the_weights(
+    dlib_faces: dict[str, DlibFace], embedder: DlibFaceEmbedder
+) -> None:
+    face = dlib_faces["idpair_obama2"]  # large enough for dlib's pyramid path
+    image = face.image[None].clone().requires_grad_(True)
+    landmarks = face.landmarks[None].clone().requires_grad_(True)
+    target = face.descriptor[None].float()
+    loss = 1 - identity_similarity(embedder.embed(image, landmarks), target).sum()
+    loss.backward()
+    assert image.grad is not None and image.grad.isfinite().all() and image.grad.abs().sum() > 0
+    assert landmarks.grad is not None and landmarks.grad.isfinite().all() and landmarks.grad.abs().sum() > 0
+    assert all(not p.requires_grad and p.grad is None for p in embedder.parameters())
