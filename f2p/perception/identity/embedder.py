@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from f2p.perception.identity.arcface import ArcFaceEmbedder
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.perception.identity.chip import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE, extract_dlib_face_chips
 from f2p.perception.identity.dlib_format import DlibNetwork, packaged_model_path, read_dlib_network
@@ -16,7 +17,7 @@ DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_SAME_PERSON_DISTANCE = 0.6
 """dlib's threshold: two raw descriptors closer than this (Euclidean) are taken as the same person."""
 
-EMBEDDER_NAMES = ("dlib",)
+EMBEDDER_NAMES = ("dlib", "arcface")
 
 
 @lru_cache(maxsize=4)
@@ -73,11 +74,20 @@ class DlibFaceEmbedder(FaceEmbedder):
 
 
 def create_embedder(name: str, weights: str | Path | None = None) -> FaceEmbedder:
-    """An embedder by name: "dlib" (weights: a dlib .dat, default the packaged model).
+    """An embedder by name.
+
+    Args:
+        name: "dlib" (weights: a dlib .dat, default the packaged model) or "arcface" (weights: an
+            insightface arcface_torch IResNet state dict ``.pth``, required: none ships with f2p).
 
     Raises:
-        ValueError: unknown name.
+        ValueError: unknown name, or "arcface" without weights.
+        ModelFileError: unreadable weights.
     """
     if name == "dlib":
         return DlibFaceEmbedder.from_default_weights() if weights is None else DlibFaceEmbedder.from_file(weights)
+    if name == "arcface":
+        if weights is None:
+            raise ValueError("the arcface embedder needs weights: an arcface_torch IResNet .pth state dict")
+        return ArcFaceEmbedder.from_file(weights)
     raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDER_NAMES)}")
