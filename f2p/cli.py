@@ -15,7 +15,10 @@ from collections.abc import Sequence
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 # name -> module in f2p.commands; imported lazily so `--help` stays fast.
-FRIENDLY_COMMANDS: dict[str, str] = {"model": "f2p.commands.model"}
+FRIENDLY_COMMANDS: dict[str, str] = {
+    "prepare": "f2p.commands.prepare",
+    "model": "f2p.commands.model",
+}
 
 
 def _friendly_parser(name: str) -> tuple[argparse.ArgumentParser, object]:

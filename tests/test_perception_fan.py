@@ -46,5 +46,6 @@ def test_fan_landmarks_agree_with_68_point_annotations(faces_dir: Path) -> None:
         errors.append(float(nme(face.landmarks, truth)))
         offsets.append((face.landmarks - truth)[17:].mean(0))
         print(f"{key:40s} {100 * errors[-1]:6.2f} %")
-    print(f"mean {100 * np.mean(errors):.2f} %, mean offset FAN - annotation {torch.stack(offsets).mean(0).tolist()} px")
+    offset = torch.stack(offsets).mean(0).tolist()
+    print(f"mean {100 * np.mean(errors):.2f} %, mean offset FAN - annotation (inner 51 points) {offset} px")
     assert np.mean(errors) < FAN_MEAN_NME_MAX

@@ -27,7 +27,7 @@ def test_soft_mask_is_half_on_the_outline_and_differentiable() -> None:
     square = torch.tensor([[[2.0, 2.0], [12.0, 2.0], [12.0, 12.0], [2.0, 12.0]]], dtype=torch.float64,
                           requires_grad=True)
     mask = polygon_mask(square, 16, 16, softness=1.0)
-    assert mask[0, 0, 7, 2].item() == pytest.approx(0.5, abs=1e-5)  # the left edge passes through pixel centre (x=2, y=7)
+    assert mask[0, 0, 7, 2].item() == pytest.approx(0.5, abs=1e-5)  # left edge through pixel centre (2, 7)
     assert mask[0, 0, 7, 7] > 0.99 and mask[0, 0, 7, 15] < 0.05
     mask.sum().backward()
     assert torch.isfinite(square.grad).all() and square.grad.abs().sum() > 0

