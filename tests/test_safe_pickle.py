@@ -107,7 +107,9 @@ def test_fake_chumpy_array_loads_as_numpy_without_chumpy(tmp_path):
     value = np.arange(24.0).reshape(2, 3, 4)
     sys.modules.update({"chumpy": package, "chumpy.ch": module})
     try:
-        payload = pickle.dumps({"shapedirs": Ch(value), "list": [Ch(np.ones(2))]}, protocol=2)
+        expression = Ch(None)
+        del expression.x  # an unevaluated chumpy expression stores no value
+        payload = pickle.dumps({"shapedirs": Ch(value), "list": [Ch(np.ones(2))], "sum": expression}, protocol=2)
     finally:
         del sys.modules["chumpy"], sys.modules["chumpy.ch"]
     path = tmp_path / "chumpy.pkl"
@@ -116,7 +118,7 @@ def test_fake_chumpy_array_loads_as_numpy_without_chumpy(tmp_path):
         pickle.loads(payload)  # control: plain pickle needs chumpy
     loaded = safe_load_pickle(path)
     assert type(loaded["shapedirs"]) is np.ndarray and np.array_equal(loaded["shapedirs"], value)
-    assert np.array_equal(loaded["list"][0], np.ones(2))
+    assert np.array_equal(loaded["list"][0], np.ones(2)) and loaded["sum"] is None
 
 
 def test_object_npy_with_numpy_and_torch_values(tmp_path):

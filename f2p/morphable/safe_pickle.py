@@ -10,7 +10,8 @@ resolves only an allowlist of globals and refuses every other one with a ``Model
   ``collections.OrderedDict``, ``copyreg._reconstructor`` and ``_codecs.encode``, which Python 2
   and protocol 0-2 pickles use to rebuild the above;
 * chumpy arrays (``chumpy.*``, stored in FLAME's ``generic_model.pkl``), mapped to a stand-in that
-  keeps only their value ``x``, so chumpy need not be installed;
+  keeps only their value ``x``, so chumpy need not be installed (an unevaluated chumpy expression,
+  which has no ``x``, loads as None);
 * torch tensors (``torch._utils._rebuild_tensor_v2``; DECA's ``landmark_embedding.npy`` holds some),
   whose storage bytes are read with ``torch.load(weights_only=True)``, torch's own restricted loader.
 
@@ -129,11 +130,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _to_plain(obj: Any, source: Path) -> Any:
     """Replace chumpy stand-ins and torch tensors inside dicts, lists, tuples and object arrays by numpy arrays."""
-    if isinstance(obj, _ChumpyArray):
-        if obj.x is None:
-            raise ModelFileError(source, "holds a chumpy expression without a stored value 'x'; "
-                                         "re-save the model with plain numpy arrays")
-        return np.asarray(_to_plain(obj.x, source))
+    if isinstance(obj, _ChumpyArray):  # an unevaluated chumpy expression has no "x": None
+        return None if obj.x is None else np.asarray(_to_plain(obj.x, source))
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu().numpy()
     if isinstance(obj, dict):
