@@ -16,6 +16,7 @@ from f2p.perception.identity.dlib_format import (
     packaged_model_path,
     read_dlib_network,
 )
+from f2p.perception.identity.embedder import DlibFaceEmbedder
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
@@ -75,6 +76,13 @@ def test_unknown_layer_type_is_reported(model_path: Path, tmp_path: Path) -> Non
 def test_trailing_bytes_are_reported(model_path: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="4 unexpected trailing bytes"):
         read_dlib_network(_broken_copy(tmp_path, model_path.read_bytes() + b"\0\0\0\0"))
+
+
+def test_a_dlib_network_of_another_architecture_is_rejected(model_path: Path, tmp_path: Path) -> None:
+    data = model_path.read_bytes().replace(b"max_pool_2", b"avg_pool_2", 1)  # still a valid dlib file
+    expected = r"not dlib's face-recognition ResNet: layer<126>: expected PoolLayer\(kind='max'"
+    with pytest.raises(ModelFileError, match=expected):
+        DlibFaceEmbedder.from_file(_broken_copy(tmp_path, data))
 
 
 def test_other_files_are_rejected(faces_dir: Path, tmp_path: Path) -> None:

@@ -179,6 +179,7 @@ class ArcFaceEmbedder(FaceEmbedder):
     def forward(self, chips: Tensor) -> Tensor:
         """(B, 3, 112, 112) RGB chips in [0, 1] -> (B, 512) features."""
         B, C, H, W = chips.shape
-        if (C, H, W) != (3, ARCFACE_CHIP_SIZE, ARCFACE_CHIP_SIZE):
-            raise ValueError(f"expected chips (B, 3, {ARCFACE_CHIP_SIZE}, {ARCFACE_CHIP_SIZE}), got {tuple(chips.shape)}")
+        S = ARCFACE_CHIP_SIZE
+        if (C, H, W) != (3, S, S):
+            raise ValueError(f"expected chips of shape (B, 3, {S}, {S}), got {tuple(chips.shape)}")
         return self.network(chips * 2.0 - 1.0)  # arcface_torch: (x / 255 - 0.5) / 0.5

@@ -20,6 +20,7 @@ The format (dlib/serialize.h, dlib/dnn/core.h, layers.h, input.h, loss.h, cuda/t
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 
 _FLOAT_INF, _FLOAT_NINF, _FLOAT_NAN = 32000, 32001, 32002  # dlib float_details special exponents
-_ADD_LAYER_VERSION = 2  # add_layer over another layer (dlib >= 19.2)
+_ADD_LAYER_VERSION = 2  # add_layer over another layer
 _TAG_OR_SKIP_VERSION = 1  # add_tag_layer / add_skip_layer over another layer
 _INPUT_ADD_LAYER_VERSIONS = (2, 3)  # add_layer directly over the input layer
 
@@ -227,22 +228,15 @@ class _Reader:
         return self.dims(what)
 
 
-def _numel(dims: tuple[int, ...]) -> int:
-    out = 1
-    for d in dims:
-        out *= d
-    return out
-
-
 def _split_params(r: _Reader, params: Tensor, shapes: list[tuple[int, ...]], what: str) -> list[Tensor]:
     """Consecutive views of ``params`` with the given shapes (dlib alias tensors at increasing offsets)."""
-    total = sum(_numel(s) for s in shapes)
+    total = sum(math.prod(s) for s in shapes)
     if total != params.numel():
         raise r.error(f"{what}: parameter tensor has {params.numel()} values, its views need {total}")
     out, offset = [], 0
     for shape in shapes:
-        out.append(params[offset : offset + _numel(shape)].reshape(shape))
-        offset += _numel(shape)
+        out.append(params[offset : offset + math.prod(shape)].reshape(shape))
+        offset += math.prod(shape)
     return out
 
 
@@ -259,7 +253,7 @@ def _read_conv(r: _Reader, version: str) -> ConvLayer:
     use_bias = r.bool("con_ use_bias") if version == "con_5" else True
     if filters[0] != num_filters or filters[2:] != (nr, nc):
         raise r.error(f"con_ filters {filters} disagree with num_filters={num_filters}, nr={nr}, nc={nc}")
-    if use_bias and _numel(biases) != num_filters:
+    if use_bias and math.prod(biases) != num_filters:
         raise r.error(f"con_ biases {biases} disagree with num_filters={num_filters}")
     shapes: list[tuple[int, ...]] = [filters] + ([(num_filters,)] if use_bias else [])
     weight, *bias = _split_params(r, params, shapes, "con_")
@@ -272,7 +266,7 @@ def _read_affine(r: _Reader, version: str) -> AffineLayer:
     r.int("affine_ mode")
     if version == "affine_2" and r.bool("affine_ is_disabled"):
         raise r.error("disabled affine_ layers (fused into convolutions) are not supported")
-    channels = _numel(gamma_dims)
+    channels = math.prod(gamma_dims)
     if beta_dims != gamma_dims:
         raise r.error(f"affine_ gamma {gamma_dims} and beta {beta_dims} differ")
     gamma, beta = _split_params(r, params, [(channels,), (channels,)], "affine_")
@@ -379,7 +373,8 @@ def read_dlib_network(path: str | Path) -> DlibNetwork:
         elif version == _TAG_OR_SKIP_VERSION:
             wrappers.append("tag")
         else:
-            raise r.error(f"unexpected layer version {version} (expected {_ADD_LAYER_VERSION} or {_TAG_OR_SKIP_VERSION})")
+            expected = f"{_ADD_LAYER_VERSION} or {_TAG_OR_SKIP_VERSION}"
+            raise r.error(f"unexpected layer version {version} (expected {expected})")
 
     # Then back up: details follow the subnetwork, innermost first.
     input_layer = _read_input(r)

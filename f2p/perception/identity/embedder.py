@@ -10,7 +10,12 @@ from torch import Tensor
 from f2p.perception.identity.arcface import ArcFaceEmbedder
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.perception.identity.chip import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE, extract_dlib_face_chips
-from f2p.perception.identity.dlib_format import DlibNetwork, packaged_model_path, read_dlib_network
+from f2p.perception.identity.dlib_format import (
+    DlibNetwork,
+    ModelFileError,
+    packaged_model_path,
+    read_dlib_network,
+)
 from f2p.perception.identity.resnet import EMBEDDING_DIM, DlibFaceResNet
 
 DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -50,10 +55,15 @@ class DlibFaceEmbedder(FaceEmbedder):
         """Load weights from a dlib ``.dat`` file (parsed once per process and path).
 
         Raises:
-            ModelFileError: missing, truncated or corrupt file.
-            ValueError: a readable dlib network with another architecture.
+            ModelFileError: missing, truncated or corrupt file, or a dlib network of another architecture.
         """
-        return cls(DlibFaceResNet.from_dlib(_read_cached(Path(path).resolve())))
+        path = Path(path).resolve()
+        network = _read_cached(path)
+        try:
+            model = DlibFaceResNet.from_dlib(network)
+        except ValueError as err:
+            raise ModelFileError(path, f"not dlib's face-recognition ResNet: {err}") from err
+        return cls(model)
 
     @classmethod
     def from_default_weights(cls) -> DlibFaceEmbedder:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from f2p.perception.identity.chip import DLIB_CHIP_SIZE
 from f2p.perception.identity.dlib_format import (
     AddPrevLayer,
     AffineLayer,
@@ -36,7 +37,6 @@ from f2p.perception.identity.dlib_format import (
     TagLayer,
 )
 
-CHIP_SIZE = 150
 EMBEDDING_DIM = 128
 INPUT_SCALE = 256.0
 """dlib's input_rgb_image divides (pixel - mean) by 256 (dlib/dnn/input.h)."""
@@ -129,8 +129,9 @@ class DlibFaceResNet(nn.Module):
     def forward(self, chips: Tensor) -> Tensor:
         """(B, 3, 150, 150) RGB in [0, 1] -> (B, 128)."""
         B, C, H, W = chips.shape
-        if (C, H, W) != (3, CHIP_SIZE, CHIP_SIZE):
-            raise ValueError(f"expected chips of shape (B, 3, {CHIP_SIZE}, {CHIP_SIZE}), got {tuple(chips.shape)}")
+        S = DLIB_CHIP_SIZE
+        if (C, H, W) != (3, S, S):
+            raise ValueError(f"expected chips of shape (B, 3, {S}, {S}), got {tuple(chips.shape)}")
         x = (chips * 255.0 - self.mean_rgb[:, None, None]) / INPUT_SCALE
         x = F.max_pool2d(F.relu(self.affine(self.conv(x))), 3, 2)  # (B, 32, 35, 35)
         x = self.blocks(x)  # (B, 256, 2, 2)
@@ -151,8 +152,8 @@ class DlibFaceResNet(nn.Module):
             ValueError: the file's layers do not match this architecture.
         """
         model = cls(network.input.mean_rgb)
-        if network.input.size != (CHIP_SIZE, CHIP_SIZE):
-            raise ValueError(f"expected a {CHIP_SIZE}x{CHIP_SIZE} input layer, the file has {network.input.size}")
+        if network.input.size != (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE):
+            raise ValueError(f"expected a {DLIB_CHIP_SIZE}-pixel square input layer, the file has {network.input.size}")
         layout = model.dlib_layout()
         if len(layout) != len(network.layers):
             raise ValueError(f"expected {len(layout)} dlib layers, the file has {len(network.layers)}")
@@ -177,7 +178,8 @@ def _load_slot(slot: DlibSlot, layer: Layer, where: str) -> None:
             raise ValueError(f"{where}: expected fc_no_bias, the file's fc has a bias")
         _copy(slot.weight, layer.weight.T, where)  # dlib stores (inputs, outputs)
     elif slot != layer:
-        raise ValueError(f"{where}: expected {slot!r}, the file has {type(layer).__name__}")
+        found = type(layer).__name__ if isinstance(layer, (ConvLayer, AffineLayer, FcLayer)) else repr(layer)
+        raise ValueError(f"{where}: expected {slot!r}, the file has {found}")
 
 
 def _copy(target: Tensor, source: Tensor, where: str) -> None:
