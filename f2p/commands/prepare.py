@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="photos, or folders whose photos (by suffix) are taken")
     parser.add_argument("--out", type=Path, required=True, help="cache folder (records/ and summary files)")
     parser.add_argument("--detector", choices=DETECTOR_NAMES, default="auto",
-                        help="landmark detector (default auto: FAN if its weights are on disk, else dlib)")
+                        help="landmark detector (default auto: FAN if its weights are on disk, else dlib HOG; "
+                             "dlib-mmod: dlib's CNN face detector, slower, finds more faces)")
     parser.add_argument("--device", default="cpu", help="torch device for FAN and the identity network")
     parser.add_argument("--all-faces", action="store_true", help="keep every face, not only the largest")
     parser.add_argument("--no-embed", action="store_true", help="skip identity embeddings")
