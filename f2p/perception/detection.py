@@ -96,6 +96,11 @@ class DetectionFailure:
         return f"{self.path}: {self.reason}"
 
 
+def largest_first(faces: list[FaceDetection]) -> list[FaceDetection]:
+    """Faces ordered by box area, largest first (the order every ``LandmarkDetector`` returns)."""
+    return sorted(faces, key=lambda face: face.area, reverse=True)
+
+
 def to_uint8_hwc(image: Tensor) -> np.ndarray:
     """(3, H, W) image in [0, 1] -> (H, W, 3) contiguous uint8 numpy array, the input of dlib and face-alignment."""
     return (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
@@ -115,12 +120,10 @@ def detect_faces(image: Tensor, detector: LandmarkDetector, max_side: int = DETE
     _, H, W = image.shape
     factor = max(H, W) / max_side
     if factor <= 1.0:
-        faces = detector.detect(image)
-    else:
-        size = (max(1, round(H / factor)), max(1, round(W / factor)))
-        small = F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
-        faces = [face.rescaled(W / size[1], H / size[0]) for face in detector.detect(small.clamp(0, 1))]
-    return sorted(faces, key=lambda face: face.area, reverse=True)
+        return detector.detect(image)
+    size = (max(1, round(H / factor)), max(1, round(W / factor)))
+    small = F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    return [face.rescaled(W / size[1], H / size[0]) for face in detector.detect(small.clamp(0, 1))]
 
 
 def detect_photo(path: str | os.PathLike, detector: LandmarkDetector, all_faces: bool = False,

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from f2p.conventions import NUM_LANDMARKS
-from f2p.perception.detection import FaceDetection, to_uint8_hwc
+from f2p.perception.detection import FaceDetection, largest_first, to_uint8_hwc
 
 
 class DlibDetector:
@@ -55,4 +55,4 @@ class DlibDetector:
                                   dtype=torch.float32)
             box = torch.tensor([rect.left() - 0.5, rect.top() - 0.5, rect.right() + 0.5, rect.bottom() + 0.5])
             faces.append(FaceDetection(box, float(score), points, torch.ones(NUM_LANDMARKS), self.name))
-        return sorted(faces, key=lambda face: face.area, reverse=True)
+        return largest_first(faces)

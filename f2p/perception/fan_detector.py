@@ -32,7 +32,7 @@ from face_alignment.detection.blazeface.blazeface_detector import models_urls as
 from face_alignment.detection.sfd.sfd_detector import models_urls as sfd_urls
 from torch import Tensor
 
-from f2p.perception.detection import FaceDetection, to_uint8_hwc
+from f2p.perception.detection import FaceDetection, largest_first, to_uint8_hwc
 
 FAN_NETWORK = "2DFAN-4"
 FACE_DETECTOR_URLS: dict[str, tuple[str, ...]] = {
@@ -93,7 +93,7 @@ def fan_detections(landmarks: list[np.ndarray] | None, scores: list[np.ndarray] 
         )
         for points, peaks, box in zip(landmarks, scores, boxes)
     ]
-    return sorted(faces, key=lambda face: face.area, reverse=True)
+    return largest_first(faces)
 
 
 class FanDetector:
