@@ -92,6 +92,23 @@ def sh_shading(normals: Tensor, coeffs: Tensor) -> Tensor:
     return (flat @ coeffs).reshape(*normals.shape)
 
 
+def sh_shading_indexed(normals: Tensor, coeffs: Tensor, batch: Tensor) -> Tensor:
+    """Shade a flat list of normals, each with the light of its batch item.
+
+    Args:
+        normals: (M, 3) unit normals in the light frame.
+        coeffs: (B, 9, 3) SH coefficients per batch item.
+        batch: (M,) batch item of each normal.
+
+    Returns:
+        (M, 3) RGB shading.
+    """
+    if coeffs.ndim != 3 or coeffs.shape[1:] != (NUM_SH, 3):
+        raise ValueError(f"coeffs must have shape (B, {NUM_SH}, 3), got {tuple(coeffs.shape)}")
+    basis = sh_basis(normals)  # (M, 9)
+    return torch.bmm(basis[:, None, :], coeffs.index_select(0, batch))[:, 0]  # (M, 1, 9) @ (M, 9, 3)
+
+
 def default_sh(batch_size: int, device: torch.device | str | None = None,
                dtype: torch.dtype = torch.float32) -> Tensor:
     """(B, 9, 3) white light: ambient ``DEFAULT_AMBIENT`` plus ``DEFAULT_FRONTAL`` on camera-facing normals.

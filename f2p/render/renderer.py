@@ -19,9 +19,10 @@ from torch import Tensor, nn
 
 from f2p.render.antialias import antialias
 from f2p.render.cameras import Camera
-from f2p.render.interpolate import interpolate_vertex_attributes
-from f2p.render.lighting import CAMERA_TO_LIGHT, NUM_SH, sh_shading
+from f2p.render.interpolate import interpolate_at
+from f2p.render.lighting import CAMERA_TO_LIGHT, NUM_SH, sh_shading_indexed
 from f2p.render.normals import check_faces, vertex_normals
+from f2p.render.rasterize.barycentric import CoveredPixels
 from f2p.render.rasterize.factory import get_rasterizer, resolve_backend
 from f2p.render.rasterize.fragments import MIN_DEPTH, Fragments, Rasterizer
 from f2p.render.texture import UVTexture
@@ -127,17 +128,19 @@ class MeshRenderer(nn.Module):
         # Non-finite vertices: replaced by zeros for the arithmetic (so no NaN reaches a gradient),
         # then marked NaN in screen space so the rasterizers drop their faces.
         finite = torch.isfinite(verts).all(-1, keepdim=True)  # (B, V, 1)
-        verts_cam = camera.to_camera(torch.where(finite, verts, torch.zeros_like(verts)))
-        screen = torch.where(finite, camera.screen_from_camera(verts_cam), torch.full_like(verts_cam, float("nan")))
+        verts_cam = camera.to_camera(torch.where(finite, verts, 0.0))
+        screen = torch.where(finite, camera.screen_from_camera(verts_cam), float("nan"))
         fragments = self.rasterizer(verts.device)(screen, faces, (H, W), camera.is_perspective)
 
-        albedo, normals = self._surface(verts_cam, finite, faces, fragments, colors, texture)
+        # Shading runs on the M covered pixels only, then is scattered into the frame.
+        pixels = CoveredPixels.from_pix_to_face(fragments.pix_to_face)
+        albedo, normals = self._surface(verts_cam, finite, faces, pixels, pixels.gather(fragments.bary), colors,
+                                        texture)  # (M, 3) each
         light_normals = normals @ CAMERA_TO_LIGHT.to(normals).T
-        radiance = albedo * sh_shading(light_normals, sh_coeffs)  # (B, H, W, 3)
-        covered = fragments.mask[..., None]  # (B, H, W, 1)
+        radiance = albedo * sh_shading_indexed(light_normals, sh_coeffs, pixels.batch)  # (M, 3)
         background = torch.tensor(self.background, device=verts.device, dtype=radiance.dtype)
-        image = torch.where(covered, radiance, background)
-        mask = covered.to(radiance.dtype)
+        image = pixels.scatter(radiance, fill=background)  # (B, H, W, 3)
+        mask = fragments.mask[..., None].to(radiance.dtype)  # (B, H, W, 1)
         if self.soft:
             blended = antialias(torch.cat([image, mask], -1), fragments, screen, faces)
             image, mask = blended[..., :3], blended[..., 3:]
@@ -147,8 +150,9 @@ class MeshRenderer(nn.Module):
             landmarks2d, visible = self._landmarks(landmarks, camera, fragments)
         return RenderOutput(
             image=_channels_first(image), mask=_channels_first(mask), depth=fragments.zbuf[:, None],
-            normals=_channels_first(normals), albedo=_channels_first(albedo), pix_to_face=fragments.pix_to_face,
-            bary=fragments.bary, landmarks2d=landmarks2d, landmarks_visible=visible)
+            normals=_channels_first(pixels.scatter(normals)), albedo=_channels_first(pixels.scatter(albedo)),
+            pix_to_face=fragments.pix_to_face, bary=fragments.bary, landmarks2d=landmarks2d,
+            landmarks_visible=visible)
 
     @staticmethod
     def _check_inputs(B: int, V: int, camera: Camera, sh_coeffs: Tensor, colors: Tensor | None,
@@ -165,20 +169,19 @@ class MeshRenderer(nn.Module):
             raise ValueError(f"landmarks must have shape ({B}, L, 3), got {tuple(landmarks.shape)}")
 
     @staticmethod
-    def _surface(verts_cam: Tensor, finite: Tensor, faces: Tensor, fragments: Fragments, colors: Tensor | None,
-                 texture: UVTexture | None) -> tuple[Tensor, Tensor]:
-        """Per-pixel albedo (B, H, W, 3) and unit camera-frame normals (B, H, W, 3), 0 where empty."""
-        nan = torch.full_like(verts_cam, float("nan"))
-        vertex_n = vertex_normals(torch.where(finite, verts_cam, nan), faces)  # faces with NaN corners skipped
+    def _surface(verts_cam: Tensor, finite: Tensor, faces: Tensor, pixels: CoveredPixels, bary: Tensor,
+                 colors: Tensor | None, texture: UVTexture | None) -> tuple[Tensor, Tensor]:
+        """Albedo (M, 3) and unit camera-frame normals (M, 3) at the covered pixels."""
+        vertex_n = vertex_normals(torch.where(finite, verts_cam, float("nan")), faces)  # NaN faces are skipped
         per_vertex = vertex_n if colors is None else torch.cat([vertex_n, colors.to(vertex_n.dtype)], -1)
-        interpolated = interpolate_vertex_attributes(per_vertex, faces, fragments)  # one gather for both
-        normals = F_nn.normalize(interpolated[..., :3], dim=-1)
+        interpolated = interpolate_at(per_vertex, faces, pixels, bary)  # one gather for both
+        normals = F_nn.normalize(interpolated[:, :3], dim=-1)
         if colors is not None:
-            albedo = interpolated[..., 3:]
+            albedo = interpolated[:, 3:]
         elif texture is not None:
-            albedo = texture.sample(fragments)
+            albedo = texture.sample(pixels, bary)
         else:
-            albedo = fragments.mask[..., None].to(normals.dtype) * DEFAULT_ALBEDO
+            albedo = torch.full_like(normals, DEFAULT_ALBEDO)
         return albedo, normals
 
     @staticmethod

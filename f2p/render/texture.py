@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F_nn
 from torch import Tensor
 
-from f2p.render.interpolate import interpolate_vertex_attributes
+from f2p.render.interpolate import interpolate_at
 from f2p.render.normals import check_faces
-from f2p.render.rasterize.fragments import Fragments
+from f2p.render.rasterize.barycentric import CoveredPixels
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,21 @@ class UVTexture:
             raise ValueError(f"texture uv must have shape (T, 2), got {tuple(self.uv.shape)}")
         check_faces(self.faces_uv, self.uv.shape[0])
 
-    def sample(self, fragments: Fragments) -> Tensor:
-        """Colour per pixel: (B, H, W, 3), 0 where empty."""
-        B = fragments.pix_to_face.shape[0]
+    def sample(self, pixels: CoveredPixels, bary: Tensor) -> Tensor:
+        """Colour at covered pixels.
+
+        Args:
+            pixels: the M covered pixels of a (B, H, W) render.
+            bary: (M, 3) their barycentrics.
+
+        Returns:
+            (M, 3) RGB, differentiable with respect to the texture image and the barycentrics.
+        """
+        B = pixels.shape[0]
         if self.image.shape[0] != B:
             raise ValueError(f"texture image batch {self.image.shape[0]} differs from the render batch {B}")
-        uv = interpolate_vertex_attributes(self.uv.expand(B, -1, -1), self.faces_uv.long(), fragments)  # (B, H, W, 2)
-        grid = torch.stack([2.0 * uv[..., 0] - 1.0, 1.0 - 2.0 * uv[..., 1]], -1)  # grid_sample: y down
+        uv = interpolate_at(self.uv.expand(B, -1, -1), self.faces_uv.long(), pixels, bary)  # (M, 2)
+        grid = pixels.scatter(torch.stack([2.0 * uv[:, 0] - 1.0, 1.0 - 2.0 * uv[:, 1]], -1))  # grid_sample: y down
         colour = F_nn.grid_sample(self.image.to(uv.dtype), grid, mode="bilinear", padding_mode="border",
                                   align_corners=False)  # (B, 3, H, W)
-        colour = colour.permute(0, 2, 3, 1)
-        return torch.where(fragments.mask[..., None], colour, torch.zeros_like(colour))
+        return pixels.gather(colour.permute(0, 2, 3, 1))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from f2p.render.rasterize.barycentric import barycentrics_at_pixels
+from f2p.render.rasterize.barycentric import CoveredPixels, barycentrics_of
 from f2p.render.rasterize.fragments import MIN_DEPTH, Fragments, check_inputs, empty_fragments
 
 DEFAULT_MAX_CANDIDATES = 1 << 22
@@ -36,10 +36,12 @@ MIN_DOUBLE_AREA = 1e-12
 _FLOAT_BITS_MAX = 0x7FFFFFFF
 _EMPTY = torch.iinfo(torch.int64).max
 
-# Columns of the per-triangle float table used by candidates.
-_X0, _Y0, _B1X, _B1Y, _B2X, _B2Y, _Q0, _Q1, _Q2 = range(9)
-# Columns of the per-triangle integer table.
-_START, _WIDTH, _XMIN, _YMIN, _PIXEL_BASE, _FACE = range(6)
+# Rows of the per-triangle float table: barycentrics b1, b2 and depth plane q (q = 1 / Z for a
+# pinhole, Z otherwise), each as its value at the bbox origin and its steps per pixel in x and y.
+_B1, _B1X, _B1Y, _B2, _B2X, _B2Y, _Q, _QX, _QY = range(9)
+# Rows of the per-triangle integer table: first candidate, bbox width, flat index of the bbox origin
+# (b * H * W + ymin * W + xmin), face index.
+_START, _WIDTH, _ORIGIN, _FACE = range(4)
 
 
 class TorchRasterizer:
@@ -65,8 +67,9 @@ class TorchRasterizer:
         faces = faces.long()
         with torch.no_grad():
             pix_to_face = self.visible_faces(screen_verts.detach(), faces, image_size, perspective_correct)
-        bary, zbuf = barycentrics_at_pixels(screen_verts, faces, pix_to_face, perspective_correct)
-        return Fragments(pix_to_face=pix_to_face, bary=bary, zbuf=zbuf)
+        pixels = CoveredPixels.from_pix_to_face(pix_to_face)
+        bary, zbuf = barycentrics_of(screen_verts, faces, pixels, perspective_correct)
+        return Fragments(pix_to_face=pix_to_face, bary=pixels.scatter(bary), zbuf=pixels.scatter(zbuf[:, None])[..., 0])
 
     def visible_faces(self, screen_verts: Tensor, faces: Tensor, image_size: tuple[int, int],
                       perspective_correct: bool) -> Tensor:
@@ -78,7 +81,8 @@ class TorchRasterizer:
         face_bits = max(int(F - 1).bit_length(), 1)
         zkey = torch.full((B * H * W,), _EMPTY, dtype=torch.long, device=screen_verts.device)
         for lo, hi in _chunks(counts, self.max_candidates):
-            pixel, key = _candidates(floats[lo:hi], ints[lo:hi], counts[lo:hi], W, face_bits, perspective_correct)
+            pixel, key = _candidates(floats[:, lo:hi], ints[:, lo:hi], counts[lo:hi], W, face_bits,
+                                     perspective_correct)
             zkey.scatter_reduce_(0, pixel, key, reduce="amin")
         face = torch.where(zkey == _EMPTY, -1, zkey & ((1 << face_bits) - 1))
         return face.view(B, H, W)
@@ -86,50 +90,49 @@ class TorchRasterizer:
 
 def _triangle_setup(screen_verts: Tensor, faces: Tensor, H: int, W: int,
                     perspective_correct: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-triangle tables for the triangles that may cover a pixel centre.
+    """Per-triangle tables, one column per triangle of the batch (B * F columns, face-major per mesh).
+
+    Tables are row-major with one row per quantity so that gathers by triangle give contiguous rows.
 
     Returns:
-        floats: (T, 9) x0, y0, the edge-function coefficients of b1 and b2 relative to corner 0,
-            and the depth plane q0, q1 - q0, q2 - q0 (q = 1 / Z for perspective, Z otherwise).
-        ints: (T, 6) first candidate of the triangle, bbox width, bbox x/y min, b * H * W, face index.
-        counts: (T,) candidates (bbox pixels) per triangle, all positive.
+        floats: (9, B * F) barycentric and depth planes (see ``_B1`` ...).
+        ints: (4, B * F) first candidate, bbox width, bbox origin pixel, face index.
+        counts: (B * F,) candidates (bbox pixels) per triangle, 0 for dropped triangles.
     """
     B, _, _ = screen_verts.shape
     F = faces.shape[0]
-    tri = screen_verts[:, faces]  # (B, F, 3, 3)
-    x, y, z = tri.unbind(-1)  # (B, F, 3)
-    e1x, e1y = x[..., 1] - x[..., 0], y[..., 1] - y[..., 0]
-    e2x, e2y = x[..., 2] - x[..., 0], y[..., 2] - y[..., 0]
+    V = screen_verts.shape[1]
+    rows = (faces.reshape(1, -1) + (torch.arange(B, device=faces.device) * V)[:, None]).reshape(-1)
+    tri = screen_verts.reshape(B * V, 3).index_select(0, rows).view(B, F, 3, 3)
+    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = (corner.unbind(-1) for corner in tri.unbind(2))  # (B, F) each
+    e1x, e1y, e2x, e2y = x1 - x0, y1 - y0, x2 - x0, y2 - y0
     area2 = e1x * e2y - e2x * e1y
-    keep = torch.isfinite(tri).flatten(2).all(-1) & (z > MIN_DEPTH).all(-1) & (area2.abs() > MIN_DOUBLE_AREA)
-    # Pixel centres inside the bounding box, clamped to the image (computed on clamped floats so
-    # that huge coordinates never overflow the integer conversion).
-    xmin = x.amin(-1).clamp(-1, W).ceil()
-    xmax = x.amax(-1).clamp(-1, W).floor().clamp(max=W - 1)
-    ymin = y.amin(-1).clamp(-1, H).ceil()
-    ymax = y.amax(-1).clamp(-1, H).floor().clamp(max=H - 1)
-    xmin, ymin = xmin.clamp(min=0), ymin.clamp(min=0)
+    keep = torch.isfinite(tri).flatten(2).all(-1) & (torch.minimum(torch.minimum(z0, z1), z2) > MIN_DEPTH)
+    keep &= area2.abs() > MIN_DOUBLE_AREA
+    # Pixel centres inside the bounding box, clamped to the image (on clamped floats, so that huge
+    # or non-finite coordinates never reach the integer conversion).
+    xmin = torch.minimum(torch.minimum(x0, x1), x2).clamp(0, W).ceil()
+    xmax = torch.maximum(torch.maximum(x0, x1), x2).clamp(-1, W - 1).floor()
+    ymin = torch.minimum(torch.minimum(y0, y1), y2).clamp(0, H).ceil()
+    ymax = torch.maximum(torch.maximum(y0, y1), y2).clamp(-1, H - 1).floor()
     width, height = xmax - xmin + 1, ymax - ymin + 1
     keep &= (width > 0) & (height > 0)
-    index = keep.reshape(-1).nonzero().squeeze(1)  # (T,) into B * F
-
-    def pick(value: Tensor) -> Tensor:
-        return value.reshape(-1)[index]
-
-    area2 = pick(area2)
-    q = 1.0 / z if perspective_correct else z
-    q0 = pick(q[..., 0])
-    floats = torch.stack([
-        pick(x[..., 0]), pick(y[..., 0]),
-        pick(e2y) / area2, -pick(e2x) / area2,
-        -pick(e1y) / area2, pick(e1x) / area2,
-        q0, pick(q[..., 1]) - q0, pick(q[..., 2]) - q0,
-    ], 1)
-    widths = pick(width).long()
-    counts = widths * pick(height).long()
-    starts = torch.cumsum(counts, 0) - counts
-    batch = index // F
-    ints = torch.stack([starts, widths, pick(xmin).long(), pick(ymin).long(), batch * (H * W), index - batch * F], 1)
+    area2 = torch.where(keep, area2, 1.0)
+    # b1 = (dx e2y - dy e2x) / area2 and b2 = (e1x dy - e1y dx) / area2 with (dx, dy) from corner 0.
+    b1x, b1y, b2x, b2y = e2y / area2, -e2x / area2, -e1y / area2, e1x / area2
+    ox, oy = xmin - x0, ymin - y0  # bbox origin relative to corner 0
+    b1, b2 = ox * b1x + oy * b1y, ox * b2x + oy * b2y
+    q0, q1, q2 = (1.0 / z0, 1.0 / z1, 1.0 / z2) if perspective_correct else (z0, z1, z2)
+    dq1, dq2 = q1 - q0, q2 - q0
+    q = q0 + b1 * dq1 + b2 * dq2
+    floats = torch.stack([b1, b1x, b1y, b2, b2x, b2y, q, b1x * dq1 + b2x * dq2, b1y * dq1 + b2y * dq2])
+    floats = torch.where(keep, floats, 0.0).view(9, B * F)
+    counts = torch.where(keep, width * height, 0.0).long().view(-1)
+    widths = torch.where(keep, width, 1.0).long().view(-1)
+    batch_base = (torch.arange(B, device=tri.device) * (H * W)).view(B, 1)
+    origin = torch.where(keep, batch_base + ymin.long() * W + xmin.long(), 0).view(-1)
+    face = torch.arange(F, device=tri.device).expand(B, F).reshape(-1)
+    ints = torch.stack([torch.cumsum(counts, 0) - counts, widths, origin, face])
     return floats, ints, counts
 
 
@@ -153,7 +156,10 @@ def _chunks(counts: Tensor, max_candidates: int) -> list[tuple[int, int]]:
 
 def _candidates(floats: Tensor, ints: Tensor, counts: Tensor, W: int, face_bits: int,
                 perspective_correct: bool) -> tuple[Tensor, Tensor]:
-    """Test every (triangle, bbox pixel) candidate of a chunk.
+    """Test every (triangle, bbox pixel) candidate of a chunk of triangles.
+
+    Args:
+        floats: (9, T) and ints: (4, T) tables of the chunk's triangles; counts: (T,) their candidates.
 
     Returns:
         pixel: (N,) flat pixel index b * H * W + y * W + x.
@@ -161,20 +167,18 @@ def _candidates(floats: Tensor, ints: Tensor, counts: Tensor, W: int, face_bits:
     """
     N = int(counts.sum())
     owner = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts, output_size=N)
-    tri_int = ints.index_select(0, owner)  # (N, 6)
-    tri_float = floats.index_select(0, owner)  # (N, 9)
-    local = torch.arange(N, device=counts.device) - (tri_int[:, _START] - tri_int[0, _START])
-    row = local // tri_int[:, _WIDTH]
-    px = tri_int[:, _XMIN] + (local - row * tri_int[:, _WIDTH])
-    py = tri_int[:, _YMIN] + row
-    dx = px.to(floats.dtype) - tri_float[:, _X0]
-    dy = py.to(floats.dtype) - tri_float[:, _Y0]
-    b1 = dx * tri_float[:, _B1X] + dy * tri_float[:, _B1Y]
-    b2 = dx * tri_float[:, _B2X] + dy * tri_float[:, _B2Y]
-    inside = (b1 >= 0) & (b2 >= 0) & (b1 + b2 <= 1)
-    q = tri_float[:, _Q0] + b1 * tri_float[:, _Q1] + b2 * tri_float[:, _Q2]
+    tri_int = ints.index_select(1, owner)  # (4, N), contiguous rows
+    tri_float = floats.index_select(1, owner)  # (9, N)
+    local = torch.arange(N, device=counts.device) - (tri_int[_START] - ints[_START, 0])
+    row = local // tri_int[_WIDTH]
+    col = local - row * tri_int[_WIDTH]
+    pixel = tri_int[_ORIGIN] + row * W + col
+    fcol, frow = col.to(floats.dtype), row.to(floats.dtype)
+    b1 = tri_float[_B1] + fcol * tri_float[_B1X] + frow * tri_float[_B1Y]
+    b2 = tri_float[_B2] + fcol * tri_float[_B2X] + frow * tri_float[_B2Y]
+    q = tri_float[_Q] + fcol * tri_float[_QX] + frow * tri_float[_QY]
+    inside = (b1 >= 0) & (b2 >= 0) & (b1 + b2 <= 1) & (q > 0)
     bits = q.view(torch.int32).long()  # positive floats order like their bit patterns
     depth_key = _FLOAT_BITS_MAX - bits if perspective_correct else bits  # nearest = largest 1 / Z
-    key = torch.where(inside & (q > 0), (depth_key << face_bits) | tri_int[:, _FACE], _EMPTY)
-    pixel = tri_int[:, _PIXEL_BASE] + py * W + px
+    key = torch.where(inside, (depth_key << face_bits) | tri_int[_FACE], _EMPTY)
     return pixel, key
