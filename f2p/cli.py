@@ -16,6 +16,7 @@ LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 # name -> module in f2p.commands; imported lazily so `--help` stays fast.
 FRIENDLY_COMMANDS: dict[str, str] = {
+    "reconstruct": "f2p.commands.reconstruct",
     "prepare": "f2p.commands.prepare",
     "model": "f2p.commands.model",
 }

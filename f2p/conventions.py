@@ -12,7 +12,7 @@ Pixel coordinates
 
 Model space
     metres, x towards the subject's left, y up, z towards the viewer (out of the face). Each source
-    format converts its units on load (ICT: cm, FLAME: m, BFM: mm, SFM: mm).
+    format converts its units on load (ICT: cm, FLAME: m, BFM 2009: micrometres, SFM: mm).
 
 Camera
     OpenCV: x right, y down, z forward (into the scene). Intrinsics fx, fy, cx, cy in pixels;

@@ -1,0 +1,172 @@
+"""Fit a 3D face model to photos: named parameters, mesh, landmarks, overlays and metrics per photo.
+
+Writes DIR/<photo stem>/{params.json, params.npz, mesh.obj, landmarks.json, overlay.png, fit.png, metrics.json}
+and DIR/summary.csv. Rerunning skips photos already done. Exit code 1 if any photo failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from f2p.data.photos import LandmarkFile, PhotoError, PhotoSample, find_images, load_sample
+from f2p.export.results import DONE_MARKER
+from f2p.fitting.photo_fit import PhotoFitter, PhotoOutcome
+from f2p.fitting.schedule import default_schedule
+from f2p.morphable.atomic import atomic_writer
+from f2p.morphable.base import ModelFileError
+from f2p.perception.crop import CROP_SIZE
+
+log = logging.getLogger("f2p")
+
+SUMMARY_COLUMNS = ("image", "status", "error", "landmark_rmse_px", "identity_similarity", "seconds", "output")
+DEFAULT_TOTAL_STEPS = 450
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--model", default="ict", help="ict | sfm | flame | bfm | procedural | path to a model file")
+    parser.add_argument("--landmarks", default="auto",
+                        help="auto | fan | dlib | FILE (an annotation file for one photo, or an annotations.json)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--backend", default="auto", help="rasterizer: auto | torch | pytorch3d")
+    parser.add_argument("--steps", type=int, default=DEFAULT_TOTAL_STEPS,
+                        help=f"total optimisation steps per photo over all stages (default {DEFAULT_TOTAL_STEPS})")
+    parser.add_argument("--batch-size", type=int, default=8, help="photos optimised together")
+    parser.add_argument("--crop-size", type=int, default=CROP_SIZE, help="side of the aligned crop that is fitted")
+    parser.add_argument("--no-identity", action="store_true", help="skip the identity loss and metric")
+    parser.add_argument("--wandb", choices=("off", "offline", "online"), default="off",
+                        help="log losses and overlays to Weights & Biases (offline needs no account)")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"f2p reconstruct: --device {name} asked for, but no CUDA device is available")
+    return device
+
+
+def _summary_row(outcome: PhotoOutcome, out_dir: Path | None) -> dict[str, str]:
+    m = outcome.metrics
+    fmt = lambda key: f"{m[key]:.4f}" if isinstance(m.get(key), float) else ""  # noqa: E731
+    return {"image": outcome.path, "status": outcome.status, "error": outcome.error,
+            "landmark_rmse_px": fmt("landmark_rmse_px"), "identity_similarity": fmt("identity_similarity"),
+            "seconds": fmt("seconds"), "output": str(out_dir) if out_dir else ""}
+
+
+def _write_summary(path: Path, rows: list[dict[str, str]]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_writer(path) as handle:
+        handle.write(text.getvalue().encode("utf-8"))
+
+
+def output_dirs(images: list[Path], out: Path) -> dict[Path, Path]:
+    """One output folder per photo, named by its stem; clashing stems get their parent folder's name added."""
+    stems: dict[str, int] = {}
+    for image in images:
+        stems[image.stem] = stems.get(image.stem, 0) + 1
+    return {image: out / (image.stem if stems[image.stem] == 1 else f"{image.parent.name}_{image.stem}")
+            for image in images}
+
+
+def _wandb_run(mode: str, out: Path, args: argparse.Namespace):
+    if mode == "off":
+        return None
+    import wandb
+
+    return wandb.init(project="f2p", job_type="reconstruct", dir=str(out), mode=mode,
+                      config={k: str(v) for k, v in vars(args).items()})
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from f2p.morphable.registry import load_model
+    from f2p.perception.detectors import create_detector
+    from f2p.render.renderer import MeshRenderer
+    from f2p.scene.params import SceneSpec
+
+    images = find_images(args.inputs)
+    if args.steps < 1 or args.batch_size < 1:
+        print("f2p reconstruct: --steps and --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    device = _device(args.device)
+    try:
+        model = load_model(args.model).to(device)
+    except ModelFileError as error:
+        print(f"f2p reconstruct: {error}", file=sys.stderr)
+        return 2
+    landmark_file = None
+    detector = None
+    if args.landmarks in ("auto", "fan", "dlib"):
+        detector = create_detector(args.landmarks, device=str(device))
+    else:
+        landmark_file = LandmarkFile(args.landmarks)
+    embedder = None
+    if not args.no_identity:
+        from f2p.perception.identity.embedder import DlibFaceEmbedder
+
+        embedder = DlibFaceEmbedder.from_default_weights().to(device)
+    spec = SceneSpec(model, (args.crop_size, args.crop_size))
+    stages = default_schedule(args.steps / DEFAULT_TOTAL_STEPS)
+    fitter = PhotoFitter(spec, MeshRenderer(backend=args.backend), stages, embedder)
+    args.out.mkdir(parents=True, exist_ok=True)
+    run_log = _wandb_run(args.wandb, args.out, args)
+    dirs = output_dirs(images, args.out)
+    rows: dict[Path, dict[str, str]] = {}
+    todo: list[Path] = []
+    for image in images:
+        done = dirs[image] / DONE_MARKER
+        if done.is_file():
+            rows[image] = _summary_row(PhotoOutcome(str(image), "ok", "", json.loads(done.read_text())), dirs[image])
+        else:
+            todo.append(image)
+    if len(todo) < len(images):
+        log.info("skipping %d photo(s) already done in %s", len(images) - len(todo), args.out)
+    bar = tqdm(total=len(todo) * fitter.total_steps, desc="fitting", unit="step", disable=None)
+    for start in range(0, len(todo), args.batch_size):
+        batch: list[tuple[Path, PhotoSample]] = []
+        for image in todo[start:start + args.batch_size]:
+            try:
+                batch.append((image, load_sample(image, detector, landmark_file, args.crop_size)))
+            except PhotoError as error:
+                rows[image] = _summary_row(PhotoOutcome(str(image), "failed", error.reason, {}), None)
+                tqdm.write(f"FAILED {error}")
+                bar.update(fitter.total_steps)
+        if not batch:
+            continue
+        samples = [sample for _, sample in batch]
+        outcomes = fitter.fit(samples, [dirs[image] for image, _ in batch],
+                              on_step=lambda stage, step, loss: (bar.set_postfix(stage=stage, loss=f"{loss:.4f}"),
+                                                                 bar.update(len(batch))))
+        for (image, _), outcome in zip(batch, outcomes):
+            rows[image] = _summary_row(outcome, dirs[image] if outcome.status == "ok" else None)
+            line = (f"ok     {image.name}: landmark RMSE {outcome.metrics['landmark_rmse_px']:.2f} px"
+                    if outcome.status == "ok" else f"FAILED {image}: {outcome.error}")
+            tqdm.write(line)
+            if run_log is not None and outcome.status == "ok":
+                import wandb
+
+                run_log.log({f"{image.stem}/{k}": v for k, v in outcome.metrics.items() if isinstance(v, float)}
+                            | {f"{image.stem}/fit": wandb.Image(str(dirs[image] / "fit.png"))})
+        _write_summary(args.out / "summary.csv", [rows[i] for i in images if i in rows])
+    bar.close()
+    _write_summary(args.out / "summary.csv", [rows[i] for i in images])
+    if run_log is not None:
+        run_log.finish()
+    failed = sum(row["status"] != "ok" for row in rows.values())
+    print(f"{len(images) - failed}/{len(images)} photos ok; summary: {args.out / 'summary.csv'}")
+    return 1 if failed else 0

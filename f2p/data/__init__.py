@@ -1,0 +1,1 @@
+"""Datasets and data modules: photos, prepared caches, synthetic faces."""

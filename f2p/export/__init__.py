@@ -1,0 +1,1 @@
+"""Writing results: params, meshes, landmarks, figures, metrics; all atomically."""

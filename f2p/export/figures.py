@@ -1,0 +1,56 @@
+"""Pictures a person judges a fit by: the render over the photo and a photo | render | overlay strip."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+DETECTED_COLOR = (40, 220, 60)  # green
+FITTED_COLOR = (230, 40, 40)  # red
+OVERLAY_ALPHA = 0.6
+PANEL_SIZE = 320
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """(3, H, W) float tensor in [0, 1] -> RGB PIL image."""
+    array = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(array, mode="RGB")
+
+
+def blend(photo: Tensor, render: Tensor, mask: Tensor, alpha: float = OVERLAY_ALPHA) -> Tensor:
+    """(3, H, W) photo and render, (1, H, W) coverage -> (3, H, W) render blended over the photo."""
+    weight = alpha * mask
+    return photo * (1 - weight) + render * weight
+
+
+def draw_landmarks(image: Image.Image, points: np.ndarray, color: tuple[int, int, int], scale: float = 1.0) -> None:
+    """Draw (68, 2) pixel points (f2p convention) as dots, scaled by ``scale``, in place."""
+    draw = ImageDraw.Draw(image)
+    radius = max(1.5, image.width / 160)
+    for x, y in points:
+        cx, cy = (x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=color)
+
+
+def side_by_side(crop: Tensor, render: Tensor, mask: Tensor, detected: np.ndarray, fitted: np.ndarray) -> Image.Image:
+    """photo | render | overlay with detected (green) and fitted (red) landmarks, each panel PANEL_SIZE wide.
+
+    Args:
+        crop: (3, H, W) aligned photo crop; render: (3, H, W) its render; mask: (1, H, W) coverage.
+        detected, fitted: (68, 2) landmarks in crop pixels.
+    """
+    _, H, W = crop.shape
+    scale = PANEL_SIZE / W
+    size = (PANEL_SIZE, round(H * scale))
+    panels = [to_pil(crop), to_pil(render * mask + crop * (1 - mask) * 0.15), to_pil(blend(crop, render, mask))]
+    panels = [p.resize(size, Image.Resampling.BICUBIC) for p in panels]
+    draw_landmarks(panels[2], detected, DETECTED_COLOR, scale)
+    draw_landmarks(panels[2], fitted, FITTED_COLOR, scale)
+    figure = Image.new("RGB", (size[0] * 3, size[1]), (255, 255, 255))
+    for i, panel in enumerate(panels):
+        figure.paste(panel, (i * size[0], 0))
+    caption = ImageDraw.Draw(figure)
+    for i, text in enumerate(("photo", "render", "overlay: green detected, red fitted")):
+        caption.text((i * size[0] + 6, 4), text, fill=(255, 255, 255))
+    return figure

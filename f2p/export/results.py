@@ -1,0 +1,120 @@
+"""The per-photo output contract of ``reconstruct`` and ``predict``: params.json/.npz, mesh.obj,
+landmarks.json, overlay.png, fit.png, metrics.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from f2p.morphable.atomic import atomic_writer
+from f2p.export.figures import blend, side_by_side, to_pil
+from f2p.morphable.base import MorphableModel
+from f2p.morphable.obj_io import format_obj
+from f2p.render.cameras import PinholeCamera
+from f2p.render.rotations import axis_angle_to_euler
+from f2p.scene.params import LIGHT, LOG_FOCAL, NUM_SH, POSE, TRANSLATION, VERTEX_COLOR
+
+OUTPUT_FILES = ("params.json", "params.npz", "mesh.obj", "landmarks.json", "overlay.png", "fit.png", "metrics.json")
+DONE_MARKER = "metrics.json"
+"""Written last: its presence means the photo's outputs are complete."""
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """Everything exported for one photo (single items, no batch dimension).
+
+    Attributes:
+        image_path: the input photo.
+        params: {group: (K,)} fitted parameters.
+        camera: (batch of 1) pinhole camera in the photo's pixels; world = model space (metres).
+        verts: (V, 3) mesh in model space, metres; faces: (F, 3); colors: (V, 3) in [0, 1].
+        photo: (3, Hp, Wp) the photo; photo_render: (3, Hp, Wp) render in photo pixels; photo_mask: (1, Hp, Wp).
+        crop, crop_render: (3, H, W) aligned crop and its render; crop_mask: (1, H, W).
+        detected, fitted: (68, 2) landmarks in photo pixels; crop_detected, crop_fitted: (68, 2) in crop pixels.
+        metrics: numbers for metrics.json.
+    """
+
+    image_path: str
+    params: dict[str, Tensor]
+    camera: PinholeCamera
+    verts: Tensor
+    faces: Tensor
+    colors: Tensor
+    photo: Tensor
+    photo_render: Tensor
+    photo_mask: Tensor
+    crop: Tensor
+    crop_render: Tensor
+    crop_mask: Tensor
+    detected: Tensor
+    fitted: Tensor
+    crop_detected: Tensor
+    crop_fitted: Tensor
+    metrics: dict[str, float | int | str]
+
+
+def _group_values(model: MorphableModel, name: str, values: np.ndarray) -> dict[str, float] | list[float]:
+    names = model.groups[name].component_names
+    return {n: float(v) for n, v in zip(names, values)} if names else [float(v) for v in values]
+
+
+def params_document(model: MorphableModel, result: PhotoResult) -> dict:
+    """The params.json content: named model parameters, pose, camera (OpenCV) and SH lighting."""
+    p = {k: v.detach().cpu() for k, v in result.params.items()}
+    yaw, pitch, roll = axis_angle_to_euler(p[POSE][None])[0].tolist()
+    cam = result.camera
+    return {
+        "model": model.name,
+        "parameters": {name: _group_values(model, name, p[name].numpy()) for name in model.groups},
+        "pose": {"yaw_deg": yaw, "pitch_deg": pitch, "roll_deg": roll, "axis_angle": p[POSE].tolist(),
+                 "translation_m": p[TRANSLATION].tolist(),
+                 "convention": "R_head = Rz(roll) Ry(yaw) Rx(pitch) in model space (y up, z to viewer); "
+                               "+yaw turns the face to the subject's left"},
+        "camera": {"fx": float(cam.fx[0]), "fy": float(cam.fy[0]), "cx": float(cam.cx[0]), "cy": float(cam.cy[0]),
+                   "R": cam.R[0].tolist(), "t": cam.t[0].tolist(),
+                   "width": cam.image_size[1], "height": cam.image_size[0], "log_focal": float(p[LOG_FOCAL][0]),
+                   "convention": "OpenCV, world = model space in metres, X_cam = R X + t, original photo pixels "
+                                 "with the centre of the top-left pixel at (0, 0)"},
+        "lighting": {"sh": p[LIGHT].reshape(NUM_SH, 3).tolist(),
+                     "convention": "second-order real spherical harmonics, 9 coefficients x RGB, camera frame"},
+    }
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_writer(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def _write_png(path: Path, image: Image.Image) -> None:
+    with atomic_writer(path) as handle:
+        image.save(handle, format="PNG")
+
+
+def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResult) -> None:
+    """Write every output file of one photo atomically; ``metrics.json`` goes last as the completion marker."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(out_dir / "params.json", json.dumps(params_document(model, result), indent=2))
+    arrays = {k: v.detach().cpu().numpy() for k, v in result.params.items() if k != VERTEX_COLOR}
+    arrays.update(camera_R=result.camera.R[0].cpu().numpy(), camera_t=result.camera.t[0].cpu().numpy(),
+                  camera_K=np.array([[float(result.camera.fx[0]), 0, float(result.camera.cx[0])],
+                                     [0, float(result.camera.fy[0]), float(result.camera.cy[0])], [0, 0, 1]]))
+    with atomic_writer(out_dir / "params.npz") as handle:
+        np.savez(handle, **arrays)
+    header = f"f2p mesh of {result.image_path}\nmodel {model.name}, model space in metres (y up, z to viewer)"
+    _write_text(out_dir / "mesh.obj", format_obj(result.verts.detach().cpu().numpy(),
+                                                      result.faces.cpu().numpy(),
+                                                      result.colors.detach().cpu().numpy(), header))
+    _write_text(out_dir / "landmarks.json", json.dumps({
+        "detected": result.detected.tolist(), "fitted": result.fitted.tolist(),
+        "convention": "original photo pixels, 0-based, centre of the top-left pixel at (0, 0)"}))
+    overlay = to_pil(blend(result.photo, result.photo_render, result.photo_mask))
+    _write_png(out_dir / "overlay.png", overlay)
+    figure = side_by_side(result.crop, result.crop_render, result.crop_mask, result.crop_detected.cpu().numpy(),
+                          result.crop_fitted.cpu().numpy())
+    _write_png(out_dir / "fit.png", figure)
+    _write_text(out_dir / DONE_MARKER, json.dumps(result.metrics, indent=2))

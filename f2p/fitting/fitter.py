@@ -1,0 +1,162 @@
+"""Per-photo test-time optimisation: the machinery behind ``reconstruct`` and the fitting system."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from f2p.fitting.objective import FittingObjective
+from f2p.fitting.observations import Observations
+from f2p.fitting.optimizer import BatchedAdam
+from f2p.fitting.schedule import DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, Stage
+from f2p.render.renderer import MeshRenderer
+from f2p.scene.compose import SceneOutput, render_scene
+from f2p.scene.params import SceneSpec
+
+log = logging.getLogger("f2p")
+
+MAX_RETRIES = 3
+"""Roll-backs (each halving the photo's step size) before a diverging photo is reported as failed."""
+DIVERGENCE_FACTOR = 50.0
+"""A photo whose loss exceeds its stage's best by this factor is treated as diverged."""
+SNAPSHOT_EVERY = 10
+FINAL_LR_FRACTION = 0.05
+"""Step sizes decay along a cosine from 1 to this fraction over each stage."""
+
+
+def cosine_factor(step: int, steps: int) -> float:
+    """Learning-rate factor at ``step`` of ``steps``: 1 at the start, ``FINAL_LR_FRACTION`` at the end."""
+    progress = step / max(steps - 1, 1)
+    return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class FitResult:
+    """Outcome of fitting a batch of photos.
+
+    Attributes:
+        params: {group: (B, K)} final (detached) parameters at full crop resolution.
+        losses: {term: (B,)} final unweighted loss terms, evaluated at full resolution.
+        failed: (B,) bool, photos whose optimisation diverged even after retries.
+        retries: (B,) long, roll-backs per photo.
+        history: per stage, the mean weighted total loss every ``SNAPSHOT_EVERY`` steps.
+        stage_seconds: wall time per stage.
+    """
+
+    params: dict[str, Tensor]
+    losses: dict[str, Tensor]
+    failed: Tensor
+    retries: Tensor
+    history: dict[str, list[float]] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Fitter:
+    """Optimises scene parameters of a batch of photos through a staged schedule.
+
+    Args:
+        spec: scene specification (model, crop size).
+        renderer: mesh renderer used by stages with photometric or identity terms.
+        stages: the schedule.
+        embedder: identity network for the identity term, or None.
+        learning_rates: per-group Adam step sizes overriding ``DEFAULT_LEARNING_RATES``.
+    """
+
+    def __init__(self, spec: SceneSpec, renderer: MeshRenderer, stages: list[Stage],
+                 embedder: torch.nn.Module | None = None, learning_rates: dict[str, float] | None = None) -> None:
+        self.spec = spec
+        self.renderer = renderer
+        self.stages = stages
+        self.objective = FittingObjective(spec, embedder).to(spec.model.device)
+        self.learning_rates = {**DEFAULT_LEARNING_RATES, **(learning_rates or {})}
+
+    def _scene(self, stage_spec: SceneSpec, params: dict[str, Tensor], render: bool) -> SceneOutput:
+        return render_scene(stage_spec, params, self.renderer if render else None)
+
+    def total(self, terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+        """(B,) weighted sum of the terms."""
+        return sum(weights.get(name, 0.0) * value for name, value in terms.items())
+
+    def fit(self, obs: Observations, init: dict[str, Tensor] | None = None,
+            on_step: Callable[[str, int, float], None] | None = None) -> FitResult:
+        """Fit every photo of ``obs``.
+
+        Args:
+            obs: observations at crop resolution (B photos).
+            init: starting parameters (e.g. a regressor's prediction), or None to start from the mean face
+                placed over the observed landmarks.
+            on_step: called as ``on_step(stage name, step, mean loss)`` after every step (progress bars).
+        """
+        B = obs.batch_size
+        start = self.spec.initial(B, obs.landmarks) if init is None else init
+        params = {name: value.detach().clone().requires_grad_(True) for name, value in start.items()}
+        failed = torch.zeros(B, dtype=torch.bool, device=obs.image.device)
+        retries = torch.zeros(B, dtype=torch.long, device=obs.image.device)
+        result = FitResult(params={}, losses={}, failed=failed, retries=retries)
+        for stage in self.stages:
+            self._run_stage(stage, params, obs, result, on_step)
+        with torch.no_grad():
+            scene = self._scene(self.spec, params, render=True)
+            wanted = {term for stage in self.stages for term, weight in stage.weights.items() if weight > 0}
+            result.losses = self.objective.terms(params, scene, obs, wanted | {"landmark", "photometric"})
+        result.params = {name: value.detach() for name, value in params.items()}
+        return result
+
+    def _run_stage(self, stage: Stage, params: dict[str, Tensor], obs: Observations, result: FitResult,
+                   on_step: Callable[[str, int, float], None] | None) -> None:
+        began = time.perf_counter()
+        trainable = [g for g in stage.groups if g in params]
+        H, W = self.spec.image_size
+        stage_spec = replace(self.spec, image_size=(max(1, round(H * stage.resolution_scale)),
+                                                    max(1, round(W * stage.resolution_scale))))
+        stage_obs = obs.rescaled(stage.resolution_scale)
+        lrs = {g: self.learning_rates.get(g, DEFAULT_MODEL_LR) * stage.lr_scale for g in trainable}
+        optimizer = BatchedAdam({g: params[g] for g in trainable}, lrs)
+        optimizer.step_scale[result.failed] = 0.0
+        good = {g: params[g].detach().clone() for g in trainable}
+        best = torch.full((obs.batch_size,), math.inf, device=obs.image.device)
+        history = result.history.setdefault(stage.name, [])
+        for step in range(stage.steps):
+            scene = self._scene(stage_spec, params, render=stage.needs_render)
+            total = self.total(self.objective.terms(params, scene, stage_obs, set(stage.weights)), stage.weights)
+            bad = ~torch.isfinite(total) | (total > DIVERGENCE_FACTOR * best.clamp_min(1e-6))
+            bad &= ~result.failed
+            optimizer.zero_grad()
+            torch.where(bad, torch.zeros_like(total), total).sum().backward()
+            optimizer.step(cosine_factor(step, stage.steps))
+            if bad.any():
+                self._roll_back(bad, params, good, optimizer, result)
+            self.spec.clamp_(params)
+            with torch.no_grad():
+                best = torch.minimum(best, torch.where(bad, best, total.detach()))
+                if step % SNAPSHOT_EVERY == 0:
+                    ok = torch.isfinite(total) & ~bad
+                    for g in trainable:
+                        good[g][ok] = params[g][ok]
+                    history.append(float(total.detach()[~result.failed].mean()) if (~result.failed).any() else math.nan)
+            if on_step is not None:
+                on_step(stage.name, step, float(total.detach().mean()))
+        result.stage_seconds[stage.name] = time.perf_counter() - began
+
+    @staticmethod
+    @torch.no_grad()
+    def _roll_back(bad: Tensor, params: dict[str, Tensor], good: dict[str, Tensor], optimizer: BatchedAdam,
+                   result: FitResult) -> None:
+        """Restore diverged photos to their last good state with half the step; give up after MAX_RETRIES."""
+        for g, snapshot in good.items():
+            params[g][bad] = snapshot[bad]
+        optimizer.reset(bad)
+        optimizer.step_scale[bad] *= 0.5
+        result.retries[bad] += 1
+        gave_up = bad & (result.retries > MAX_RETRIES)
+        if gave_up.any():
+            result.failed |= gave_up
+            optimizer.step_scale[gave_up] = 0.0
+            log.warning("%d photo(s) diverged after %d retries and are reported as failed", int(gave_up.sum()),
+                        MAX_RETRIES)

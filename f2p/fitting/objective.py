@@ -1,0 +1,92 @@
+"""The fitting objective: per-photo loss terms from a rendered scene and the observations."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from f2p import conventions as C
+from f2p.fitting.observations import Observations
+from f2p.losses import bound_penalty, gaussian_prior, identity_loss, landmark_loss, photometric_loss
+from f2p.losses.landmark import face_size
+from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
+from f2p.render.rotations import axis_angle_to_matrix
+from f2p.scene.compose import SceneOutput
+from f2p.scene.params import LOG_FOCAL, POSE, VERTEX_COLOR, SceneSpec
+
+POSE_PRIOR_STD = 0.6  # radians: soft, only keeps runaway poses in check
+LOG_FOCAL_PRIOR_STD = 0.3
+VERTEX_COLOR_PRIOR_STD = 0.2
+JAW_FADE = 0.35
+"""How fast the far-side jaw landmarks lose weight as the face turns: weight = clamp(n_z / JAW_FADE, 0, 1)
+where n_z is the camera-facing component of the jaw side's direction."""
+
+
+def jaw_weights(pose: Tensor) -> Tensor:
+    """(B, 3) axis-angle head pose -> (B, 68) landmark weights that fade the jaw side turning away.
+
+    The jaw contour of a turned head is a silhouette in 2D annotations but fixed vertices on the model;
+    the side facing away from the camera therefore gets a weight that falls to zero as it turns away.
+    Weights carry no gradient.
+    """
+    B = pose.shape[0]
+    with torch.no_grad():
+        R = axis_angle_to_matrix(pose)  # (B, 3, 3) model space
+        side_normals = pose.new_tensor([[-1.0, 0.0, 1.0], [1.0, 0.0, 1.0]]) / 2**0.5  # right, left cheek
+        facing = torch.einsum("bij,sj->bsi", R, side_normals)[..., 2]  # (B, 2) towards the viewer (+z)
+        fade = (facing / JAW_FADE).clamp(0.0, 1.0)
+        weights = pose.new_ones(B, C.NUM_LANDMARKS)
+        weights[:, list(C.JAW[:8])] = fade[:, :1]
+        weights[:, list(C.JAW[9:])] = fade[:, 1:]
+    return weights
+
+
+class FittingObjective(nn.Module):
+    """Computes every loss term per photo. Holds the identity embedder (frozen) when one is used.
+
+    Args:
+        spec: the scene specification.
+        embedder: identity network with ``embed(images, landmarks) -> (B, D)``, or None.
+    """
+
+    def __init__(self, spec: SceneSpec, embedder: nn.Module | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.embedder = embedder
+        model = spec.model
+        self.register_buffer("edges", mesh_edges(model.faces), persistent=False)
+        self.register_buffer("face_region", model.face_region.float(), persistent=False)
+
+    def terms(self, params: dict[str, Tensor], scene: SceneOutput, obs: Observations,
+              wanted: set[str]) -> dict[str, Tensor]:
+        """{term: (B,) loss} for the terms in ``wanted``."""
+        B = obs.batch_size
+        out: dict[str, Tensor] = {}
+        if "landmark" in wanted:
+            weights = obs.confidence * self.spec.model.landmark_confidence * jaw_weights(params[POSE])
+            out["landmark"] = landmark_loss(scene.landmarks2d, obs.landmarks, weights, face_size(obs.landmarks))
+        if "photometric" in wanted and scene.render is not None:
+            mask = scene.render.mask if obs.face_mask is None else scene.render.mask * obs.face_mask
+            out["photometric"] = photometric_loss(scene.render.image, obs.image, mask)
+        if "identity" in wanted and scene.render is not None and self.embedder is not None and obs.embedding is not None:
+            out["identity"] = identity_loss(self.embedder.embed(scene.render.image, scene.landmarks2d), obs.embedding)
+        if "prior" in wanted:
+            prior = params[POSE].new_zeros(B)
+            for name, group in self.spec.model.groups.items():
+                prior = prior + gaussian_prior(params[name], params[name].new_tensor(group.prior_std))
+            prior = prior + gaussian_prior(params[POSE], params[POSE].new_full((3,), POSE_PRIOR_STD))
+            prior = prior + gaussian_prior(params[LOG_FOCAL], params[LOG_FOCAL].new_full((1,), LOG_FOCAL_PRIOR_STD))
+            if VERTEX_COLOR in params:
+                prior = prior + gaussian_prior(params[VERTEX_COLOR], params[VERTEX_COLOR].new_full(
+                    (params[VERTEX_COLOR].shape[1],), VERTEX_COLOR_PRIOR_STD))
+            out["prior"] = prior
+        if "bounds" in wanted:
+            penalty = params[POSE].new_zeros(B)
+            for name, group in self.spec.model.groups.items():
+                if group.bounded:
+                    p = params[name]
+                    penalty = penalty + bound_penalty(p, p.new_tensor(group.lower), p.new_tensor(group.upper))
+            out["bounds"] = penalty
+        if "smoothness" in wanted and VERTEX_COLOR in params:
+            out["smoothness"] = vertex_color_smoothness(scene.colors, self.edges)
+        return out

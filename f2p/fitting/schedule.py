@@ -1,0 +1,75 @@
+"""The staged fitting schedule: which groups move, which losses count, for how many steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LOSS_TERMS = ("landmark", "photometric", "identity", "prior", "bounds", "smoothness")
+
+DEFAULT_LEARNING_RATES: dict[str, float] = {
+    "pose": 0.02,
+    "translation": 0.005,
+    "log_focal": 0.01,
+    "sh": 0.02,
+    "vertex_color": 0.01,
+    "identity": 0.05,
+    "expression": 0.03,
+    "albedo": 0.05,
+}
+"""Adam step sizes per group; model groups not listed use ``DEFAULT_MODEL_LR``."""
+DEFAULT_MODEL_LR = 0.03
+
+
+@dataclass
+class Stage:
+    """One stage of the schedule.
+
+    Attributes:
+        name: shown in logs and progress bars.
+        steps: optimisation steps.
+        groups: trainable groups ("pose", "translation", "log_focal", "sh", "vertex_color" or model group names;
+            groups the model does not have are ignored).
+        weights: {loss term: weight}; terms from ``LOSS_TERMS``, missing terms are off.
+        lr_scale: multiplies every group's step size.
+        resolution_scale: render at this fraction of the crop size (coarse-to-fine), 1 = full.
+    """
+
+    name: str
+    steps: int
+    groups: list[str]
+    weights: dict[str, float] = field(default_factory=lambda: {"landmark": 1.0})
+    lr_scale: float = 1.0
+    resolution_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(LOSS_TERMS)
+        if unknown:
+            raise ValueError(f"stage {self.name!r}: unknown loss terms {sorted(unknown)}; use {LOSS_TERMS}")
+        if self.steps < 0 or not 0 < self.resolution_scale <= 1:
+            raise ValueError(f"stage {self.name!r}: steps must be >= 0 and resolution_scale in (0, 1]")
+
+    @property
+    def needs_render(self) -> bool:
+        return any(self.weights.get(term, 0.0) > 0 for term in ("photometric", "identity"))
+
+
+def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
+    """Rigid pose on landmarks; then shape and expression on landmarks; then everything photometrically.
+
+    Args:
+        steps_scale: multiplies every stage's step count (``--steps`` of ``reconstruct``).
+    """
+
+    def steps(n: int) -> int:
+        return max(1, round(n * steps_scale))
+
+    return [
+        Stage("rigid", steps(200), ["pose", "translation"], {"landmark": 1.0}),
+        Stage("shape", steps(200), ["pose", "translation", "identity", "expression", "jaw_pose"],
+              {"landmark": 1.0, "prior": 2e-4, "bounds": 1.0}),
+        Stage("photometric", steps(50),
+              ["pose", "translation", "identity", "expression", "jaw_pose", "albedo", "vertex_color", "sh"],
+              {"landmark": 1.0, "photometric": 0.1, "identity": 0.02, "prior": 2e-4, "bounds": 1.0,
+               "smoothness": 1.0},
+              lr_scale=0.5, resolution_scale=0.5),
+    ]

@@ -1,0 +1,74 @@
+"""Scene parameters -> mesh -> camera -> render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from f2p.morphable.base import MeshOutput
+from f2p.render.cameras import PinholeCamera
+from f2p.render.renderer import MeshRenderer, RenderOutput
+from f2p.render.rotations import head_pose_extrinsics
+from f2p.scene.params import BASE_COLOR, LIGHT, LOG_FOCAL, NUM_SH, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
+
+
+@dataclass(frozen=True)
+class SceneOutput:
+    """Everything produced from one set of scene parameters.
+
+    Attributes:
+        mesh: the model's output (verts (B, V, 3), landmarks (B, 68, 3), albedo or None).
+        colors: (B, V, 3) per-vertex colour that was rendered.
+        camera: the pinhole camera (world = model space).
+        render: the renderer's output, or None when only landmarks were asked for.
+        landmarks2d: (B, 68, 2) projected landmarks in pixels.
+    """
+
+    mesh: MeshOutput
+    colors: Tensor
+    camera: PinholeCamera
+    render: RenderOutput | None
+    landmarks2d: Tensor
+
+
+def scene_camera(spec: SceneSpec, params: dict[str, Tensor]) -> PinholeCamera:
+    """Pinhole camera of ``params``: focal from ``log_focal``, principal point at the image centre."""
+    H, W = spec.image_size
+    R, t = head_pose_extrinsics(params[POSE], params[TRANSLATION])
+    B = R.shape[0]
+    focal = spec.base_focal * params[LOG_FOCAL][:, 0].exp()  # (B,)
+    cx = torch.full((B,), (W - 1) / 2, device=R.device)
+    cy = torch.full((B,), (H - 1) / 2, device=R.device)
+    return PinholeCamera(fx=focal, fy=focal, cx=cx, cy=cy, R=R, t=t, image_size=(H, W))
+
+
+def scene_colors(spec: SceneSpec, params: dict[str, Tensor], mesh: MeshOutput) -> Tensor:
+    """(B, V, 3) colours: the model's albedo, or the base skin tone plus free per-vertex offsets."""
+    if mesh.albedo is not None:
+        return mesh.albedo
+    B, V, _ = mesh.verts.shape
+    base = mesh.verts.new_tensor(BASE_COLOR).expand(B, V, 3)
+    offsets = params.get(VERTEX_COLOR)
+    return base if offsets is None else (base + offsets.reshape(B, V, 3)).clamp(0.0, 1.0)
+
+
+def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRenderer | None) -> SceneOutput:
+    """Build the mesh and camera of ``params`` and render them (or only project landmarks if no renderer).
+
+    Args:
+        spec: what the parameters mean.
+        params: {group name: (B, K)} as produced by ``SceneSpec.initial`` (or a regressor).
+        renderer: the mesh renderer, or None to skip rasterisation (landmark-only stages).
+    """
+    model_params = {name: params[name] for name in spec.model.groups if name in params}
+    mesh = spec.model(**model_params)
+    camera = scene_camera(spec, params)
+    colors = scene_colors(spec, params, mesh)
+    if renderer is None:
+        return SceneOutput(mesh, colors, camera, None, camera.project(mesh.landmarks))
+    B = mesh.verts.shape[0]
+    sh = params[LIGHT].reshape(B, NUM_SH, 3)
+    render = renderer(mesh.verts, spec.model.faces, camera, sh, colors=colors, landmarks=mesh.landmarks)
+    return SceneOutput(mesh, colors, camera, render, render.landmarks2d)
