@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from f2p.data.photos import LandmarkFile, PhotoError, PhotoSample, find_images, load_sample
 from f2p.export.results import DONE_MARKER
-from f2p.fitting.photo_fit import PhotoFitter, PhotoOutcome
+from f2p.export.photo import PhotoOutcome
+from f2p.fitting.photo_fit import PhotoFitter
 from f2p.fitting.schedule import default_schedule
 from f2p.morphable.atomic import atomic_writer
 from f2p.morphable.base import ModelFileError
