@@ -206,10 +206,10 @@ def test_vertex_normals_are_area_weighted_and_differentiable():
     assert gradcheck(lambda v: vertex_normals(v, faces), (wobbly,))
 
 
-def test_vertex_normals_ignore_faces_with_non_finite_corners():
-    verts = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [float("nan"), 0, 0]]], requires_grad=True)
+def test_vertex_normals_ignore_faces_with_invalid_corners():
+    verts = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [float("nan"), 5, 0]]], requires_grad=True)
     faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
-    normals = vertex_normals(verts, faces)
+    normals = vertex_normals(verts, faces, valid=torch.isfinite(verts).all(-1))
     assert torch.allclose(normals[0, :3], torch.tensor([0.0, 0, 1]).expand(3, 3))
     normals[0, :3].sum().backward()
     assert torch.isfinite(verts.grad).all()

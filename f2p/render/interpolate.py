@@ -22,8 +22,9 @@ def interpolate_at(values: Tensor, faces: Tensor, pixels: CoveredPixels, bary: T
     """
     if values.ndim != 3 or values.shape[0] != pixels.shape[0]:
         raise ValueError(f"values must have shape (B, V, C) with B = {pixels.shape[0]}, got {tuple(values.shape)}")
-    corners = corner_values(values, faces, pixels.batch, pixels.face)  # (M, 3, C)
-    return (bary[:, :, None] * corners).sum(1)
+    c0, c1, c2 = corner_values(values, faces, pixels.batch, pixels.face)  # (M, C) each
+    b0, b1, b2 = bary.T.contiguous()[:, :, None]  # (M, 1) each
+    return c0 * b0 + c1 * b1 + c2 * b2
 
 
 def interpolate_vertex_attributes(values: Tensor, faces: Tensor, fragments: Fragments) -> Tensor:

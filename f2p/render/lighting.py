@@ -96,17 +96,21 @@ def sh_shading_indexed(normals: Tensor, coeffs: Tensor, batch: Tensor) -> Tensor
     """Shade a flat list of normals, each with the light of its batch item.
 
     Args:
-        normals: (M, 3) unit normals in the light frame.
+        normals: (M, 3) unit normals in the light frame, grouped by batch item in increasing order
+            (as ``CoveredPixels`` lists them).
         coeffs: (B, 9, 3) SH coefficients per batch item.
-        batch: (M,) batch item of each normal.
+        batch: (M,) non-decreasing batch item of each normal.
 
     Returns:
         (M, 3) RGB shading.
     """
-    if coeffs.ndim != 3 or coeffs.shape[1:] != (NUM_SH, 3):
+    B = coeffs.shape[0]
+    if coeffs.shape != (B, NUM_SH, 3):
         raise ValueError(f"coeffs must have shape (B, {NUM_SH}, 3), got {tuple(coeffs.shape)}")
     basis = sh_basis(normals)  # (M, 9)
-    return torch.bmm(basis[:, None, :], coeffs.index_select(0, batch))[:, 0]  # (M, 1, 9) @ (M, 9, 3)
+    counts = torch.bincount(batch, minlength=B).tolist()
+    # One (M_b, 9) @ (9, 3) product per batch item: dense GEMMs beat M tiny batched products.
+    return torch.cat([segment @ coeffs[b] for b, segment in enumerate(basis.split(counts))])
 
 
 def default_sh(batch_size: int, device: torch.device | str | None = None,

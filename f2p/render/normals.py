@@ -20,45 +20,57 @@ def check_faces(faces: Tensor, num_vertices: int) -> None:
         raise ValueError(f"face indices must lie in [0, {num_vertices}), got [{int(faces.min())}, {int(faces.max())}]")
 
 
-def face_normals(verts: Tensor, faces: Tensor) -> Tensor:
+def corner_rows(faces: Tensor, batch_size: int, num_vertices: int) -> Tensor:
+    """(3, B * F) rows of the flattened (B * V, ...) vertex table for each corner of every face of the batch.
+
+    Row ``k`` lists corner ``k`` of all faces, batch-major. Gathering and scattering along dim 0 of a
+    flat table, one contiguous (B * F, ...) block per corner, is several times faster than indexing
+    (B, V, ...) along dim 1.
+    """
+    offset = torch.arange(batch_size, device=faces.device) * num_vertices
+    return (faces.T[:, None, :] + offset[None, :, None]).reshape(3, -1)
+
+
+def face_normals(verts: Tensor, faces: Tensor, valid: Tensor | None = None) -> Tensor:
     """(B, V, 3) vertices, (F, 3) faces -> (B, F, 3) unnormalised normals ``(v1 - v0) x (v2 - v0)``.
 
-    The length is twice the triangle area. Faces with a non-finite corner get a zero normal and no
-    gradient (non-finite vertices are replaced by zeros before any arithmetic).
+    The length is twice the triangle area. With ``valid`` (B, V) bool, faces with an invalid corner
+    get a zero normal; the vertices must be finite where they are valid.
     """
     B, V, _ = verts.shape
     F = faces.shape[0]
-    finite = torch.isfinite(verts).all(-1)  # (B, V)
-    safe = torch.where(finite[..., None], verts, 0.0)
-    rows = _corner_rows(faces, B, V)  # (B * F * 3,)
-    tri = safe.reshape(B * V, 3).index_select(0, rows).view(B, F, 3, 3)  # (B, F, corner, xyz)
-    normals = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
-    face_finite = finite.reshape(-1).index_select(0, rows).view(B, F, 3).all(-1)
-    return torch.where(face_finite[..., None], normals, 0.0)
+    rows = corner_rows(faces, B, V)  # (3, B * F)
+    v0, v1, v2 = verts.reshape(B * V, 3).index_select(0, rows.reshape(-1)).view(3, B * F, 3).unbind(0)
+    normals = torch.cross(v1 - v0, v2 - v0, dim=-1)  # (B * F, 3)
+    if valid is not None:
+        face_valid = valid.reshape(-1)[rows].all(0)  # (B * F,)
+        normals = torch.where(face_valid[:, None], normals, 0.0)
+    return normals.view(B, F, 3)
 
 
-def _corner_rows(faces: Tensor, B: int, V: int) -> Tensor:
-    """(B * F * 3,) rows of the flattened (B * V, ...) vertex table for every face corner of the batch.
-
-    Gathering and scattering along dim 0 of a flat table is several times faster than along dim 1.
-    """
-    return (faces.reshape(1, -1) + (torch.arange(B, device=faces.device) * V)[:, None]).reshape(-1)
-
-
-def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
+def vertex_normals(verts: Tensor, faces: Tensor, valid: Tensor | None = None) -> Tensor:
     """(B, V, 3) vertices, (F, 3) faces -> (B, V, 3) unit vertex normals, area-weighted.
 
     Each vertex sums the normals of its faces weighted by their area, then normalises. The normal
     points to the side from which the face's corners (v0, v1, v2) turn counter-clockwise (the
     outside of a mesh wound like ICT, SFM and the procedural model). Vertices in no face, or only in
-    zero-area or non-finite faces, get a zero normal.
+    zero-area faces, get a zero normal.
+
+    Args:
+        verts: (B, V, 3) vertices, finite wherever ``valid`` is True (NaN elsewhere is fine).
+        faces: (F, 3) triangles.
+        valid: optional (B, V) bool; faces with an invalid corner are ignored (zero normal, zero
+            gradient). Without it every vertex must be finite.
     """
     if verts.ndim != 3 or verts.shape[-1] != 3:
         raise ValueError(f"verts must have shape (B, V, 3), got {tuple(verts.shape)}")
     B, V, _ = verts.shape
     check_faces(faces, V)
     faces = faces.long()
-    per_face = face_normals(verts, faces)  # (B, F, 3)
-    per_corner = per_face[:, :, None, :].expand(B, faces.shape[0], 3, 3).reshape(-1, 3)  # (B * F * 3, 3)
-    summed = verts.new_zeros(B * V, 3).index_add(0, _corner_rows(faces, B, V), per_corner)
+    if valid is not None:
+        verts = torch.where(valid[..., None], verts, 0.0)  # no NaN may reach the cross products' gradients
+    per_face = face_normals(verts, faces, valid).reshape(-1, 3)  # (B * F, 3)
+    summed = verts.new_zeros(B * V, 3)
+    for rows in corner_rows(faces, B, V):  # each face adds its normal to its three corners
+        summed = summed.index_add(0, rows, per_face)
     return F_nn.normalize(summed.view(B, V, 3), dim=-1, eps=NORMAL_EPS)

@@ -125,16 +125,21 @@ class MeshRenderer(nn.Module):
         faces = faces.long()
         self._check_inputs(B, V, camera, sh_coeffs, colors, texture, landmarks)
 
-        # Non-finite vertices: replaced by zeros for the arithmetic (so no NaN reaches a gradient),
-        # then marked NaN in screen space so the rasterizers drop their faces.
-        finite = torch.isfinite(verts).all(-1, keepdim=True)  # (B, V, 1)
-        verts_cam = camera.to_camera(torch.where(finite, verts, 0.0))
-        screen = torch.where(finite, camera.screen_from_camera(verts_cam), float("nan"))
+        # Non-finite vertices (rare: checked once for the batch) are replaced by zeros for the arithmetic,
+        # so no NaN reaches a gradient, then marked NaN in screen space so the rasterizers drop their
+        # faces, and left out of the normals.
+        valid = None if bool(torch.isfinite(verts).all()) else torch.isfinite(verts).all(-1)  # (B, V)
+        if valid is not None:
+            verts = torch.where(valid[..., None], verts, 0.0)
+        verts_cam = camera.to_camera(verts)
+        screen = camera.screen_from_camera(verts_cam)
+        if valid is not None:
+            screen = torch.where(valid[..., None], screen, float("nan"))
         fragments = self.rasterizer(verts.device)(screen, faces, (H, W), camera.is_perspective)
 
         # Shading runs on the M covered pixels only, then is scattered into the frame.
         pixels = CoveredPixels.from_pix_to_face(fragments.pix_to_face)
-        albedo, normals = self._surface(verts_cam, finite, faces, pixels, pixels.gather(fragments.bary), colors,
+        albedo, normals = self._surface(verts_cam, valid, faces, pixels, pixels.gather(fragments.bary), colors,
                                         texture)  # (M, 3) each
         light_normals = normals @ CAMERA_TO_LIGHT.to(normals).T
         radiance = albedo * sh_shading_indexed(light_normals, sh_coeffs, pixels.batch)  # (M, 3)
@@ -169,10 +174,10 @@ class MeshRenderer(nn.Module):
             raise ValueError(f"landmarks must have shape ({B}, L, 3), got {tuple(landmarks.shape)}")
 
     @staticmethod
-    def _surface(verts_cam: Tensor, finite: Tensor, faces: Tensor, pixels: CoveredPixels, bary: Tensor,
+    def _surface(verts_cam: Tensor, valid: Tensor | None, faces: Tensor, pixels: CoveredPixels, bary: Tensor,
                  colors: Tensor | None, texture: UVTexture | None) -> tuple[Tensor, Tensor]:
         """Albedo (M, 3) and unit camera-frame normals (M, 3) at the covered pixels."""
-        vertex_n = vertex_normals(torch.where(finite, verts_cam, float("nan")), faces)  # NaN faces are skipped
+        vertex_n = vertex_normals(verts_cam, faces, valid)
         per_vertex = vertex_n if colors is None else torch.cat([vertex_n, colors.to(vertex_n.dtype)], -1)
         interpolated = interpolate_at(per_vertex, faces, pixels, bary)  # one gather for both
         normals = F_nn.normalize(interpolated[:, :3], dim=-1)

@@ -55,7 +55,7 @@ class CoveredPixels:
 
 
 def corner_values(values: Tensor, faces: Tensor, batch: Tensor, face: Tensor) -> Tensor:
-    """Per-vertex values at the corners of one face per entry.
+    """Per-vertex values at the corners of one face per entry, corner-major.
 
     Args:
         values: (B, V, C) per-vertex values (positions, normals, colours, ...).
@@ -64,11 +64,12 @@ def corner_values(values: Tensor, faces: Tensor, batch: Tensor, face: Tensor) ->
         face: (M,) face of each entry, in [0, F).
 
     Returns:
-        (M, 3 corners, C), differentiable with respect to ``values`` (one index_select).
+        (3 corners, M, C): each corner a contiguous block; differentiable with respect to ``values``
+        (one index_select on the flattened table).
     """
     B, V, C = values.shape
-    corner = faces.index_select(0, face) + (batch * V)[:, None]  # (M, 3) rows of the flat values
-    return values.reshape(B * V, C).index_select(0, corner.reshape(-1)).view(-1, 3, C)
+    rows = faces.index_select(0, face).T + batch * V  # (3, M) rows of the flat values
+    return values.reshape(B * V, C).index_select(0, rows.reshape(-1)).view(3, -1, C)
 
 
 def barycentrics_of(screen_verts: Tensor, faces: Tensor, pixels: CoveredPixels,
@@ -82,20 +83,19 @@ def barycentrics_of(screen_verts: Tensor, faces: Tensor, pixels: CoveredPixels,
     Returns:
         bary: (M, 3) and zbuf: (M,).
     """
-    tri = corner_values(screen_verts, faces, pixels.batch, pixels.face)  # (M, 3, 3)
-    x, y, z = tri.unbind(-1)  # (M, 3) each
-    e1x, e1y = x[:, 1] - x[:, 0], y[:, 1] - y[:, 0]
-    e2x, e2y = x[:, 2] - x[:, 0], y[:, 2] - y[:, 0]
-    dx, dy = pixels.x.to(tri.dtype) - x[:, 0], pixels.y.to(tri.dtype) - y[:, 0]
+    tri = corner_values(screen_verts, faces, pixels.batch, pixels.face)  # (3 corners, M, 3 xyz)
+    (x0, x1, x2), (y0, y1, y2), (z0, z1, z2) = tri.permute(2, 0, 1).contiguous()  # (M,) each, contiguous
+    e1x, e1y, e2x, e2y = x1 - x0, y1 - y0, x2 - x0, y2 - y0
+    dx, dy = pixels.x.to(tri.dtype) - x0, pixels.y.to(tri.dtype) - y0
     inverse_area2 = 1.0 / (e1x * e2y - e2x * e1y)
     b1 = (dx * e2y - dy * e2x) * inverse_area2
     b2 = (e1x * dy - e1y * dx) * inverse_area2
-    b = torch.stack([1.0 - b1 - b2, b1, b2], -1)
+    b0 = 1.0 - b1 - b2
     if not perspective_correct:
-        return b, (b * z).sum(-1)
-    weights = b / z
-    inverse_depth = weights.sum(-1)
-    return weights / inverse_depth[:, None], 1.0 / inverse_depth
+        return torch.stack([b0, b1, b2], -1), b0 * z0 + b1 * z1 + b2 * z2
+    w0, w1, w2 = b0 / z0, b1 / z1, b2 / z2
+    depth = 1.0 / (w0 + w1 + w2)
+    return torch.stack([w0 * depth, w1 * depth, w2 * depth], -1), depth
 
 
 def barycentrics_at_pixels(screen_verts: Tensor, faces: Tensor, pix_to_face: Tensor,

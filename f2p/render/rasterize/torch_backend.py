@@ -21,6 +21,8 @@ step 4 alone, exactly as for PyTorch3D's hard rasterizer (no gradient through co
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -99,16 +101,17 @@ def _triangle_setup(screen_verts: Tensor, faces: Tensor, H: int, W: int,
         ints: (4, B * F) first candidate, bbox width, bbox origin pixel, face index.
         counts: (B * F,) candidates (bbox pixels) per triangle, 0 for dropped triangles.
     """
-    B, _, _ = screen_verts.shape
+    B, V, _ = screen_verts.shape
     F = faces.shape[0]
-    V = screen_verts.shape[1]
-    rows = (faces.reshape(1, -1) + (torch.arange(B, device=faces.device) * V)[:, None]).reshape(-1)
-    tri = screen_verts.reshape(B * V, 3).index_select(0, rows).view(B, F, 3, 3)
-    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = (corner.unbind(-1) for corner in tri.unbind(2))  # (B, F) each
+    # (3 corners, B * F) vectors of each coordinate: corner-major rows make every later op contiguous.
+    rows = (faces.T[:, None, :] + (torch.arange(B, device=faces.device) * V)[None, :, None]).reshape(-1)
+    coords = screen_verts.reshape(B * V, 3).index_select(0, rows).T.reshape(3, 3, B * F)  # (xyz, corner, B * F)
+    (x0, x1, x2), (y0, y1, y2), (z0, z1, z2) = (c.unbind(0) for c in coords.unbind(0))
     e1x, e1y, e2x, e2y = x1 - x0, y1 - y0, x2 - x0, y2 - y0
     area2 = e1x * e2y - e2x * e1y
-    keep = torch.isfinite(tri).flatten(2).all(-1) & (torch.minimum(torch.minimum(z0, z1), z2) > MIN_DEPTH)
-    keep &= area2.abs() > MIN_DOUBLE_AREA
+    # area2 is non-finite whenever an x or y is; NaN fails every comparison.
+    keep = torch.isfinite(area2) & (area2.abs() > MIN_DOUBLE_AREA)
+    keep &= (torch.minimum(torch.minimum(z0, z1), z2) > MIN_DEPTH) & (torch.maximum(torch.maximum(z0, z1), z2) < math.inf)
     # Pixel centres inside the bounding box, clamped to the image (on clamped floats, so that huge
     # or non-finite coordinates never reach the integer conversion).
     xmin = torch.minimum(torch.minimum(x0, x1), x2).clamp(0, W).ceil()
@@ -126,12 +129,12 @@ def _triangle_setup(screen_verts: Tensor, faces: Tensor, H: int, W: int,
     dq1, dq2 = q1 - q0, q2 - q0
     q = q0 + b1 * dq1 + b2 * dq2
     floats = torch.stack([b1, b1x, b1y, b2, b2x, b2y, q, b1x * dq1 + b2x * dq2, b1y * dq1 + b2y * dq2])
-    floats = torch.where(keep, floats, 0.0).view(9, B * F)
-    counts = torch.where(keep, width * height, 0.0).long().view(-1)
-    widths = torch.where(keep, width, 1.0).long().view(-1)
-    batch_base = (torch.arange(B, device=tri.device) * (H * W)).view(B, 1)
-    origin = torch.where(keep, batch_base + ymin.long() * W + xmin.long(), 0).view(-1)
-    face = torch.arange(F, device=tri.device).expand(B, F).reshape(-1)
+    floats = torch.where(keep, floats, 0.0)
+    counts = torch.where(keep, width * height, 0.0).long()
+    widths = torch.where(keep, width, 1.0).long()
+    batch_base = (torch.arange(B, device=coords.device) * (H * W)).repeat_interleave(F)
+    origin = torch.where(keep, batch_base + ymin.long() * W + xmin.long(), 0)
+    face = torch.arange(F, device=coords.device).repeat(B)
     ints = torch.stack([torch.cumsum(counts, 0) - counts, widths, origin, face])
     return floats, ints, counts
 
