@@ -18,3 +18,10 @@ def test_procedural_jaw_open_moves_chin_down(procedural_model):
     params["expression"][0, procedural_model.groups["expression"].component_names.index("jawOpen")] = 1.0
     opened = procedural_model(**params).landmarks[0, C.CHIN, 1]
     assert opened < closed - 0.005
+
+
+def test_landmark_fast_path_equals_the_full_mesh(procedural_model):
+    params = procedural_model.zero_params(2)
+    params["identity"] = torch.randn(2, procedural_model.groups["identity"].size)
+    params["expression"] = torch.rand(2, procedural_model.groups["expression"].size)
+    assert torch.allclose(procedural_model.landmarks(**params), procedural_model(**params).landmarks, atol=1e-6)

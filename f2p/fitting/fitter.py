@@ -24,7 +24,9 @@ log = logging.getLogger("f2p")
 MAX_RETRIES = 3
 """Roll-backs (each halving the photo's step size) before a diverging photo is reported as failed."""
 DIVERGENCE_FACTOR = 50.0
-"""A photo whose loss exceeds its stage's best by this factor is treated as diverged."""
+DIVERGENCE_FLOOR = 1e-3
+"""A photo whose loss exceeds DIVERGENCE_FACTOR x max(its stage's best, DIVERGENCE_FLOOR) has diverged; the floor
+keeps a photo that converged to almost zero loss from being flagged for ordinary noise."""
 SNAPSHOT_EVERY = 10
 FINAL_LR_FRACTION = 0.05
 """Step sizes decay along a cosine from 1 to this fraction over each stage."""
@@ -104,7 +106,7 @@ class Fitter:
         with torch.no_grad():
             scene = self._scene(self.spec, params, render=True)
             wanted = {term for stage in self.stages for term, weight in stage.weights.items() if weight > 0}
-            result.losses = self.objective.terms(params, scene, obs, wanted | {"landmark", "photometric"})
+            result.losses = self.objective.terms(params, scene, obs, wanted | {"landmark", "photometric"}, set(params))
         result.params = {name: value.detach() for name, value in params.items()}
         return result
 
@@ -124,8 +126,9 @@ class Fitter:
         history = result.history.setdefault(stage.name, [])
         for step in range(stage.steps):
             scene = self._scene(stage_spec, params, render=stage.needs_render)
-            total = self.total(self.objective.terms(params, scene, stage_obs, set(stage.weights)), stage.weights)
-            bad = ~torch.isfinite(total) | (total > DIVERGENCE_FACTOR * best.clamp_min(1e-6))
+            terms = self.objective.terms(params, scene, stage_obs, set(stage.weights), set(trainable))
+            total = self.total(terms, stage.weights)
+            bad = ~torch.isfinite(total) | (total > DIVERGENCE_FACTOR * best.clamp_min(DIVERGENCE_FLOOR))
             bad &= ~result.failed
             optimizer.zero_grad()
             torch.where(bad, torch.zeros_like(total), total).sum().backward()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -12,7 +14,7 @@ from f2p.losses.landmark import face_size
 from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
 from f2p.render.rotations import axis_angle_to_matrix
 from f2p.scene.compose import SceneOutput
-from f2p.scene.params import LOG_FOCAL, POSE, VERTEX_COLOR, SceneSpec
+from f2p.scene.params import LIGHT, LOG_FOCAL, NUM_SH, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
 
 POSE_PRIOR_STD = 0.6  # radians: soft, only keeps runaway poses in check
 LOG_FOCAL_PRIOR_STD = 0.3
@@ -56,10 +58,20 @@ class FittingObjective(nn.Module):
         model = spec.model
         self.register_buffer("edges", mesh_edges(model.faces), persistent=False)
         self.register_buffer("face_region", model.face_region.float(), persistent=False)
+        device = model.device
+        self.prior_std: dict[str, Tensor] = {name: torch.tensor(group.prior_std, device=device)
+                                             for name, group in model.groups.items()}
+        self.prior_std[POSE] = torch.full((3,), POSE_PRIOR_STD, device=device)
+        self.prior_std[LOG_FOCAL] = torch.full((1,), LOG_FOCAL_PRIOR_STD, device=device)
+        self.prior_std[TRANSLATION] = torch.full((3,), math.inf, device=device)  # no prior on where the head is
+        self.prior_std[LIGHT] = torch.full((NUM_SH * 3,), math.inf, device=device)
+        if spec.free_vertex_color:
+            self.prior_std[VERTEX_COLOR] = torch.full((model.num_vertices * 3,), VERTEX_COLOR_PRIOR_STD, device=device)
 
-    def terms(self, params: dict[str, Tensor], scene: SceneOutput, obs: Observations,
-              wanted: set[str]) -> dict[str, Tensor]:
-        """{term: (B,) loss} for the terms in ``wanted``."""
+    def terms(self, params: dict[str, Tensor], scene: SceneOutput, obs: Observations, wanted: set[str],
+              trainable: set[str]) -> dict[str, Tensor]:
+        """{term: (B,) loss} for the terms in ``wanted``; priors and bounds cover the ``trainable`` groups only
+        (the others are constants in the stage)."""
         B = obs.batch_size
         out: dict[str, Tensor] = {}
         if "landmark" in wanted:
@@ -72,21 +84,16 @@ class FittingObjective(nn.Module):
             out["identity"] = identity_loss(self.embedder.embed(scene.render.image, scene.landmarks2d), obs.embedding)
         if "prior" in wanted:
             prior = params[POSE].new_zeros(B)
-            for name, group in self.spec.model.groups.items():
-                prior = prior + gaussian_prior(params[name], params[name].new_tensor(group.prior_std))
-            prior = prior + gaussian_prior(params[POSE], params[POSE].new_full((3,), POSE_PRIOR_STD))
-            prior = prior + gaussian_prior(params[LOG_FOCAL], params[LOG_FOCAL].new_full((1,), LOG_FOCAL_PRIOR_STD))
-            if VERTEX_COLOR in params:
-                prior = prior + gaussian_prior(params[VERTEX_COLOR], params[VERTEX_COLOR].new_full(
-                    (params[VERTEX_COLOR].shape[1],), VERTEX_COLOR_PRIOR_STD))
+            for name in trainable & set(params):
+                prior = prior + gaussian_prior(params[name], self.prior_std[name])
             out["prior"] = prior
         if "bounds" in wanted:
             penalty = params[POSE].new_zeros(B)
             for name, group in self.spec.model.groups.items():
-                if group.bounded:
+                if group.bounded and name in trainable:
                     p = params[name]
                     penalty = penalty + bound_penalty(p, p.new_tensor(group.lower), p.new_tensor(group.upper))
             out["bounds"] = penalty
-        if "smoothness" in wanted and VERTEX_COLOR in params:
+        if "smoothness" in wanted and VERTEX_COLOR in params and scene.colors is not None:
             out["smoothness"] = vertex_color_smoothness(scene.colors, self.edges)
         return out

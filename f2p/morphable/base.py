@@ -138,6 +138,10 @@ class MorphableModel(nn.Module):
     def forward(self, **params: Tensor) -> MeshOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def landmarks(self, **params: Tensor) -> Tensor:
+        """(B, 68, 3) landmarks only; subclasses override this when it can skip building the whole mesh."""
+        return self(**params).landmarks
+
 
 @dataclass
 class LinearModelData:
@@ -251,6 +255,11 @@ class LinearMorphableModel(MorphableModel):
         self.shape_group_names = tuple(g.name for g in data.groups if g.name != "albedo")
         for group_name in self.shape_group_names:
             buffer(f"basis_{group_name}", data.bases[group_name], torch.float32)
+        # The same model restricted to its 68 landmarks, for landmark-only fitting stages.
+        self.register_buffer("landmark_mean", self.landmarks_from_verts(self.mean[None])[0], persistent=False)
+        for group_name in self.shape_group_names:
+            self.register_buffer(f"landmark_basis_{group_name}", self.landmarks_from_verts(self.basis(group_name)),
+                                 persistent=False)
 
     def basis(self, group: str) -> Tensor:
         """(K, V, 3) basis of a shape group."""
@@ -275,6 +284,16 @@ class LinearMorphableModel(MorphableModel):
         picked = verts[:, self.landmark_vertices]  # (B, 68, J, 3)
         return (picked * self.landmark_weights[None, :, :, None]).sum(dim=2)
 
+    @staticmethod
+    def _blend(B: int, mean: Tensor, terms: list[tuple[Tensor | None, Tensor]]) -> Tensor:
+        """(N, 3) mean plus sum of (B, K) coefficients times (K, N, 3) bases -> (B, N, 3)."""
+        points = mean.expand(B, -1, -1)
+        for coeffs, basis in terms:
+            if coeffs is not None:
+                K, N, _ = basis.shape
+                points = points + (coeffs @ basis.reshape(K, N * 3)).reshape(B, N, 3)
+        return points
+
     def forward(self, **params: Tensor) -> MeshOutput:
         """Build meshes from named parameters; missing groups are zero.
 
@@ -285,19 +304,14 @@ class LinearMorphableModel(MorphableModel):
             MeshOutput with verts (B, V, 3), landmarks (B, 68, 3) and albedo (B, V, 3) or None.
         """
         B = self.check_params(params)
-        verts = self.mean.expand(B, -1, -1)
-        for group_name in self.shape_group_names:
-            coeffs = params.get(group_name)
-            if coeffs is not None:
-                basis = self.basis(group_name)  # (K, V, 3)
-                K, V, _ = basis.shape
-                verts = verts + (coeffs @ basis.reshape(K, V * 3)).reshape(B, V, 3)
+        verts = self._blend(B, self.mean, [(params.get(g), self.basis(g)) for g in self.shape_group_names])
         albedo = None
         if self.albedo_mean is not None:
-            albedo = self.albedo_mean.expand(B, -1, -1)
-            coeffs = params.get("albedo")
-            if coeffs is not None:
-                K, V, _ = self.albedo_basis.shape
-                albedo = albedo + (coeffs @ self.albedo_basis.reshape(K, V * 3)).reshape(B, V, 3)
-            albedo = albedo.clamp(0.0, 1.0)
+            albedo = self._blend(B, self.albedo_mean, [(params.get("albedo"), self.albedo_basis)]).clamp(0.0, 1.0)
         return MeshOutput(verts=verts, landmarks=self.landmarks_from_verts(verts), albedo=albedo)
+
+    def landmarks(self, **params: Tensor) -> Tensor:
+        """(B, 68, 3) landmarks from the landmark-restricted bases, without building the mesh."""
+        B = self.check_params(params)
+        return self._blend(B, self.landmark_mean, [(params.get(g), getattr(self, f"landmark_basis_{g}"))
+                                                   for g in self.shape_group_names])

@@ -19,18 +19,19 @@ class SceneOutput:
     """Everything produced from one set of scene parameters.
 
     Attributes:
-        mesh: the model's output (verts (B, V, 3), landmarks (B, 68, 3), albedo or None).
-        colors: (B, V, 3) per-vertex colour that was rendered.
         camera: the pinhole camera (world = model space).
-        render: the renderer's output, or None when only landmarks were asked for.
         landmarks2d: (B, 68, 2) projected landmarks in pixels.
+        mesh: the model's output (verts (B, V, 3), landmarks (B, 68, 3), albedo or None); None for a
+            landmark-only scene.
+        colors: (B, V, 3) per-vertex colour that was rendered; None for a landmark-only scene.
+        render: the renderer's output; None for a landmark-only scene.
     """
 
-    mesh: MeshOutput
-    colors: Tensor
     camera: PinholeCamera
-    render: RenderOutput | None
     landmarks2d: Tensor
+    mesh: MeshOutput | None
+    colors: Tensor | None
+    render: RenderOutput | None
 
 
 def scene_camera(spec: SceneSpec, params: dict[str, Tensor]) -> PinholeCamera:
@@ -60,15 +61,15 @@ def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRende
     Args:
         spec: what the parameters mean.
         params: {group name: (B, K)} as produced by ``SceneSpec.initial`` (or a regressor).
-        renderer: the mesh renderer, or None to skip rasterisation (landmark-only stages).
+        renderer: the mesh renderer, or None for a landmark-only scene (no mesh is built: landmark stages).
     """
     model_params = {name: params[name] for name in spec.model.groups if name in params}
-    mesh = spec.model(**model_params)
     camera = scene_camera(spec, params)
-    colors = scene_colors(spec, params, mesh)
     if renderer is None:
-        return SceneOutput(mesh, colors, camera, None, camera.project(mesh.landmarks))
+        return SceneOutput(camera, camera.project(spec.model.landmarks(**model_params)), None, None, None)
+    mesh = spec.model(**model_params)
+    colors = scene_colors(spec, params, mesh)
     B = mesh.verts.shape[0]
     sh = params[LIGHT].reshape(B, NUM_SH, 3)
     render = renderer(mesh.verts, spec.model.faces, camera, sh, colors=colors, landmarks=mesh.landmarks)
-    return SceneOutput(mesh, colors, camera, render, render.landmarks2d)
+    return SceneOutput(camera, render.landmarks2d, mesh, colors, render)
