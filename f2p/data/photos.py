@@ -126,6 +126,12 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
             raise PhotoError(path, f"no face found (detector {detector.name})")
         face = faces[0]
         landmarks, confidence, source = face.landmarks.float(), face.landmark_confidence.float(), face.detector
+    return align_sample(path, photo, landmarks, confidence, source, crop_size)
+
+
+def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, confidence: Tensor, source: str,
+                 crop_size: int = CROP_SIZE) -> PhotoSample:
+    """Crop and mask a loaded photo whose (68, 2) landmarks (photo pixels) and (68,) confidence are known."""
     crop = crop_faces(photo[None], landmarks[None], size=crop_size)
     crop_landmarks = crop.to_crop(landmarks[None])[0]
     mask = face_region_mask(crop_landmarks[None], crop_size, crop_size, softness=MASK_SOFTNESS)[0]
@@ -133,4 +139,4 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
                        crop.inverse[0], mask)
 
 
-__all__ = ["AnnotationError", "LandmarkFile", "PhotoError", "PhotoSample", "find_images", "load_sample"]
+__all__ = ["AnnotationError", "LandmarkFile", "PhotoError", "PhotoSample", "align_sample", "find_images", "load_sample"]
