@@ -53,6 +53,22 @@ def test_backends_match_a_brute_force_z_buffer(backend, perspective):
     assert (expected >= 0).mean() > 0.5  # the scene is not trivially empty
 
 
+@pytest.mark.parametrize("backend", REAL_BACKENDS)
+def test_small_and_large_triangles_at_the_image_border(backend):
+    H, W = SIZE
+    centres = [(0, 0), (W - 2, 0), (0, H - 2), (W - 1, H - 1), (W - 1, H // 2), (W // 2, H - 1)]
+    tris = []
+    for x, y in centres:  # a tiny triangle around a pixel centre, in front of a larger one past the border
+        tris += [[x - 0.4, y - 0.4, 1.0], [x + 0.9, y - 0.3, 1.0], [x - 0.3, y + 0.9, 1.0]]
+        tris += [[x - 3.03, y - 2.99, 2.0], [x + 4.07, y - 2.01, 2.0], [x - 1.98, y + 5.05, 2.0]]  # no edge on a centre
+    screen = torch.tensor([tris], dtype=torch.float32)
+    faces = torch.arange(len(tris)).view(-1, 3)
+    fragments = get_rasterizer(backend)(screen, faces, SIZE, True)
+    expected = _brute_force(screen, faces, True)
+    assert (fragments.pix_to_face[0].numpy() == expected).all()
+    assert set(range(0, len(centres) * 2, 2)) <= set(np.unique(expected))  # every tiny triangle is seen
+
+
 def test_torch_backend_chunking_gives_identical_fragments():
     screen, faces = _random_triangles(60, seed=2)
     big = TorchRasterizer()(screen, faces, SIZE, True)

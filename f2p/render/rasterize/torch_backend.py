@@ -200,7 +200,7 @@ def _tile_pixels(floats: Tensor, ints: Tensor, W: int, face_bits: int,
     in_box = (col < ints[_WIDTH, :, None]) & (row < ints[_HEIGHT, :, None])
     inside = in_box & (b1 >= 0) & (b2 >= 0) & (b1 + b2 <= 1) & (q > 0)
     key = _depth_keys(q, inside, ints[_FACE, :, None], face_bits, perspective_correct)
-    pixel = ints[_ORIGIN, :, None] + row.long() * W + col.long()
+    pixel = ints[_ORIGIN, :, None] + torch.where(in_box, row.long() * W + col.long(), 0)  # stay in the image
     return pixel.reshape(-1), key.reshape(-1)
 
 
