@@ -7,9 +7,6 @@ and DIR/summary.csv. Rerunning skips photos already done. Exit code 1 if any pho
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import logging
 import sys
 from pathlib import Path
@@ -18,17 +15,15 @@ import torch
 from tqdm import tqdm
 
 from f2p.data.photos import LandmarkFile, PhotoError, PhotoSample, find_images, load_sample
-from f2p.export.results import DONE_MARKER
+from f2p.export.summary import completed, output_dirs, summary_row, write_summary
 from f2p.export.photo import PhotoOutcome
 from f2p.fitting.photo_fit import PhotoFitter
 from f2p.fitting.schedule import default_schedule
-from f2p.morphable.atomic import atomic_writer
 from f2p.morphable.base import ModelFileError
 from f2p.perception.crop import CROP_SIZE
 
 log = logging.getLogger("f2p")
 
-SUMMARY_COLUMNS = ("image", "status", "error", "landmark_rmse_px", "identity_similarity", "seconds", "output")
 DEFAULT_TOTAL_STEPS = 450
 
 
@@ -56,32 +51,6 @@ def _device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"f2p reconstruct: --device {name} asked for, but no CUDA device is available")
     return device
-
-
-def _summary_row(outcome: PhotoOutcome, out_dir: Path | None) -> dict[str, str]:
-    m = outcome.metrics
-    fmt = lambda key: f"{m[key]:.4f}" if isinstance(m.get(key), float) else ""  # noqa: E731
-    return {"image": outcome.path, "status": outcome.status, "error": outcome.error,
-            "landmark_rmse_px": fmt("landmark_rmse_px"), "identity_similarity": fmt("identity_similarity"),
-            "seconds": fmt("seconds"), "output": str(out_dir) if out_dir else ""}
-
-
-def _write_summary(path: Path, rows: list[dict[str, str]]) -> None:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_writer(path) as handle:
-        handle.write(text.getvalue().encode("utf-8"))
-
-
-def output_dirs(images: list[Path], out: Path) -> dict[Path, Path]:
-    """One output folder per photo, named by its stem; clashing stems get their parent folder's name added."""
-    stems: dict[str, int] = {}
-    for image in images:
-        stems[image.stem] = stems.get(image.stem, 0) + 1
-    return {image: out / (image.stem if stems[image.stem] == 1 else f"{image.parent.name}_{image.stem}")
-            for image in images}
 
 
 def _wandb_run(mode: str, out: Path, args: argparse.Namespace):
@@ -130,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
     rows: dict[Path, dict[str, str]] = {}
     todo: list[Path] = []
     for image in images:
-        done = dirs[image] / DONE_MARKER
-        if done.is_file():
-            rows[image] = _summary_row(PhotoOutcome(str(image), "ok", "", json.loads(done.read_text())), dirs[image])
+        outcome = completed(image, dirs[image])
+        if outcome is not None:
+            rows[image] = summary_row(outcome, dirs[image])
         else:
             todo.append(image)
     if len(todo) < len(images):
@@ -144,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 batch.append((image, load_sample(image, detector, landmark_file, args.crop_size)))
             except PhotoError as error:
-                rows[image] = _summary_row(PhotoOutcome(str(image), "failed", error.reason, {}), None)
+                rows[image] = summary_row(PhotoOutcome(str(image), "failed", error.reason, {}), None)
                 tqdm.write(f"FAILED {error}")
                 bar.update(fitter.total_steps)
         if not batch:
@@ -154,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                               on_step=lambda stage, step, loss: (bar.set_postfix(stage=stage, loss=f"{loss:.4f}"),
                                                                  bar.update(len(batch))))
         for (image, _), outcome in zip(batch, outcomes):
-            rows[image] = _summary_row(outcome, dirs[image] if outcome.status == "ok" else None)
+            rows[image] = summary_row(outcome, dirs[image] if outcome.status == "ok" else None)
             line = (f"ok     {image.name}: landmark RMSE {outcome.metrics['landmark_rmse_px']:.2f} px"
                     if outcome.status == "ok" else f"FAILED {image}: {outcome.error}")
             tqdm.write(line)
@@ -163,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
                 run_log.log({f"{image.stem}/{k}": v for k, v in outcome.metrics.items() if isinstance(v, float)}
                             | {f"{image.stem}/fit": wandb.Image(str(dirs[image] / "fit.png"))})
-        _write_summary(args.out / "summary.csv", [rows[i] for i in images if i in rows])
+        write_summary(args.out / "summary.csv", [rows[i] for i in images if i in rows])
     bar.close()
-    _write_summary(args.out / "summary.csv", [rows[i] for i in images])
+    write_summary(args.out / "summary.csv", [rows[i] for i in images])
     if run_log is not None:
         run_log.finish()
     failed = sum(row["status"] != "ok" for row in rows.values())

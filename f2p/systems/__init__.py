@@ -1,0 +1,1 @@
+"""LightningModules composing the pieces: per-photo fitting and the learned regressor."""
