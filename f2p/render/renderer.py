@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F_nn
 from torch import Tensor, nn
 
-from f2p.render.antialias import antialias
+from f2p.render.antialias import antialias, face_neighbours
 from f2p.render.cameras import Camera
 from f2p.render.interpolate import interpolate_at
 from f2p.render.lighting import CAMERA_TO_LIGHT, NUM_SH, sh_shading_indexed
@@ -91,6 +91,7 @@ class MeshRenderer(nn.Module):
         if len(self.background) != 3:
             raise ValueError(f"background must be a float or an (R, G, B) triple, got {background}")
         self._rasterizers: dict[str, Rasterizer] = {}
+        self._topology: tuple[Tensor, int, Tensor] | None = None  # (faces, version, face_neighbours)
 
     def rasterizer(self, device: torch.device) -> Rasterizer:
         """The backend used for tensors on ``device``."""
@@ -147,7 +148,7 @@ class MeshRenderer(nn.Module):
         image = pixels.scatter(radiance, fill=background)  # (B, H, W, 3)
         mask = fragments.mask[..., None].to(radiance.dtype)  # (B, H, W, 1)
         if self.soft:
-            blended = antialias(torch.cat([image, mask], -1), fragments, screen, faces)
+            blended = antialias(torch.cat([image, mask], -1), fragments, screen, faces, self._neighbours(faces, V))
             image, mask = blended[..., :3], blended[..., 3:]
 
         landmarks2d = visible = None
@@ -158,6 +159,13 @@ class MeshRenderer(nn.Module):
             normals=_channels_first(pixels.scatter(normals)), albedo=_channels_first(pixels.scatter(albedo)),
             pix_to_face=fragments.pix_to_face, bary=fragments.bary, landmarks2d=landmarks2d,
             landmarks_visible=visible)
+
+    def _neighbours(self, faces: Tensor, num_vertices: int) -> Tensor:
+        """``face_neighbours`` of ``faces``, cached while the same faces tensor comes back unchanged."""
+        cached = self._topology
+        if cached is None or cached[0] is not faces or cached[1] != faces._version:
+            self._topology = (faces, faces._version, face_neighbours(faces, num_vertices))
+        return self._topology[2]
 
     @staticmethod
     def _check_inputs(B: int, V: int, camera: Camera, sh_coeffs: Tensor, colors: Tensor | None,
