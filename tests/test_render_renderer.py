@@ -15,6 +15,7 @@ from f2p.render import (
     default_focal_px,
     default_sh,
 )
+from f2p.render.antialias import face_neighbours
 from f2p.render.rotations import euler_to_axis_angle, head_pose_extrinsics
 
 SIZE = (64, 64)
@@ -180,6 +181,13 @@ def test_antialiased_coverage_approximates_triangle_area_and_its_gradient():
         assert grad_coverage.norm() == pytest.approx(grad_area.norm().item(), rel=0.25)
     assert len(soft_errors) >= 3
     assert sum(soft_errors) < 0.5 * sum(hard_errors)
+
+
+def test_face_neighbours_pair_faces_across_shared_edges():
+    faces = torch.tensor([[0, 1, 2], [2, 1, 3], [3, 4, 2]])
+    # Edge k joins corners k + 1 and k + 2: face 0's edge 0 is (1, 2), shared with face 1.
+    expected = torch.tensor([[1, -1, -1], [-1, 2, 0], [-1, 1, -1]])
+    assert torch.equal(face_neighbours(faces, 5), expected)
 
 
 def test_degenerate_meshes_give_defined_renders(face):

@@ -76,8 +76,11 @@ class MeshRenderer(nn.Module):
         backend: rasterizer, "auto" (PyTorch3D on CUDA, the torch backend elsewhere), "torch" or
             "pytorch3d"; resolved per call from the device of the vertices.
         soft: antialias silhouettes so that mask and edge pixels get gradients with respect to the
-            vertex positions (``f2p.render.antialias``; the same post-process for every backend).
-            Hard mode (default) gives a 0/1 mask without positional gradient.
+            vertex positions. Hard mode (default) gives a 0/1 mask without positional gradient.
+            Per backend: ``torch`` and ``pytorch3d`` both use the same analytic antialiasing step on
+            their hard fragments (``f2p.render.antialias``), so soft renders agree across backends
+            like hard ones do. PyTorch3D's own soft rasterization (``blur_radius`` with several
+            faces per pixel) is not used: it would change what ``pix_to_face`` and ``bary`` mean.
         background: background colour, a grey level or an (R, G, B) triple in [0, 1].
     """
 

@@ -17,7 +17,7 @@ Algorithm (no Python loop over triangles or pixels):
 5. Recompute barycentrics and depth differentiably for the winning face of the covered pixels only
    (``barycentrics_of``), so autograd sees a small graph.
 
-Steps 1-4 run without gradients, in chunks of triangles whose bounding boxes hold at most
+Steps 1-4 run without gradients, in float32 whatever the input dtype, in chunks of triangles whose bounding boxes hold at most
 ``max_candidates`` pixels (to bound memory); the gradient with respect to vertex positions flows
 through step 5 alone, exactly as for PyTorch3D's hard rasterizer (no gradient through coverage).
 Scanline spans keep the pixel stage to the pixels a triangle covers, about a third of its bounding
