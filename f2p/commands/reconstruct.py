@@ -24,7 +24,7 @@ from f2p.perception.crop import CROP_SIZE
 
 log = logging.getLogger("f2p")
 
-DEFAULT_TOTAL_STEPS = 450
+DEFAULT_TOTAL_STEPS = 490
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,7 +54,9 @@ class Stage:
 
 
 def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
-    """Rigid pose on landmarks; then shape and expression on landmarks; then everything photometrically.
+    """Rigid pose on landmarks; shape and expression on landmarks; shape from shading (model albedo, if any, and
+    light, with free per-vertex colours still off so they cannot absorb the shading); finally free per-vertex
+    colours for models without an albedo space.
 
     Args:
         steps_scale: multiplies every stage's step count (``--steps`` of ``reconstruct``).
@@ -63,13 +65,13 @@ def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
     def steps(n: int) -> int:
         return max(1, round(n * steps_scale))
 
+    shape = ["pose", "translation", "identity", "expression", "jaw_pose"]
     return [
         Stage("rigid", steps(200), ["pose", "translation"], {"landmark": 1.0}),
-        Stage("shape", steps(200), ["pose", "translation", "identity", "expression", "jaw_pose"],
-              {"landmark": 1.0, "prior": 2e-4, "bounds": 1.0}),
-        Stage("photometric", steps(50),
-              ["pose", "translation", "identity", "expression", "jaw_pose", "albedo", "vertex_color", "sh"],
-              {"landmark": 1.0, "photometric": 0.1, "identity": 0.02, "prior": 2e-4, "bounds": 1.0,
-               "smoothness": 1.0},
+        Stage("shape", steps(200), shape, {"landmark": 1.0, "prior": 2e-4, "bounds": 1.0}),
+        Stage("shading", steps(60), shape + ["albedo", "sh"],
+              {"landmark": 1.0, "photometric": 1.0, "identity": 0.2, "prior": 2e-4, "bounds": 1.0},
               lr_scale=0.5, resolution_scale=0.5),
+        Stage("colour", steps(30), ["vertex_color", "sh"], {"photometric": 1.0, "prior": 2e-4, "smoothness": 1.0},
+              resolution_scale=0.5),
     ]
