@@ -59,14 +59,16 @@ class FittingObjective(nn.Module):
         self.register_buffer("edges", mesh_edges(model.faces), persistent=False)
         self.register_buffer("face_region", model.face_region.float(), persistent=False)
         device = model.device
-        self.prior_std: dict[str, Tensor] = {name: torch.tensor(group.prior_std, device=device)
-                                             for name, group in model.groups.items()}
-        self.prior_std[POSE] = torch.full((3,), POSE_PRIOR_STD, device=device)
-        self.prior_std[LOG_FOCAL] = torch.full((1,), LOG_FOCAL_PRIOR_STD, device=device)
-        self.prior_std[TRANSLATION] = torch.full((3,), math.inf, device=device)  # no prior on where the head is
-        self.prior_std[LIGHT] = torch.full((NUM_SH * 3,), math.inf, device=device)
+        prior_std: dict[str, Tensor] = {name: torch.tensor(group.prior_std, device=device)
+                                        for name, group in model.groups.items()}
+        prior_std[POSE] = torch.full((3,), POSE_PRIOR_STD, device=device)
+        prior_std[LOG_FOCAL] = torch.full((1,), LOG_FOCAL_PRIOR_STD, device=device)
+        prior_std[TRANSLATION] = torch.full((3,), math.inf, device=device)  # no prior on where the head is
+        prior_std[LIGHT] = torch.full((NUM_SH * 3,), math.inf, device=device)
         if spec.free_vertex_color:
-            self.prior_std[VERTEX_COLOR] = torch.full((model.num_vertices * 3,), VERTEX_COLOR_PRIOR_STD, device=device)
+            prior_std[VERTEX_COLOR] = torch.full((model.num_vertices * 3,), VERTEX_COLOR_PRIOR_STD, device=device)
+        for name, std in prior_std.items():  # buffers move with .to() (systems are built on the CPU)
+            self.register_buffer(f"prior_std_{name}", std, persistent=False)
 
     def terms(self, params: dict[str, Tensor], scene: SceneOutput, obs: Observations, wanted: set[str],
               trainable: set[str]) -> dict[str, Tensor]:
@@ -85,7 +87,7 @@ class FittingObjective(nn.Module):
         if "prior" in wanted:
             prior = params[POSE].new_zeros(B)
             for name in trainable & set(params):
-                prior = prior + gaussian_prior(params[name], self.prior_std[name])
+                prior = prior + gaussian_prior(params[name], getattr(self, f"prior_std_{name}"))
             out["prior"] = prior
         if "bounds" in wanted:
             penalty = params[POSE].new_zeros(B)
