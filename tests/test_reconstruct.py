@@ -67,3 +67,20 @@ def test_rerun_skips_photos_already_done(run_dir):
     assert marker.stat().st_mtime_ns == before
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert len(rows) == 4
+
+
+def test_losses_are_logged_to_csv_without_wandb(run_dir):
+    _, out, _, _ = run_dir
+    rows = list(csv.DictReader((out / "fit_log.csv").open()))
+    stages = {row["stage"] for row in rows}
+    assert {"rigid", "shape", "shading", "colour"} <= stages
+    rigid = [float(row["mean_loss"]) for row in rows if row["stage"] == "rigid" and row["batch"] == "1"]
+    assert rigid[-1] < rigid[0]  # the landmark loss goes down
+
+
+def test_a_missing_landmark_file_is_one_clear_line(tmp_path, capsys, faces_dir):
+    code = main(["reconstruct", str(faces_dir / "images" / "celeba_000002.jpg"), "--out", str(tmp_path),
+                 "--model", "procedural", "--landmarks", str(tmp_path / "missing.pts")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.pts" in err[0]

@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from f2p.data.photos import LandmarkFile, PhotoError, PhotoSample, find_images, load_sample
+from f2p.data.photos import AnnotationError, LandmarkFile, PhotoError, PhotoSample, find_images, load_sample
 from f2p.export.summary import completed, output_dirs, summary_row, write_summary
 from f2p.export.photo import PhotoOutcome
+from f2p.export.run_log import RunLog
 from f2p.fitting.photo_fit import PhotoFitter
 from f2p.fitting.schedule import default_schedule
 from f2p.morphable.base import ModelFileError
@@ -53,21 +54,26 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _wandb_run(mode: str, out: Path, args: argparse.Namespace):
-    if mode == "off":
-        return None
-    import wandb
+def _photo_fitter(args: argparse.Namespace, device: torch.device) -> PhotoFitter:
+    """Model, renderer, identity network and schedule as the options say (raises ModelFileError)."""
+    from f2p.morphable.registry import load_model
+    from f2p.render.renderer import MeshRenderer
+    from f2p.scene.params import SceneSpec
 
-    return wandb.init(project="f2p", job_type="reconstruct", dir=str(out), mode=mode,
-                      config={k: str(v) for k, v in vars(args).items()})
+    model = load_model(args.model).to(device)
+    embedder = None
+    if not args.no_identity:
+        from f2p.perception.identity.embedder import DlibFaceEmbedder
+
+        embedder = DlibFaceEmbedder.from_default_weights().to(device)
+    spec = SceneSpec(model, (args.crop_size, args.crop_size))
+    stages = default_schedule(args.steps / DEFAULT_TOTAL_STEPS)
+    return PhotoFitter(spec, MeshRenderer(backend=args.backend), stages, embedder)
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from f2p.morphable.registry import load_model
     from f2p.perception.detectors import create_detector
-    from f2p.render.renderer import MeshRenderer
-    from f2p.scene.params import SceneSpec
 
     images = find_images(args.inputs)
     if args.steps < 1 or args.batch_size < 1:
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     device = _device(args.device)
     try:
-        model = load_model(args.model).to(device)
+        fitter = _photo_fitter(args, device)
     except ModelFileError as error:
         print(f"f2p reconstruct: {error}", file=sys.stderr)
         return 2
@@ -84,17 +90,14 @@ def run(args: argparse.Namespace) -> int:
     if args.landmarks in ("auto", "fan", "dlib"):
         detector = create_detector(args.landmarks, device=str(device))
     else:
-        landmark_file = LandmarkFile(args.landmarks)
-    embedder = None
-    if not args.no_identity:
-        from f2p.perception.identity.embedder import DlibFaceEmbedder
-
-        embedder = DlibFaceEmbedder.from_default_weights().to(device)
-    spec = SceneSpec(model, (args.crop_size, args.crop_size))
-    stages = default_schedule(args.steps / DEFAULT_TOTAL_STEPS)
-    fitter = PhotoFitter(spec, MeshRenderer(backend=args.backend), stages, embedder)
+        try:
+            landmark_file = LandmarkFile(args.landmarks)
+        except (AnnotationError, OSError) as error:
+            print(f"f2p reconstruct: --landmarks {args.landmarks}: {error}", file=sys.stderr)
+            return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    run_log = _wandb_run(args.wandb, args.out, args)
+    run_log = RunLog(args.out, args.wandb, {k: str(v) for k, v in vars(args).items()})
+    last_steps = {stage.name: stage.steps - 1 for stage in fitter.fitter.stages}
     dirs = output_dirs(images, args.out)
     rows: dict[Path, dict[str, str]] = {}
     todo: list[Path] = []
@@ -118,25 +121,24 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(fitter.total_steps)
         if not batch:
             continue
-        samples = [sample for _, sample in batch]
-        outcomes = fitter.fit(samples, [dirs[image] for image, _ in batch],
-                              on_step=lambda stage, step, loss: (bar.set_postfix(stage=stage, loss=f"{loss:.4f}"),
-                                                                 bar.update(len(batch))))
+        run_log.next_batch()
+
+        def on_step(stage: str, step: int, loss: float) -> None:
+            bar.set_postfix(stage=stage, loss=f"{loss:.4f}")
+            bar.update(len(batch))
+            run_log.step(stage, step, loss, step == last_steps[stage])
+
+        outcomes = fitter.fit([sample for _, sample in batch], [dirs[image] for image, _ in batch], on_step=on_step)
         for (image, _), outcome in zip(batch, outcomes):
             rows[image] = summary_row(outcome, dirs[image] if outcome.status == "ok" else None)
             line = (f"ok     {image.name}: landmark RMSE {outcome.metrics['landmark_rmse_px']:.2f} px"
                     if outcome.status == "ok" else f"FAILED {image}: {outcome.error}")
             tqdm.write(line)
-            if run_log is not None and outcome.status == "ok":
-                import wandb
-
-                run_log.log({f"{image.stem}/{k}": v for k, v in outcome.metrics.items() if isinstance(v, float)}
-                            | {f"{image.stem}/fit": wandb.Image(str(dirs[image] / "fit.png"))})
+            run_log.photo(dirs[image].name, outcome, dirs[image] / "fit.png")
         write_summary(args.out / "summary.csv", [rows[i] for i in images if i in rows])
     bar.close()
     write_summary(args.out / "summary.csv", [rows[i] for i in images])
-    if run_log is not None:
-        run_log.finish()
+    run_log.close()
     failed = sum(row["status"] != "ok" for row in rows.values())
     print(f"{len(images) - failed}/{len(images)} photos ok; summary: {args.out / 'summary.csv'}")
     return 1 if failed else 0
