@@ -1,10 +1,11 @@
-"""Benchmark the rasterizer backends: forward and forward+backward time and peak memory.
+"""Benchmark the rasterizer backends: forward+backward time and peak memory.
 
     python benchmarks/render.py            # ICT and SFM, 224 and 512 px, batch 1 and 8 (+ batch 64 torch)
     python benchmarks/render.py --quick    # 224 px, batch 1 only
 
 Each configuration runs in a fresh subprocess so that its peak memory is its own (CPU: peak RSS
-above the RSS before the first render; CUDA: ``torch.cuda.max_memory_allocated``). Two timings:
+above the RSS before the first render; CUDA: ``torch.cuda.max_memory_allocated``). Two
+forward+backward timings:
 
 - ``raster``: the backend alone, screen-space vertices -> ``Fragments``, backward of a loss on
   barycentrics and depth (what differs between backends);
@@ -12,7 +13,9 @@ above the RSS before the first render; CUDA: ``torch.cuda.max_memory_allocated``
   SH shading), backward of a photometric loss to the model-space vertices.
 
 Times are the median of ``--repeats`` runs after a small warm-up render (PyTorch3D's un-binned CPU
-kernel, which takes seconds per image, runs ``SLOW_BACKEND_REPEATS`` times per measurement). The last line is
+kernel, which takes seconds per image, runs ``SLOW_BACKEND_REPEATS`` times per measurement). On a
+shared or busy machine use ``--threads 1``: with more threads than free cores, PyTorch's OpenMP
+workers spin and many small ops slow down by an order of magnitude. The last line is
 ``ratio_pytorch3d_over_torch_cpu_224_b1``: PyTorch3D's render forward+backward time over ours on the
 ICT mesh at 224 px, batch 1, both measured in this run. Meshes come from ``$F2P_MODEL_PATH``
 (default ``../shared/models`` beside the repository).
@@ -91,25 +94,23 @@ def measure(mesh: str, backend: str, size: int, batch: int, repeats: int, device
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    def raster(backward: bool) -> None:
-        s = screen.clone().requires_grad_(backward)
+    def raster() -> None:
+        s = screen.clone().requires_grad_()
         fragments = rasterizer(s, faces, (size, size), True)
-        if backward:
-            (fragments.bary.sum() + fragments.zbuf.sum()).backward()
+        (fragments.bary.sum() + fragments.zbuf.sum()).backward()
         sync()
 
-    def render(backward: bool) -> None:
-        v = batch_verts.clone().requires_grad_(backward)
+    def render() -> None:
+        v = batch_verts.clone().requires_grad_()
         out = renderer(v, faces, camera, sh, colors=colors)
-        if backward:
-            ((out.image - target) ** 2).mean().backward()
+        ((out.image - target) ** 2).mean().backward()
         sync()
 
-    def timed(fn, backward: bool) -> float:
+    def timed(fn) -> float:
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            fn(backward)
+            fn()
             times.append(time.perf_counter() - start)
         return 1000 * statistics.median(times)
 
@@ -119,10 +120,7 @@ def measure(mesh: str, backend: str, size: int, batch: int, repeats: int, device
     small = default_camera(batch, (32, 32), distance=MESH_DISTANCE[mesh], device=device)
     renderer(batch_verts, faces, small, sh, colors=colors)  # warm-up: lazy initialisation, allocator
     row = {"mesh": mesh, "faces": int(faces.shape[0]), "size": size, "batch": batch, "backend": backend,
-           "raster_fwd_bwd_ms": timed(raster, True)}
-    with torch.no_grad():
-        row["render_fwd_ms"] = timed(render, False)
-    row["render_fwd_bwd_ms"] = timed(render, True)
+           "raster_fwd_bwd_ms": timed(raster), "render_fwd_bwd_ms": timed(render)}
     if device.startswith("cuda"):
         row["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -152,14 +150,13 @@ def run_worker(config: tuple[str, str, int, int], repeats: int, device: str, thr
 
 
 def print_table(rows: list[dict]) -> None:
-    header = (f"{'mesh':5} {'faces':>6} {'size':>5} {'batch':>5} {'backend':10} {'raster f+b':>11} "
-              f"{'render fwd':>11} {'render f+b':>11} {'peak MB':>8}")
+    header = (f"{'mesh':5} {'faces':>6} {'size':>5} {'batch':>5} {'backend':10} {'raster f+b':>12} "
+              f"{'render f+b':>12} {'peak MB':>8}")
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['mesh']:5} {r['faces']:6d} {r['size']:5d} {r['batch']:5d} {r['backend']:10} "
-              f"{r['raster_fwd_bwd_ms']:9.1f}ms {r['render_fwd_ms']:9.1f}ms "
-              f"{r['render_fwd_bwd_ms']:9.1f}ms {r['peak_mb']:8.0f}")
+              f"{r['raster_fwd_bwd_ms']:10.1f}ms {r['render_fwd_bwd_ms']:10.1f}ms {r['peak_mb']:8.0f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,11 +186,15 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows)
     print(f"load average {os.getloadavg()[0]:.1f} at the end (other processes share these cores)")
 
-    def time_of(backend: str) -> float:
-        return next(r["render_fwd_bwd_ms"] for r in rows
+    def time_of(backend: str, column: str) -> float:
+        return next(r[column] for r in rows
                     if (r["mesh"], r["size"], r["batch"], r["backend"]) == ("ict", 224, 1, backend))
 
-    print(f"ratio_pytorch3d_over_torch_{args.device}_224_b1: {time_of('pytorch3d') / time_of('torch'):.1f}")
+    def ratio(column: str) -> float:
+        return time_of("pytorch3d", column) / time_of("torch", column)
+
+    print(f"rasterizer alone, ICT 224 px batch 1: PyTorch3D / torch = {ratio('raster_fwd_bwd_ms'):.1f}")
+    print(f"ratio_pytorch3d_over_torch_{args.device}_224_b1: {ratio('render_fwd_bwd_ms'):.1f}")
 
 
 if __name__ == "__main__":

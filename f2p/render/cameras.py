@@ -24,10 +24,7 @@ import torch
 from torch import Tensor
 
 from f2p.conventions import MODEL_TO_OPENCV
-
-MIN_DEPTH = 1e-6
-"""Metres. Points closer to the camera plane are not projected (their screen position is a large
-finite number and the rasterizers drop their triangles)."""
+from f2p.render.rasterize.fragments import MIN_DEPTH  # the rasterizers' near plane; projection divides by at least it
 
 DEFAULT_FOV_DEG = 12.6
 """Field of view across the shorter image side of ``default_camera``: the focal length 1015 px at

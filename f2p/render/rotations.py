@@ -167,7 +167,8 @@ def head_pose_extrinsics(pose_aa: Tensor, translation: Tensor) -> tuple[Tensor, 
     if pose_aa.ndim != 2 or pose_aa.shape[1] != 3:
         raise ValueError(f"pose_aa must have shape (B, 3), got {tuple(pose_aa.shape)}")
     if translation.shape != pose_aa.shape:
-        raise ValueError(f"translation must have shape {tuple(pose_aa.shape)} like pose_aa, got {tuple(translation.shape)}")
+        raise ValueError(f"translation must have shape {tuple(pose_aa.shape)} like pose_aa, "
+                         f"got {tuple(translation.shape)}")
     flip = MODEL_TO_OPENCV.to(device=pose_aa.device, dtype=pose_aa.dtype)
     return flip @ axis_angle_to_matrix(pose_aa), translation
 

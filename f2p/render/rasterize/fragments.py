@@ -67,7 +67,7 @@ def empty_fragments(screen_verts: Tensor, image_size: tuple[int, int]) -> Fragme
     """Fragments with no covered pixel (still connected to ``screen_verts`` for autograd)."""
     B = screen_verts.shape[0]
     H, W = image_size
-    zero = screen_verts.sum() * 0.0  # keeps a graph so losses on empty renders backpropagate zeros
+    zero = torch.nan_to_num(screen_verts).sum() * 0.0  # keeps a graph: losses on empty renders backpropagate 0
     return Fragments(
         pix_to_face=torch.full((B, H, W), -1, dtype=torch.long, device=screen_verts.device),
         bary=zero + screen_verts.new_zeros(B, H, W, 3),

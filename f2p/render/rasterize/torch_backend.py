@@ -17,11 +17,12 @@ Algorithm (no Python loop over triangles or pixels):
 5. Recompute barycentrics and depth differentiably for the winning face of the covered pixels only
    (``barycentrics_of``), so autograd sees a small graph.
 
-Steps 1-4 run without gradients, in float32 whatever the input dtype, in chunks of triangles whose bounding boxes hold at most
-``max_candidates`` pixels (to bound memory); the gradient with respect to vertex positions flows
-through step 5 alone, exactly as for PyTorch3D's hard rasterizer (no gradient through coverage).
-Scanline spans keep the pixel stage to the pixels a triangle covers, about a third of its bounding
-box, which matters for large triangles (high resolutions, close-ups).
+Steps 1-4 run without gradients, in float32 whatever the input dtype, in chunks of triangles whose
+bounding boxes hold at most ``max_candidates`` pixels (to bound memory); the gradient with respect
+to vertex positions flows through step 5 alone, exactly as for PyTorch3D's hard rasterizer (no
+gradient through coverage). Scanline spans keep the pixel stage to the pixels a triangle covers,
+about a third of its bounding box, which matters for large triangles (high resolutions,
+close-ups); triangles within a ``TILE`` x ``TILE`` box skip the scanline stage.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def _triangle_setup(screen_verts: Tensor, faces: Tensor, H: int, W: int,
     area2 = e1x * e2y - e2x * e1y
     # area2 is non-finite whenever an x or y is; NaN fails every comparison.
     keep = torch.isfinite(area2) & (area2.abs() > MIN_DOUBLE_AREA)
-    keep &= (torch.minimum(torch.minimum(z0, z1), z2) > MIN_DEPTH) & (torch.maximum(torch.maximum(z0, z1), z2) < math.inf)
+    keep &= torch.minimum(torch.minimum(z0, z1), z2) > MIN_DEPTH
+    keep &= torch.maximum(torch.maximum(z0, z1), z2) < math.inf
     # Pixel centres inside the bounding box, clamped to the image (on clamped floats, so that huge
     # or non-finite coordinates never reach the integer conversion).
     xmin = torch.minimum(torch.minimum(x0, x1), x2).clamp(0, W).ceil()
