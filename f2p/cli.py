@@ -19,6 +19,7 @@ FRIENDLY_COMMANDS: dict[str, str] = {
     "reconstruct": "f2p.commands.reconstruct",
     "prepare": "f2p.commands.prepare",
     "model": "f2p.commands.model",
+    "evaluate": "f2p.commands.evaluate",
 }
 
 

@@ -1,0 +1,15 @@
+"""Evaluation: how well parameters explain photos (landmark NME, head pose, identity), measured the way the field
+does.
+
+Modules, one job each:
+    landmarks   NME with the box and eye-corner normalisers, cumulative error curves and their AUC
+    geometry    rigid (Procrustes) alignment and per-vertex errors
+    pose        head-pose matrices from params.json and AFLW2000-3D, angle errors with wrap-around
+    identity    same- vs different-person similarity of fitted identity coefficients
+    outputs     reading the per-photo outputs of ``reconstruct``/``predict``
+    truth       reading annotations (annotations.json, ``.pts`` and AFLW2000-3D ``.mat`` folders)
+    photos      scoring outputs against annotations
+    summary     per-group statistics shared by both reports
+    report      report.json, report.csv and the printed table
+    figures     cumulative error curves, per-photo bars, contact sheet of the worst fits
+"""

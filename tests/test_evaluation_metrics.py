@@ -1,0 +1,165 @@
+"""Evaluation metrics against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from f2p.conventions import MODEL_TO_OPENCV
+from f2p.evaluation.geometry import rigid_align, vertex_errors
+from f2p.evaluation.identity import compare_identities
+from f2p.evaluation.landmarks import (area_under_curve, cumulative_error, eye_corner_distance, failure_rate,
+                                      five_point_nme, landmark_nme)
+from f2p.evaluation.outputs import PhotoOutput
+from f2p.evaluation.photos import evaluate_photos
+from f2p.evaluation.pose import (aflw2000_head_rotation, euler_errors, geodesic_degrees, head_rotation_from_camera,
+                                 wrap_degrees)
+from f2p.evaluation.summary import statistics
+from f2p.evaluation.truth import GroundTruth
+from f2p.perception.annotations import Annotation
+from f2p.render.rotations import euler_to_matrix, matrix_to_euler
+
+
+def face_points() -> torch.Tensor:
+    """(68, 2) points whose box is 40 x 10 px (sqrt(w*h) = 20) and whose outer eye corners are 30 px apart."""
+    points = torch.full((68, 2), 20.0)
+    points[:, 1] = 5.0
+    points[0] = torch.tensor([0.0, 0.0])
+    points[16] = torch.tensor([40.0, 10.0])
+    points[36] = torch.tensor([5.0, 5.0])
+    points[45] = torch.tensor([35.0, 5.0])
+    return points
+
+
+def test_nme_uses_the_box_and_the_eye_corner_normalisers():
+    target = face_points()
+    assert float(eye_corner_distance(target)) == pytest.approx(30.0)
+    scores = landmark_nme(target + torch.tensor([3.0, 4.0]), target)  # every point 5 px off
+    assert float(scores["nme68_box"]) == pytest.approx(5 / 20)
+    assert float(scores["nme68_eyes"]) == pytest.approx(5 / 30)
+    assert float(scores["nme51_box"]) == pytest.approx(5 / 20)
+
+
+def test_the_51_point_score_ignores_the_jaw_but_keeps_the_68_point_box():
+    target = face_points()
+    prediction = target.clone()
+    prediction[17:] += torch.tensor([3.0, 4.0])  # inner points 5 px off, jaw exact
+    scores = landmark_nme(prediction[None], target[None])
+    assert float(scores["nme51_box"][0]) == pytest.approx(5 / 20)
+    assert float(scores["nme68_box"][0]) == pytest.approx(51 * 5 / 68 / 20)
+    assert float(scores["nme51_eyes"][0]) == pytest.approx(5 / 30)
+
+
+def test_five_point_nme_reduces_the_68_points_and_uses_the_eye_centre_distance():
+    prediction = face_points()
+    prediction[36:42] = torch.tensor([10.0, 5.0])  # right eye centre (10, 5)
+    prediction[42:48] = torch.tensor([30.0, 5.0])  # left eye centre (30, 5): 20 px apart
+    target = torch.stack([prediction[36], prediction[42], prediction[30], prediction[48], prediction[54]])
+    assert float(five_point_nme(prediction[None], target[None])[0]) == pytest.approx(0.0)
+    shifted = target + torch.tensor([0.0, 2.0])
+    assert float(five_point_nme(prediction[None], shifted[None])[0]) == pytest.approx(2 / 20)
+
+
+def test_cumulative_error_auc_and_failure_rate_count_failures_as_never_below():
+    errors = torch.tensor([0.01, 0.03, math.inf, 0.05])
+    curve = cumulative_error(errors, torch.tensor([0.0, 0.02, 0.04, 0.06]))
+    assert curve.tolist() == pytest.approx([0.0, 0.25, 0.5, 0.75])
+    # mean(max(0, 1 - e / 0.04)) = (0.75 + 0.25 + 0 + 0) / 4
+    assert area_under_curve(errors, 0.04) == pytest.approx(0.25)
+    fine = torch.linspace(0, 0.04, 40001)
+    integral = torch.trapezoid(cumulative_error(errors, fine), fine) / 0.04
+    assert float(integral) == pytest.approx(0.25, abs=1e-3)  # the closed form is the area under the CED
+    assert failure_rate(errors, 0.04) == pytest.approx(0.5)
+
+
+def test_statistics_skip_missing_values_and_take_the_middle_pair_for_the_median():
+    stats = statistics([1.0, None, 2.0, math.inf, 3.0, 10.0, math.nan])
+    assert stats == {"n": 4, "mean": 4.0, "median": 2.5, "max": 10.0}
+    assert statistics([None]) == {"n": 0}
+
+
+def test_rigid_alignment_recovers_a_known_rotation_and_translation():
+    generator = torch.Generator().manual_seed(1)
+    source = torch.randn(2, 50, 3, generator=generator, dtype=torch.float64)
+    R = euler_to_matrix(torch.tensor([[30.0, -20.0, 10.0], [-80.0, 5.0, 170.0]], dtype=torch.float64))
+    t = torch.tensor([[0.1, -0.2, 0.3], [1.0, 2.0, 3.0]], dtype=torch.float64)
+    target = source @ R.transpose(1, 2) + t[:, None]
+    R_found, t_found = rigid_align(source, target)
+    assert torch.allclose(R_found, R, atol=1e-9) and torch.allclose(t_found, t, atol=1e-9)
+    region = torch.ones(50, dtype=torch.bool)
+    assert vertex_errors(source, target, region, align=True).max() < 1e-9
+    assert vertex_errors(source, target, region).min() > 0.05
+
+
+def test_rigid_alignment_never_returns_a_reflection_and_errors_use_only_the_region():
+    source = torch.randn(30, 3, dtype=torch.float64)
+    R, _ = rigid_align(source, source * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))  # a mirror image
+    assert float(torch.linalg.det(R)) == pytest.approx(1.0)
+    moved = source.clone()
+    moved[:10] += 1.0
+    region = torch.zeros(30, dtype=torch.bool)
+    region[10:] = True
+    assert vertex_errors(moved[None], source[None], region).abs().max() == 0
+
+
+def test_pose_errors_wrap_around():
+    assert wrap_degrees(torch.tensor([190.0, -190.0, 180.0, 359.0])).tolist() == [-170.0, 170.0, -180.0, -1.0]
+    errors = euler_errors(torch.tensor([179.0, 10.0, -170.0]), torch.tensor([-179.0, 350.0, 170.0]))
+    assert errors.tolist() == pytest.approx([2.0, 20.0, 20.0])
+    about_y = euler_to_matrix(torch.tensor([30.0, 0.0, 0.0]))
+    assert float(geodesic_degrees(about_y, torch.eye(3))) == pytest.approx(30.0, abs=1e-3)
+
+
+def test_aflw2000_angles_map_to_the_negated_f2p_angles_for_single_rotations():
+    for index, (pitch_yaw_roll, f2p_yaw_pitch_roll) in enumerate([((0.0, 30.0, 0.0), (-30.0, 0.0, 0.0)),
+                                                                   ((20.0, 0.0, 0.0), (0.0, -20.0, 0.0)),
+                                                                   ((0.0, 0.0, 10.0), (0.0, 0.0, -10.0))]):
+        R = aflw2000_head_rotation(torch.tensor(pitch_yaw_roll))
+        assert matrix_to_euler(R).tolist() == pytest.approx(f2p_yaw_pitch_roll, abs=1e-4), index
+    # positive AFLW2000-3D yaw (image00475, +66 deg) turns the nose (model +z) to the image left (model -x)
+    nose = aflw2000_head_rotation(torch.tensor([0.0, 66.0, 0.0])) @ torch.tensor([0.0, 0.0, 1.0])
+    assert nose[0] < -0.9
+
+
+def test_head_rotation_from_camera_undoes_the_model_to_opencv_flip():
+    R_head = euler_to_matrix(torch.tensor([25.0, -10.0, 5.0]))
+    assert torch.allclose(head_rotation_from_camera(MODEL_TO_OPENCV @ R_head), R_head, atol=1e-6)
+
+
+def test_identity_comparison_of_same_and_different_people():
+    vectors = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    result = compare_identities(vectors, ["a", "a", "b", "b"])
+    same = 0.9 / math.sqrt(0.82)  # both same-person pairs
+    different = (0.0 + 0.1 / math.sqrt(0.82) + 0.1 / math.sqrt(0.82) + 0.18 / 0.82) / 4
+    assert result.same_mean == pytest.approx(same, abs=1e-6)
+    assert result.different_mean == pytest.approx(different, abs=1e-6)
+    assert (result.same_pairs, result.different_pairs, result.separation) == (2, 4, 1.0)
+    assert compare_identities(vectors[:2], ["a", "a"]) is None  # no different-person pair
+
+
+def output(name: str, fitted: torch.Tensor | None, status: str = "ok", error: str = "") -> PhotoOutput:
+    return PhotoOutput(f"/photos/{name}", status, error, fitted=fitted, detected=fitted,
+                       head_rotation=None if fitted is None else torch.eye(3))
+
+
+def test_photos_are_scored_per_markup_family_and_wrong_faces_fail():
+    target = face_points()
+    off = target + torch.tensor([0.3, 0.4])  # 0.5 px: NME 2.5 %
+    truth = {name: GroundTruth(name, Annotation(target, torch.ones(68), family))
+             for name, family in [("a.jpg", "aflw2000-3d"), ("b.jpg", "300w"), ("c.jpg", "300w"), ("d.jpg", "300w")]}
+    outputs = [output("a.jpg", target), output("b.jpg", off), output("c.jpg", target + 500.0),
+               output("d.jpg", None, "failed", "no face found"), output("e.jpg", target)]
+    evaluation = evaluate_photos(outputs, truth)
+    records = {r["image"].rsplit("/", 1)[1]: r for r in evaluation.records}
+    assert records["c.jpg"]["status"] == "failed" and "another face" in records["c.jpg"]["error"]
+    assert records["e.jpg"]["markup"] is None  # no annotation: listed, not scored
+    landmarks = evaluation.summary["landmarks"]
+    assert landmarks["3d-contour"]["count"] == 1 and landmarks["3d-contour"]["nme68_box"]["mean"] == 0.0
+    visible = landmarks["visible-contour"]
+    assert (visible["count"], visible["failed"]) == (3, 2)
+    assert visible["nme68_box"] == pytest.approx({"n": 1, "mean": 0.025, "median": 0.025, "max": 0.025})
+    assert visible["ced_box"]["auc"] == pytest.approx((1 - 0.025 / 0.07) / 3)  # the two failures count as zero
+    assert landmarks["all-68"]["nme68_box"]["mean"] == pytest.approx(0.0125)
+    assert set(evaluation.summary["families"]) == {"aflw2000-3d", "300w"}
+    assert [f["error"] for f in evaluation.summary["failures"]][1] == "no face found"
+    assert evaluation.summary["counts"]["annotations_without_output"] == 0
