@@ -1,0 +1,54 @@
+"""Optional pretrained weights of torchvision networks, never required: from a file or torchvision's cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TORCHVISION = "torchvision"
+
+
+def torchvision_state_dict(arch: str, weights: str) -> dict[str, Tensor]:
+    """The state dict named by ``weights`` for the torchvision model ``arch``.
+
+    Args:
+        arch: torchvision model name (resnet18, vgg16, ...).
+        weights: "torchvision" for torchvision's default ImageNet weights from torch hub's cache
+            (``$TORCH_HOME/hub/checkpoints``; downloaded there only when online), or the path of a state dict
+            (loaded with ``weights_only=True``; a Lightning-style ``{"state_dict": ...}`` is unwrapped).
+
+    Raises:
+        FileNotFoundError: the file is missing, or the torchvision weights are neither cached nor downloadable; the
+            message says where to put them.
+    """
+    if weights != TORCHVISION:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{arch} weights {path} not found (use weights: null for random initialisation)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return state.get("state_dict", state)
+    default = torchvision.models.get_model_weights(arch).DEFAULT
+    try:
+        return default.get_state_dict(progress=False)
+    except (URLError, OSError) as error:
+        target = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
+        raise FileNotFoundError(f"torchvision weights of {arch} are not cached at {target} and cannot be downloaded "
+                                f"({error}); copy {default.url} there, or use weights: null") from error
+
+
+class ImageNetNormalize(nn.Module):
+    """(B, 3, H, W) RGB in [0, 1] -> ImageNet-normalised input of torchvision networks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return (images - self.mean) / self.std
