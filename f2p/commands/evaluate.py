@@ -1,8 +1,11 @@
-"""Measure fits: landmark NME, head pose and identity against annotations.
+"""Measure fits: landmark NME, head pose and identity against annotations, or the recovery of synthetic faces.
 
   python -m f2p evaluate OUT_DIR --annotations FILE_OR_DIR
       scores the per-photo outputs of `reconstruct`/`predict` in OUT_DIR against annotations.json (the shared face
       set layout), a folder of iBUG .pts / AFLW2000-3D .mat files, or one such file. Report in OUT_DIR/evaluation.
+  python -m f2p evaluate --synthetic N
+      renders N faces with known parameters (seeded), fits them from the mean face and reports
+      per-vertex error (mm, face region), parameter errors and landmark NME. Report in outputs/evaluation_synthetic.
 
 Writes report.json, report.csv, ced.png, per_photo.png and worst_fits.png into --out and prints the tables.
 """
@@ -13,16 +16,36 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
+from f2p.perception.crop import CROP_SIZE
+
+DEFAULT_SYNTHETIC_OUT = Path("outputs") / "evaluation_synthetic"
 PHOTO_OUT = "evaluation"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
+
     parser.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR",
                         help="output folder of `reconstruct`/`predict` to score")
     parser.add_argument("--annotations", type=Path, metavar="FILE_OR_DIR",
                         help="annotations.json, a folder of .pts/.mat files, or one .pts/.mat file")
-    parser.add_argument("--out", type=Path, help=f"report folder (default OUT_DIR/{PHOTO_OUT})")
+    parser.add_argument("--synthetic", type=int, metavar="N", help="evaluate on N synthetic faces instead")
+    parser.add_argument("--out", type=Path, help=f"report folder (default OUT_DIR/{PHOTO_OUT}, or "
+                                                 f"{DEFAULT_SYNTHETIC_OUT} with --synthetic)")
     parser.add_argument("--worst", type=int, default=6, help="fits shown in worst_fits.png (default 6)")
+    synthetic = parser.add_argument_group("synthetic evaluation")
+    synthetic.add_argument("--model", default="ict", help="ict | sfm | flame | bfm | procedural | path to a model file")
+    synthetic.add_argument("--size", type=int, default=CROP_SIZE, help=f"image side in pixels (default {CROP_SIZE})")
+    synthetic.add_argument("--steps", type=int, default=DEFAULT_TOTAL_STEPS,
+                           help=f"total fitting steps over all stages (default {DEFAULT_TOTAL_STEPS}, as reconstruct)")
+    synthetic.add_argument("--seed", type=int, default=0, help="seed of the faces and the landmark noise")
+    synthetic.add_argument("--landmark-noise", type=float, default=0.0,
+                           help="standard deviation in pixels of noise added to the observed landmarks")
+    synthetic.add_argument("--batch-size", type=int, default=8, help="faces estimated together")
+    synthetic.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    synthetic.add_argument("--backend", default="auto", help="rasterizer: auto | torch | pytorch3d")
 
 
 def _fail(message: str) -> int:
@@ -62,7 +85,49 @@ def run_photos(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_synthetic(args: argparse.Namespace) -> int:
+    from f2p.evaluation.figures import synthetic_figures
+    from f2p.evaluation.report import synthetic_tables, write_report
+    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
+    from f2p.evaluation.synthetic import FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic, fitting_estimator
+    from f2p.fitting.schedule import default_schedule
+    from f2p.morphable.base import ModelFileError
+    from f2p.morphable.registry import load_model
+    from f2p.render.renderer import MeshRenderer
+    from f2p.scene.params import SceneSpec
+
+    if min(args.synthetic, args.size, args.steps, args.batch_size) < 1 or args.landmark_noise < 0:
+        return _fail("--synthetic, --size, --steps and --batch-size must be at least 1, --landmark-noise >= 0")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return _fail(f"--device {args.device} asked for, but no CUDA device is available")
+    try:
+        model = load_model(args.model).to(device)
+    except ModelFileError as error:
+        return _fail(str(error))
+    spec = SceneSpec(model, (args.size, args.size))
+    renderer = MeshRenderer(backend=args.backend)
+    estimate = fitting_estimator(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS))
+    method = f"fit from the mean face, default_schedule, {args.steps} steps"
+    evaluation = evaluate_synthetic(
+        spec, renderer, estimate, method, args.synthetic, seed=args.seed, landmark_noise=args.landmark_noise,
+        batch_size=args.batch_size, worst=args.worst,
+        on_batch=lambda done, total: print(f"  {done}/{total} faces", file=sys.stderr, flush=True))
+    out = args.out or DEFAULT_SYNTHETIC_OUT
+    fields = [*FACE_FIELDS, *(f"{name}_rmse_std" for name in model.groups)]
+    write_report(out, evaluation.summary, evaluation.records, fields)
+    figures = synthetic_figures(out, evaluation.records, evaluation.worst, VERTEX_TARGET_MM)
+    print(synthetic_tables(evaluation.summary))
+    _print_written(out, figures)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.synthetic is not None:
+        if args.out_dir is not None or args.annotations is not None:
+            return _fail("give either OUT_DIR --annotations FILE_OR_DIR or --synthetic N, not both")
+        return run_synthetic(args)
     if args.out_dir is None or args.annotations is None:
-        return _fail("give OUT_DIR --annotations FILE_OR_DIR (score reconstruct/predict outputs)")
+        return _fail("give OUT_DIR --annotations FILE_OR_DIR (score reconstruct/predict outputs) or --synthetic N")
     return run_photos(args)

@@ -1,5 +1,5 @@
-"""Evaluation: how well parameters explain photos (landmark NME, head pose, identity), measured the way the field
-does.
+"""Evaluation: how well parameters explain photos (landmark NME, head pose, identity) and how well fitting recovers
+known parameters of synthetic renders (per-vertex error in mm, parameter errors), measured the way the field does.
 
 Modules, one job each:
     landmarks   NME with the box and eye-corner normalisers, cumulative error curves and their AUC
@@ -9,6 +9,7 @@ Modules, one job each:
     outputs     reading the per-photo outputs of ``reconstruct``/``predict``
     truth       reading annotations (annotations.json, ``.pts`` and AFLW2000-3D ``.mat`` folders)
     photos      scoring outputs against annotations
+    synthetic   rendering faces with known parameters, fitting them and scoring the recovery
     summary     per-group statistics shared by both reports
     report      report.json, report.csv and the printed table
     figures     cumulative error curves, per-photo bars, contact sheet of the worst fits

@@ -1,0 +1,189 @@
+"""Benchmark the default `reconstruct` pipeline, stage by stage, on photos of the shared face set.
+
+    python benchmarks/fit.py                      # 8 photos fitted as one batch (reconstruct's default), 224 px
+    python benchmarks/fit.py --quick              # 2 photos, a tenth of the steps: checks the script only
+    python benchmarks/fit.py --photos 32 --batch-size 32 --device cuda   # the GPU target: 32 photos in one batch
+
+Stages timed: image load, landmark detection, crop + mask, identity embedding of the crops, each fitting stage,
+the final full-resolution evaluation of the fit, and export (renders in crop and photo pixels, metrics, files).
+Model, detector and embedder loading and a warm-up on one photo (first-call costs) are reported once per run
+("setup"), outside the per-photo total. Photos are the shared face set's images in name order, repeated when more
+are asked for than it has; outputs go to a temporary folder. The table shows seconds per photo per stage; the last
+line is ``seconds_per_photo: <x>`` (everything but setup, divided by the photos fitted).
+
+Target of the fitting issue: <= 10 s per photo at 224 x 224 on the 2-core CPU including detection; on a GPU a
+batch of 32 photos in <= 10 s. Nothing here asserts a time. On a shared or busy machine pass ``--threads 1``
+(more PyTorch threads than free cores slow small ops down a lot). Data: ``$F2P_DATA_PATH/faces`` (default
+``../shared/data/faces`` beside the repository); models: ``$F2P_MODEL_PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK_STEPS_SCALE = 0.1
+
+
+def faces_dir() -> Path:
+    return Path(os.environ.get("F2P_DATA_PATH", REPO.parent / "shared" / "data")) / "faces"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=8, help="photos to fit (default 8)")
+    parser.add_argument("--batch-size", type=int, default=8, help="photos fitted together (default 8, as reconstruct)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_TOTAL_STEPS, help="total fitting steps per photo")
+    parser.add_argument("--crop-size", type=int, default=224, help="side of the fitted crop (default 224)")
+    parser.add_argument("--model", default="ict", help="face model (default ict)")
+    parser.add_argument("--landmarks", default="auto", help="detector: auto | fan | dlib (default auto)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    parser.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--quick", action="store_true", help="2 photos, a tenth of the steps")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.photos, args.batch_size = 2, 2
+        args.steps = max(1, round(args.steps * QUICK_STEPS_SCALE))
+    return args
+
+
+class Clock:
+    """Accumulates wall time per stage name; synchronises CUDA before reading the time."""
+
+    def __init__(self, device) -> None:
+        import torch
+
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.sync()
+        self.started = time.perf_counter()
+
+    def stop(self, stage: str) -> float:
+        self.sync()
+        elapsed = time.perf_counter() - self.started
+        self.seconds[stage] += elapsed
+        return elapsed
+
+
+def fit_batch(paths: list[Path], start: int, fitter, detector, embedder, crop_size: int, clock: Clock, out: Path
+              ) -> tuple[int, list[str]]:
+    """Run the reconstruct pipeline on one batch of photos, timing each stage; return (photos fitted, names of
+    photos without a face)."""
+    from f2p.data.photos import align_sample
+    from f2p.fitting.photo_fit import observations
+    from f2p.perception.detection import detect_faces
+    from f2p.perception.image_io import load_image
+
+    samples, skipped = [], []
+    for index, path in enumerate(paths, start):
+        clock.start()
+        photo = load_image(path)
+        clock.stop("image load")
+        clock.start()
+        faces = detect_faces(photo, detector)
+        clock.stop(f"detection ({detector.name})")
+        if not faces:
+            skipped.append(path.name)
+            continue
+        clock.start()
+        face = faces[0]
+        samples.append(align_sample(f"{index:03d}_{path.name}", photo, face.landmarks.float(),
+                                    face.landmark_confidence.float(), face.detector, crop_size))
+        clock.stop("crop + mask")
+    if not samples:
+        return 0, skipped
+    clock.start()
+    obs = observations(samples, embedder, fitter.spec.model.device)
+    clock.stop("identity embedding")
+    clock.start()
+    result = fitter.fitter.fit(obs)
+    total = clock.stop("fit")
+    del clock.seconds["fit"]
+    for stage, seconds in result.stage_seconds.items():
+        clock.seconds[f"fit: {stage}"] += seconds
+    clock.seconds["fit: final evaluation"] += total - sum(result.stage_seconds.values())
+    clock.start()
+    for i, sample in enumerate(samples):
+        params = {name: value[i:i + 1] for name, value in result.params.items()}
+        fitter.exporter.export(sample, params, out / Path(sample.path).stem, {}, obs.embedding[i:i + 1])
+    clock.stop("export")
+    return len(samples), skipped
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    import torch
+
+    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
+    from f2p.data.photos import find_images
+    from f2p.fitting.photo_fit import PhotoFitter
+    from f2p.fitting.schedule import default_schedule
+    from f2p.morphable.registry import load_model
+    from f2p.perception.detectors import create_detector
+    from f2p.perception.identity.embedder import DlibFaceEmbedder
+    from f2p.render.renderer import MeshRenderer
+    from f2p.scene.params import SceneSpec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    available = find_images([faces_dir() / "images"])
+    if not available:
+        raise SystemExit(f"benchmarks/fit.py: no photos in {faces_dir() / 'images'} (set F2P_DATA_PATH)")
+    photos = [available[i % len(available)] for i in range(args.photos)]
+
+    setup = Clock(device)
+    setup.start()
+    model = load_model(args.model).to(device)
+    detector = create_detector(args.landmarks, device=str(device))
+    embedder = DlibFaceEmbedder.from_default_weights().to(device)
+    spec = SceneSpec(model, (args.crop_size, args.crop_size))
+    renderer = MeshRenderer()
+    fitter = PhotoFitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS), embedder)
+    with tempfile.TemporaryDirectory() as out:
+        # warm-up (lazy initialisation, first-call costs): one photo, one step per stage, untimed
+        warm_up = PhotoFitter(spec, renderer, default_schedule(1 / DEFAULT_TOTAL_STEPS), embedder)
+        fit_batch(photos[:1], 0, warm_up, detector, embedder, args.crop_size, Clock(device), Path(out))
+        setup_seconds = setup.stop("setup")
+        clock = Clock(device)
+        fitted, skipped = 0, []
+        for start in range(0, len(photos), args.batch_size):
+            done, missed = fit_batch(photos[start:start + args.batch_size], start, fitter, detector, embedder,
+                                     args.crop_size, clock, Path(out))
+            fitted, skipped = fitted + done, skipped + missed
+
+    if not fitted:
+        raise SystemExit("benchmarks/fit.py: no face was detected in any photo")
+    total = sum(clock.seconds.values())
+    threads = torch.get_num_threads()
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {threads} torch threads"
+               if device.type == "cpu" else torch.cuda.get_device_name(device))
+    print(f"fit benchmark: {fitted} photos in batches of {args.batch_size}, model {args.model}, {args.crop_size} px, "
+          f"{fitter.total_steps} steps per photo, detector {detector.name}")
+    print(f"machine: {machine}; device {device}; torch {torch.__version__}; setup once per run (model, detector, "
+          f"embedder, warm-up on one photo) {setup_seconds:.1f} s")
+    if skipped:
+        print(f"no face found, not fitted: {', '.join(skipped)}")
+    width = max(len(stage) for stage in clock.seconds)
+    print(f"\n{'stage'.ljust(width)}  {'s / photo':>9}  {'share':>6}")
+    print("-" * (width + 19))
+    for stage, seconds in clock.seconds.items():
+        print(f"{stage.ljust(width)}  {seconds / fitted:9.3f}  {seconds / total:6.1%}")
+    print("-" * (width + 19))
+    print(f"{'total'.ljust(width)}  {total / fitted:9.3f}  {1:6.1%}")
+    print(f"seconds_per_photo: {total / fitted:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Synthetic recovery: faces rendered with known parameters, fitted and scored against the truth.
+
+The faces are ``f2p.data.synthetic.SyntheticFaces`` (the regressor's synthetic data: item ``i`` a pure function of
+the seed and ``i``, model groups from their priors with sliders clamped into their bounds, albedo from its prior or
+a smooth random per-vertex colour for models without one, random SH light and background, the face placed where
+``perception.crop`` aligns photo faces) drawn with ``synthetic_sampler``: yaw uniform in +-YAW_LIMIT_DEG, pitch and
+roll moderate, and the focal length fixed because ``default_schedule`` does not fit it. Observations are the render,
+its projected landmarks plus optional Gaussian pixel noise and the face-region mask of the noisy landmarks: what
+``reconstruct`` gives the fitter for a photo crop, without identity embedding.
+
+Scores per face: per-vertex error over ``model.face_region`` in mm, (a) in model space as fitted and (b) after a
+rigid Procrustes alignment (rotation + translation, no scale) of the region; RMSE of each model group in prior-std
+units; head-pose angle errors and translation error; landmark NME of the fitted against the true landmarks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from f2p.data import batch as K
+from f2p.data.photos import MASK_SOFTNESS
+from f2p.data.synthetic import SceneSampler, SyntheticFaces
+from f2p.evaluation.geometry import vertex_errors
+from f2p.evaluation.landmarks import LANDMARK_METRICS, landmark_nme
+from f2p.evaluation.pose import POSE_ANGLES, pose_errors
+from f2p.evaluation.summary import landmark_summary, statistics
+from f2p.export.figures import side_by_side
+from f2p.fitting.fitter import Fitter
+from f2p.fitting.observations import Observations
+from f2p.fitting.schedule import Stage
+from f2p.perception.masks import face_region_mask
+from f2p.render.renderer import MeshRenderer
+from f2p.render.rotations import axis_angle_to_matrix, matrix_to_euler
+from f2p.scene.compose import render_scene
+from f2p.scene.params import POSE, TRANSLATION, SceneSpec
+
+YAW_LIMIT_DEG = 45.0
+PITCH_LIMIT_DEG = 15.0
+ROLL_LIMIT_DEG = 10.0
+VERTEX_TARGET_MM = 1.0
+"""Target of the fitting issue: median per-vertex error of the face region <= 1 mm."""
+NOISE_SEED = 2**62
+"""Landmark noise is drawn with seed ``NOISE_SEED + seed``, apart from the faces' own seeds."""
+MM = 1000.0  # metres -> millimetres
+
+FACE_FIELDS = ("face", "status", "error", "yaw_deg", "pitch_deg", "roll_deg", "vertex_median_mm", "vertex_mean_mm",
+               "aligned_vertex_median_mm", "aligned_vertex_mean_mm", *(f"{a}_error_deg" for a in POSE_ANGLES),
+               "pose_error_deg", "translation_error_mm", *LANDMARK_METRICS, "seconds")
+"""Columns of report.csv for synthetic faces (before the per-group parameter RMSE columns); the pose columns are
+the true pose in f2p's convention."""
+
+
+@dataclass(frozen=True)
+class SyntheticEvaluation:
+    """``records``: one flat dict per face; ``summary``: aggregate for report.json; ``worst``: (figure, caption) of
+    the worst fits by aligned median vertex error, worst first."""
+
+    records: list[dict]
+    summary: dict
+    worst: list[tuple[Image.Image, str]]
+
+
+def synthetic_sampler() -> SceneSampler:
+    """The scene distribution of the synthetic evaluation (see the module docstring)."""
+    return SceneSampler(yaw_deg=YAW_LIMIT_DEG, pitch_deg=PITCH_LIMIT_DEG, roll_deg=ROLL_LIMIT_DEG, log_focal_std=0.0)
+
+
+def observe(items: list[dict], landmark_noise: Tensor, device: torch.device) -> tuple[Observations, Tensor]:
+    """``SyntheticFaces`` items -> observations on ``device`` with ``landmark_noise`` (B, 68, 2) pixels added to the
+    landmarks (and the face mask made from the noisy ones), and the (B, 68, 2) true landmarks."""
+    images = torch.stack([item[K.IMAGE] for item in items]).to(device)
+    true_landmarks = torch.stack([item[K.LANDMARKS] for item in items]).to(device)
+    landmarks = true_landmarks + landmark_noise.to(device)
+    H, W = images.shape[-2:]
+    obs = Observations(image=images, landmarks=landmarks, confidence=torch.ones_like(landmarks[..., 0]),
+                       face_mask=face_region_mask(landmarks, H, W, softness=MASK_SOFTNESS))
+    return obs, true_landmarks
+
+
+@torch.no_grad()
+def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Tensor], true_landmarks: Tensor
+                ) -> list[dict]:
+    """Per-face scores (``FACE_FIELDS`` without face/status/error/seconds, plus "<group>_rmse_std") of fitted
+    against true parameters ({group: (B, K)} on the model's device) and (B, 68, 2) true landmarks."""
+    model = spec.model
+    region = model.face_region
+    true_verts = model(**{name: truth[name] for name in model.groups}).verts  # (B, V, 3)
+    fit_verts = model(**{name: fitted[name] for name in model.groups}).verts
+    raw = vertex_errors(fit_verts, true_verts, region) * MM  # (B, V_region)
+    aligned = vertex_errors(fit_verts, true_verts, region, align=True) * MM
+    R_fit, R_true = axis_angle_to_matrix(fitted[POSE]), axis_angle_to_matrix(truth[POSE])
+    pose = pose_errors(R_fit, R_true)
+    angles = matrix_to_euler(R_true)
+    columns = {
+        **{f"{a}_deg": angles[:, i] for i, a in enumerate(POSE_ANGLES)},
+        "vertex_median_mm": raw.median(dim=1).values, "vertex_mean_mm": raw.mean(dim=1),
+        "aligned_vertex_median_mm": aligned.median(dim=1).values, "aligned_vertex_mean_mm": aligned.mean(dim=1),
+        **{f"{a}_error_deg": pose[a] for a in POSE_ANGLES}, "pose_error_deg": pose["geodesic"],
+        "translation_error_mm": (fitted[TRANSLATION] - truth[TRANSLATION]).norm(dim=1) * MM,
+        **landmark_nme(render_scene(spec, fitted, None).landmarks2d, true_landmarks),
+        **{f"{name}_rmse_std": (((fitted[name] - truth[name]) / fitted[name].new_tensor(group.prior_std)) ** 2)
+           .mean(dim=1).sqrt() for name, group in model.groups.items()},
+    }
+    return [{key: float(value[i]) for key, value in columns.items()} for i in range(len(true_landmarks))]
+
+
+Estimator = Callable[[Observations], tuple[dict[str, Tensor], Tensor]]
+"""Observations of B faces -> ({group: (B, K)} scene parameters, (B,) bool failed)."""
+
+
+def fitting_estimator(spec: SceneSpec, renderer: MeshRenderer, stages: list[Stage]) -> Estimator:
+    """Fit from the mean face with ``stages`` (``Fitter``, as ``reconstruct`` does)."""
+    fitter = Fitter(spec, renderer, stages)
+
+    def estimate(obs: Observations) -> tuple[dict[str, Tensor], Tensor]:
+        result = fitter.fit(obs)
+        return result.params, result.failed
+
+    return estimate
+
+
+def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estimator, method: str, count: int,
+                       seed: int = 0, landmark_noise: float = 0.0, batch_size: int = 8, worst: int = 6,
+                       on_batch: Callable[[int, int], None] | None = None) -> SyntheticEvaluation:
+    """Render ``count`` synthetic faces, estimate their parameters and score the recovery.
+
+    Args:
+        spec: model (on the device to estimate on) and image size (the crop size of ``reconstruct``).
+        renderer: renders the figures of the worst fits.
+        estimate: e.g. ``fitting_estimator``.
+        method: how the parameters are estimated, for the report.
+        count: number of faces.
+        seed: seed of the faces (``SyntheticFaces``) and of the landmark noise; the faces do not depend on
+            ``batch_size``.
+        landmark_noise: standard deviation in pixels of Gaussian noise on the observed landmarks.
+        batch_size: faces fitted together.
+        worst: how many of the worst fits to draw.
+        on_batch: called as ``on_batch(faces done, count)`` after each batch.
+    """
+    device = spec.model.device
+    # SyntheticFaces draws its parameters on the CPU, so it renders with a CPU copy of the model.
+    data_spec = spec if device.type == "cpu" else replace(spec, model=copy.deepcopy(spec.model).cpu())
+    faces = SyntheticFaces(data_spec, synthetic_sampler(), count, seed)
+    noise = torch.randn(count, 68, 2, generator=torch.Generator().manual_seed(NOISE_SEED + seed)) * landmark_noise
+    records: list[dict] = []
+    fitted: dict[str, list[Tensor]] = {}
+    for start in range(0, count, batch_size):
+        indices = list(range(start, min(start + batch_size, count)))
+        items = faces.__getitems__(indices)
+        obs, true_landmarks = observe(items, noise[indices], device)
+        batch_truth = {name: torch.stack([item[K.PARAMS][name] for item in items]).to(device)
+                       for name in items[0][K.PARAMS]}
+        began = time.perf_counter()
+        params, failed_rows = estimate(obs)
+        seconds = (time.perf_counter() - began) / len(indices)
+        for name, value in params.items():
+            fitted.setdefault(name, []).append(value.cpu())
+        for i, scores in zip(indices, score_faces(spec, batch_truth, params, true_landmarks)):
+            failed = bool(failed_rows[i - start])
+            records.append({"face": f"synth_{i:04d}", "status": "failed" if failed else "ok",
+                            "error": "optimisation diverged (NaN or exploding loss)" if failed else "",
+                            **scores, "seconds": seconds})
+        if on_batch is not None:
+            on_batch(indices[-1] + 1, count)
+    summary = summarise_faces(spec, records, method=method, seed=seed, landmark_noise=landmark_noise)
+    figures = draw_worst(spec, renderer, faces, {k: torch.cat(v) for k, v in fitted.items()}, records, worst)
+    return SyntheticEvaluation(records, summary, figures)
+
+
+def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int, landmark_noise: float) -> dict:
+    """Aggregate of ``score_faces`` records over the faces that did not fail (landmark CED counts failures)."""
+    ok = [r for r in records if r["status"] == "ok"]
+
+    def over_faces(key: str) -> dict:
+        return statistics([r[key] for r in ok])
+
+    vertex = {space: {"median_per_face": over_faces(f"{prefix}vertex_median_mm"),
+                      "mean_per_face": over_faces(f"{prefix}vertex_mean_mm")}
+              for space, prefix in (("model_space", ""), ("aligned", "aligned_"))}
+    return {
+        "settings": {"model": spec.model.name, "faces": len(records), "image_size": list(spec.image_size),
+                     "method": method, "seed": seed, "landmark_noise_px": landmark_noise,
+                     "yaw_limit_deg": YAW_LIMIT_DEG, "pitch_limit_deg": PITCH_LIMIT_DEG,
+                     "roll_limit_deg": ROLL_LIMIT_DEG, "face_region_vertices": int(spec.model.face_region.sum())},
+        "counts": {"faces": len(records), "ok": len(ok), "failed": len(records) - len(ok)},
+        "vertex_error_mm": vertex,
+        "parameters_rmse_std": {name: over_faces(f"{name}_rmse_std") for name in spec.model.groups},
+        "pose_error_deg": {a: over_faces(f"{a}_error_deg") for a in POSE_ANGLES} | {
+            "rotation": over_faces("pose_error_deg")},
+        "translation_error_mm": over_faces("translation_error_mm"),
+        "landmarks": landmark_summary(records),
+        "seconds_per_face": over_faces("seconds"),
+        "targets": {f"median per-vertex error, {space} (median over faces)": {
+            "value": stats["median_per_face"].get("median"), "target_mm": VERTEX_TARGET_MM,
+            "met": stats["median_per_face"].get("median", math.inf) <= VERTEX_TARGET_MM}
+            for space, stats in vertex.items()},
+        "failures": [{"face": r["face"], "error": r["error"]} for r in records if r["status"] != "ok"],
+    }
+
+
+@torch.no_grad()
+def draw_worst(spec: SceneSpec, renderer: MeshRenderer, faces: SyntheticFaces, fitted: dict[str, Tensor],
+               records: list[dict], count: int) -> list[tuple[Image.Image, str]]:
+    """Input | fit | overlay figures (``export.figures.side_by_side``, green = true landmarks, red = fitted) of the
+    ``count`` faces with the largest aligned median vertex error (failed faces first); ``fitted`` is {group: (N, K)}
+    on the CPU for all N faces."""
+    ranked = sorted(range(len(records)), key=lambda i: (records[i]["status"] == "ok",
+                                                        -records[i]["aligned_vertex_median_mm"]))[:count]
+    if not ranked:
+        return []
+    items = faces.__getitems__(ranked)
+    device = spec.model.device
+    index = torch.tensor(ranked)
+    scene = render_scene(spec, {k: v[index].to(device) for k, v in fitted.items()}, renderer)
+    figures = []
+    for j, (i, item) in enumerate(zip(ranked, items)):
+        r = records[i]
+        figure = side_by_side(item[K.IMAGE], scene.render.image[j].cpu(), scene.render.mask[j].cpu(),
+                              item[K.LANDMARKS].numpy(), scene.landmarks2d[j].cpu().numpy())
+        caption = (f"{r['face']}: {r['aligned_vertex_median_mm']:.2f} mm aligned, {r['vertex_median_mm']:.2f} mm "
+                   f"unaligned, yaw {r['yaw_deg']:+.0f} deg" + (" (FAILED)" if r["status"] != "ok" else ""))
+        figures.append((figure, caption))
+    return figures
