@@ -12,8 +12,9 @@ from PIL import Image
 
 from f2p.cli import main
 from f2p.conventions import MODEL_TO_OPENCV
+from f2p.evaluation.outputs import read_outputs
 from f2p.evaluation.pose import aflw2000_head_rotation
-from f2p.evaluation.truth import match_truth, read_ground_truth
+from f2p.evaluation.truth import read_ground_truth, truth_matcher
 
 AFLW_POSE_DEG = (10.0, -40.0, 5.0)  # pitch, yaw, roll as in Pose_Para
 
@@ -79,6 +80,24 @@ def test_evaluate_scores_a_fake_output_folder(fake_run, capsys):
     assert "visible-contour" in printed and "menpo_x.jpg: no face found" in printed
 
 
+def test_outputs_without_summary_are_read_from_their_folders(fake_run):
+    out, annotations = fake_run
+    (out / "summary.csv").unlink()  # e.g. a predict run: photo folders only, matched by stem
+    assert main(["evaluate", str(out), "--annotations", str(annotations), "--out", str(out / "report")]) == 0
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert [item["image"] for item in report["items"]] == ["aflw2000_image00001", "lfpw_image_0001"]
+    assert report["summary"]["landmarks"]["visible-contour"]["nme68_box"]["mean"] == pytest.approx(0.025, rel=1e-4)
+
+
+def test_an_incomplete_photo_folder_is_a_failure_with_its_reason(fake_run):
+    out, _ = fake_run
+    (out / "lfpw_image_0001" / "landmarks.json").unlink()
+    outputs = {o.name: o for o in read_outputs(out)}
+    assert outputs["lfpw_image_0001.png"].status == "failed"
+    assert outputs["lfpw_image_0001.png"].error.endswith("lfpw_image_0001: missing landmarks.json")
+    assert outputs["aflw2000_image00001.jpg"].status == "ok"
+
+
 def test_evaluate_reads_folders_of_pts_and_mat_files(tmp_path):
     points = face_points()
     (tmp_path / "image_0001.pts").write_text(
@@ -86,9 +105,10 @@ def test_evaluate_reads_folders_of_pts_and_mat_files(tmp_path):
     scipy.io.savemat(tmp_path / "image00002.mat", {
         "pt3d_68": np.concatenate([points.T + 1.0, np.zeros((1, 68))]),
         "Pose_Para": np.array([[math.radians(a) for a in AFLW_POSE_DEG] + [0.0, 0.0, 0.0, 1.0]])})
-    truth = read_ground_truth(tmp_path)
-    assert match_truth("photos/image_0001.jpg", truth).annotation.family == "ibug-pts"
-    matched = match_truth("image00002.png", truth).annotation
+    match = truth_matcher(read_ground_truth(tmp_path))
+    assert match("photos/image_0001.jpg").annotation.family == "ibug-pts"
+    assert match("image_0003.jpg") is None
+    matched = match("image00002.png").annotation
     assert matched.contour_3d and matched.pose_deg == pytest.approx(AFLW_POSE_DEG)
     assert np.allclose(matched.points.numpy(), points, atol=1e-4)
 

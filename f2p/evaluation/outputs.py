@@ -13,6 +13,7 @@ from torch import Tensor
 
 from f2p.conventions import NUM_LANDMARKS
 from f2p.evaluation.pose import head_rotation_from_camera
+from f2p.export.results import DONE_MARKER
 
 SUMMARY = "summary.csv"
 
@@ -53,7 +54,7 @@ class PhotoOutput:
 
     @property
     def name(self) -> str:
-        """File name of the photo (its key for matching annotations)."""
+        """File name of the photo, or its stem for outputs without summary.csv (its key for matching annotations)."""
         return Path(self.image).name
 
 
@@ -87,23 +88,29 @@ def read_photo_output(image: str, folder: Path) -> PhotoOutput:
 
 
 def read_outputs(out_dir: str | os.PathLike) -> list[PhotoOutput]:
-    """Every photo listed in OUT_DIR/summary.csv, in its order.
+    """Every photo of an output folder: the rows of OUT_DIR/summary.csv in their order, or, without a summary.csv,
+    every complete photo folder (one holding ``DONE_MARKER``) named by its folder (the photo's stem).
 
-    The "output" column is only used for its folder name, looked up inside ``out_dir``, so a moved output folder
-    still reads.
+    The "output" column of summary.csv is only used for its folder name, looked up inside ``out_dir``, so a moved
+    output folder still reads.
 
     Raises:
-        OutputsError: ``out_dir`` or its summary.csv is missing or malformed.
+        OutputsError: ``out_dir`` is missing, its summary.csv is malformed, or it holds no photo outputs.
     """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise OutputsError(out_dir, "no such output folder")
     summary = out_dir / SUMMARY
+    if not summary.is_file():
+        folders = sorted(d for d in out_dir.iterdir() if (d / DONE_MARKER).is_file())
+        if not folders:
+            raise OutputsError(out_dir, f"no {SUMMARY} and no photo folders with {DONE_MARKER}; is this an output "
+                                        "folder of 'python -m f2p reconstruct' or 'predict'?")
+        return [read_photo_output(folder.name, folder) for folder in folders]
     try:
         rows = list(csv.DictReader(summary.open(newline="")))
-    except OSError as error:
-        raise OutputsError(summary, f"cannot read ({error.strerror}); is this an output folder of "
-                                    "'python -m f2p reconstruct' or 'predict'?") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise OutputsError(summary, f"cannot read ({error})") from None
     missing = {"image", "status", "error", "output"} - set(rows[0] if rows else {})
     if missing:
         raise OutputsError(summary, f"no photo rows with columns image, status, error, output (missing: "

@@ -19,7 +19,7 @@ from f2p.evaluation.landmarks import LANDMARK_METRICS, five_point_nme, landmark_
 from f2p.evaluation.outputs import PhotoOutput
 from f2p.evaluation.pose import POSE_ANGLES, aflw2000_head_rotation, pose_errors
 from f2p.evaluation.summary import landmark_summary, statistics
-from f2p.evaluation.truth import GroundTruth, match_truth
+from f2p.evaluation.truth import GroundTruth, truth_matcher
 from f2p.perception.annotations import Annotation
 from f2p.perception.crop import five_points
 from f2p.perception.landmark_metrics import box_iou, points_box
@@ -122,7 +122,8 @@ def yaw_bin_summary(records: list[dict]) -> dict | None:
 
 def evaluate_photos(outputs: list[PhotoOutput], truth: dict[str, GroundTruth]) -> PhotoEvaluation:
     """Score every output photo against its ground truth (matched by file name or stem) and summarise."""
-    matched = [(output, match_truth(output.image, truth)) for output in outputs]
+    match = truth_matcher(truth)
+    matched = [(output, match(output.image)) for output in outputs]
     records = [score_photo(output, gt) for output, gt in matched]
     with_68 = [r for r in records if r["markup"] in (MARKUP_3D, MARKUP_VISIBLE)]
     groups = {ALL_68: with_68, MARKUP_3D: [r for r in with_68 if r["markup"] == MARKUP_3D],

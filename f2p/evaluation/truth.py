@@ -12,6 +12,7 @@ Photos match annotations by file name (annotations.json keys) or by stem (``imag
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,13 @@ def read_ground_truth(path: str | os.PathLike) -> dict[str, GroundTruth]:
     return {f.stem: GroundTruth(f.stem, read_annotation(f)) for f in files}
 
 
-def match_truth(image: str, truth: dict[str, GroundTruth]) -> GroundTruth | None:
-    """The ground truth of the photo at ``image``: by file name first, then by stem; None if there is none."""
-    name = Path(image).name
-    return truth.get(name, truth.get(Path(name).stem))
+def truth_matcher(truth: dict[str, GroundTruth]) -> Callable[[str], GroundTruth | None]:
+    """A function from a photo path (or stem) to its ground truth, matched by file name first, then by stem; None
+    when there is none."""
+    by_stem = {Path(key).stem: gt for key, gt in truth.items()}
+
+    def match(image: str) -> GroundTruth | None:
+        name = Path(image).name
+        return truth.get(name) or by_stem.get(Path(name).stem)
+
+    return match
