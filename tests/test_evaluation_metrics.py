@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import scipy.io
 import torch
 
 from f2p.conventions import MODEL_TO_OPENCV
@@ -163,3 +164,24 @@ def test_photos_are_scored_per_markup_family_and_wrong_faces_fail():
     assert set(evaluation.summary["families"]) == {"aflw2000-3d", "300w"}
     assert [f["error"] for f in evaluation.summary["failures"]][1] == "no face found"
     assert evaluation.summary["counts"]["annotations_without_output"] == 0
+
+
+def test_aflw2000_pose_mapping_agrees_with_the_files_own_3d_landmarks(faces_dir, models_dir):
+    """The rotation aligning the mean ICT landmarks with image00475's pt3d_68 (yaw ~66 deg) is the mapped pose."""
+    from f2p.morphable.registry import load_model
+    from f2p.perception.annotations import read_aflw2000_mat
+
+    mat = faces_dir / "annotations_original" / "aflw2000_image00475.mat"
+    pt3d = torch.tensor(scipy.io.loadmat(str(mat))["pt3d_68"], dtype=torch.float64).T  # (68, 3)
+    observed = pt3d * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)  # image x, y down, depth away: OpenCV
+    model = load_model(str(models_dir / "ict_facekit" / "ict_facekit_light_v1_skin14062.npz"))
+    mean = model(**model.zero_params(1)).landmarks[0].double() @ MODEL_TO_OPENCV.double().T  # frontal, OpenCV
+
+    def normalised(points: torch.Tensor) -> torch.Tensor:
+        centred = points[17:] - points[17:].mean(0)  # inner points: the jaw is the least rigid part
+        return centred / centred.norm()
+
+    R, _ = rigid_align(normalised(mean), normalised(observed))
+    R_head = MODEL_TO_OPENCV.double() @ R @ MODEL_TO_OPENCV.double()  # camera-frame rotation -> R_head
+    mapped = aflw2000_head_rotation(torch.tensor(read_aflw2000_mat(mat).pose_deg, dtype=torch.float64))
+    assert float(geodesic_degrees(R_head, mapped)) < 3.0
