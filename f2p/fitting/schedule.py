@@ -58,6 +58,10 @@ def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
     light, with free per-vertex colours still off so they cannot absorb the shading); finally free per-vertex
     colours for models without an albedo space.
 
+    The landmark loss is in units of the face size squared (about 1e-4 for a 2 px error on a 150 px face) and
+    the photometric loss in colour distance (about 0.05), hence the small photometric and identity weights: larger
+    ones pull the fit off the landmarks wherever the model cannot explain the photo's appearance.
+
     Args:
         steps_scale: multiplies every stage's step count (``--steps`` of ``reconstruct``).
     """
@@ -70,7 +74,7 @@ def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
         Stage("rigid", steps(200), ["pose", "translation"], {"landmark": 1.0}),
         Stage("shape", steps(200), shape, {"landmark": 1.0, "prior": 2e-4, "bounds": 1.0}),
         Stage("shading", steps(60), shape + ["albedo", "sh"],
-              {"landmark": 1.0, "photometric": 1.0, "identity": 0.2, "prior": 2e-4, "bounds": 1.0},
+              {"landmark": 1.0, "photometric": 0.02, "identity": 0.005, "prior": 2e-4, "bounds": 1.0},
               lr_scale=0.5, resolution_scale=0.5),
         Stage("colour", steps(30), ["vertex_color", "sh"], {"photometric": 1.0, "prior": 2e-4, "smoothness": 1.0},
               resolution_scale=0.5),
