@@ -15,15 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from f2p.conventions import NUM_LANDMARKS
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, corrupt or inconsistent. The message names the file and the problem."""
-
-    def __init__(self, path: object, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+from f2p.errors import ModelFileError
 
 
 @dataclass(frozen=True)

@@ -27,22 +27,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from f2p.errors import ModelFileError
+
 _FLOAT_INF, _FLOAT_NINF, _FLOAT_NAN = 32000, 32001, 32002  # dlib float_details special exponents
 _ADD_LAYER_VERSION = 2  # add_layer over another layer
 _TAG_OR_SKIP_VERSION = 1  # add_tag_layer / add_skip_layer over another layer
 _INPUT_ADD_LAYER_VERSIONS = (2, 3)  # add_layer directly over the input layer
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be read: missing, truncated, corrupt or of an unsupported kind.
-
-    The message reads ``"<path>: <problem>"``.
-    """
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
 
 
 @dataclass(frozen=True)
