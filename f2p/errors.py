@@ -1,15 +1,18 @@
-"""Errors shared across f2p's packages."""
+"""Errors shared across f2p's packages: every problem with a file is one line naming the file."""
 
 from __future__ import annotations
 
+import os
 
-class ModelFileError(ValueError):
-    """A model or weights file that is missing, truncated, corrupt, inconsistent or of an unsupported kind.
 
-    The message is one line, ``"<path>: <problem>"``.
-    """
+class PathError(ValueError):
+    """A problem with one file or folder; ``str(error)`` is one line ``"path: reason"``."""
 
-    def __init__(self, path: object, problem: str) -> None:
+    def __init__(self, path: str | os.PathLike | object, reason: str) -> None:
         self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelFileError(PathError):
+    """A model or weights file that is missing, truncated, corrupt, inconsistent or of an unsupported kind."""

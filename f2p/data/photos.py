@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from f2p.errors import PathError
 from f2p.perception.annotations import AnnotationError, read_annotation, read_face_set
 from f2p.perception.crop import CROP_SIZE, crop_faces
 from f2p.perception.detection import LandmarkDetector, detect_faces
@@ -23,13 +24,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MASK_SOFTNESS = 1.5  # pixels of soft edge on the face-region mask
 
 
-class PhotoError(ValueError):
-    """A photo that cannot be fitted; ``str(error)`` is one line naming the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+class PhotoError(PathError):
+    """A photo that cannot be fitted (unreadable, no face, no landmarks for it)."""
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,17 @@ class MorphableModel(nn.Module):
             raise ValueError(f"model {self.name!r}: parameter groups disagree on batch size {sorted(batch_sizes)}")
         return batch_sizes.pop() if batch_sizes else 1
 
+    def register_array(self, name: str, array: np.ndarray | None, dtype: torch.dtype) -> None:
+        """Register a numpy array (or None) as a non-persistent buffer: model data never enter checkpoints."""
+        tensor = None if array is None else torch.as_tensor(np.ascontiguousarray(array), dtype=dtype)
+        self.register_buffer(name, tensor, persistent=False)
+
+    def landmarks_from_verts(self, verts: Tensor) -> Tensor:
+        """(B, V, 3) vertices -> (B, 68, 3) landmarks through the (68, J) buffers ``landmark_vertices`` and
+        ``landmark_weights``."""
+        picked = verts[:, self.landmark_vertices]  # (B, 68, J, 3)
+        return (picked * self.landmark_weights[None, :, :, None]).sum(dim=2)
+
     def forward(self, **params: Tensor) -> MeshOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -230,10 +241,7 @@ class LinearMorphableModel(MorphableModel):
         super().__init__(data.name, data.groups)
         self.metadata = dict(data.metadata)
 
-        def buffer(name: str, array: np.ndarray | None, dtype: torch.dtype) -> None:
-            tensor = None if array is None else torch.as_tensor(np.ascontiguousarray(array), dtype=dtype)
-            self.register_buffer(name, tensor, persistent=False)
-
+        buffer = self.register_array
         buffer("mean", data.mean, torch.float32)
         buffer("faces", data.faces, torch.long)
         buffer("face_region", data.face_region, torch.bool)
@@ -270,11 +278,6 @@ class LinearMorphableModel(MorphableModel):
             landmark_confidence=arr(self.landmark_confidence), face_region=arr(self.face_region),
             albedo_mean=arr(self.albedo_mean), albedo_basis=arr(self.albedo_basis), uv=arr(self.uv),
             faces_uv=arr(self.faces_uv), metadata=dict(self.metadata))
-
-    def landmarks_from_verts(self, verts: Tensor) -> Tensor:
-        """(B, V, 3) vertices -> (B, 68, 3) landmarks through the (68, J) embedding."""
-        picked = verts[:, self.landmark_vertices]  # (B, 68, J, 3)
-        return (picked * self.landmark_weights[None, :, :, None]).sum(dim=2)
 
     @staticmethod
     def _blend(B: int, mean: Tensor, terms: list[tuple[Tensor | None, Tensor]]) -> Tensor:

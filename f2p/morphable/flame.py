@@ -156,9 +156,7 @@ class FlameModel(MorphableModel):
         self.metadata = dict(data.metadata)
         self.parents = tuple(data.parents)
 
-        def buffer(name: str, array: np.ndarray, dtype: torch.dtype) -> None:
-            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=dtype), persistent=False)
-
+        buffer = self.register_array
         buffer("template", data.template, torch.float32)
         buffer("faces", data.faces, torch.long)
         buffer("identity_basis", data.shape_basis[:num_identity], torch.float32)
@@ -211,7 +209,7 @@ class FlameModel(MorphableModel):
         R_v = torch.einsum("vj,bjkl->bvkl", self.skinning_weights, R)  # (B, V, 3, 3)
         t_v = torch.einsum("vj,bjk->bvk", self.skinning_weights, t)  # (B, V, 3)
         verts = (R_v @ v_posed[..., None])[..., 0] + t_v
-        landmarks = (verts[:, self.landmark_vertices] * self.landmark_weights[None, :, :, None]).sum(dim=2)
+        landmarks = self.landmarks_from_verts(verts)
         return MeshOutput(verts=verts, landmarks=landmarks, albedo=None)
 
 

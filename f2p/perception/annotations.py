@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from f2p.conventions import NUM_LANDMARKS, PTS_OFFSET
+from f2p.errors import PathError
 
 NUM_LANDMARKS_5 = 5
 """5-point markup: eye centre on the image left, eye centre on the image right, nose tip, mouth corner on the image
@@ -54,13 +55,8 @@ FACE_SET_GROUPS: dict[str, tuple[str, float]] = {
 }
 
 
-class AnnotationError(ValueError):
-    """An annotation file that cannot be read; ``str(error)`` is one line ``"path: reason"``."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+class AnnotationError(PathError):
+    """An annotation file that cannot be read."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from f2p.errors import PathError
+
 MIN_SIDE = 16
 """Smallest accepted width and height in pixels: below this no face detector can work."""
 
@@ -34,13 +36,8 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-class ImageReadError(ValueError):
-    """A photo that cannot be used; ``str(error)`` is one line ``"path: reason"``."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+class ImageReadError(PathError):
+    """A photo that cannot be used (missing, empty, not an image, truncated, too small or too large)."""
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Tensor:
