@@ -47,11 +47,14 @@ def run_lightning(args: Sequence[str]) -> object:
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
 
+    from f2p.systems.config_callback import LoggerSaveConfigCallback
+
     return LightningCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        save_config_callback=LoggerSaveConfigCallback,
         save_config_kwargs={"overwrite": True},
         args=list(args),
         auto_configure_optimizers=False,

@@ -10,7 +10,7 @@ from f2p.data import batch as K
 from f2p.data.faces import FaceImageDataModule, PhotoAugment, flip_item, in_validation
 from f2p.perception.align import apply_affine
 from f2p.perception.prepared import load_prepared, photo_key
-from photo_cache import write_annotation_cache
+from regressor_support import one_thread, write_annotation_cache  # noqa: F401 (autouse fixture)
 
 
 def test_validation_split_is_stable_and_about_the_fraction():

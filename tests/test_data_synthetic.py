@@ -8,6 +8,7 @@ from f2p.data.synthetic import SceneSampler, SyntheticFaceDataModule, SyntheticF
 from f2p.perception.crop import crop_template, five_points
 from f2p.render.renderer import MeshRenderer
 from f2p.scene import SceneSpec, render_scene
+from regressor_support import one_thread  # noqa: F401 (autouse fixture)
 
 S = 48
 

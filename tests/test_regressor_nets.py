@@ -11,6 +11,7 @@ from f2p.nets import FaceRegressor, ParamHead, ResNetEncoder, UNetRefiner
 from f2p.nets.encoder import BOUNDED_MARGIN
 from f2p.render.renderer import MeshRenderer
 from f2p.scene import SceneSpec, render_scene
+from regressor_support import one_thread  # noqa: F401 (autouse fixture)
 
 S = 32
 
