@@ -85,7 +85,7 @@ class _Extrinsics:
         return self.to_screen(points)[..., :2]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors inside: compare by identity
 class PinholeCamera(_Extrinsics):
     """Pinhole camera, OpenCV convention.
 
@@ -120,7 +120,7 @@ class PinholeCamera(_Extrinsics):
         return torch.stack([u, v, Z], -1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors inside: compare by identity
 class OrthographicCamera(_Extrinsics):
     """Orthographic (scaled) camera, OpenCV axes: ``u = scale X + cx``, ``v = scale Y + cy``.
 

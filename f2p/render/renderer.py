@@ -34,7 +34,7 @@ LANDMARK_DEPTH_TOLERANCE = 0.01
 """Metres. A landmark is occluded when the surface at its pixel is nearer than this margin."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors inside: compare by identity
 class RenderOutput:
     """Everything the renderer produces for a batch of B meshes in (H, W) images.
 

@@ -13,7 +13,7 @@ from f2p.render.normals import check_faces
 from f2p.render.rasterize.barycentric import CoveredPixels
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors inside: compare by identity
 class UVTexture:
     """A UV-mapped texture.
 

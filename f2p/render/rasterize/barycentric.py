@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors inside: compare by identity
 class CoveredPixels:
     """The covered pixels of a (B, H, W) face buffer, in raster order.
 

@@ -15,7 +15,7 @@ MIN_DEPTH = 1e-6
 dropped whole; they are not clipped."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors inside: compare by identity
 class Fragments:
     """The front-most triangle of each pixel (one layer, a hard z-buffer).
 
