@@ -1,14 +1,17 @@
 """`python -m f2p evaluate --synthetic` end to end on the procedural model."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from f2p.cli import main
+from f2p.cli import main, run_lightning
 from f2p.evaluation.synthetic import score_faces
 from f2p.render.rotations import euler_to_axis_angle
 from f2p.scene import SceneSpec, render_scene
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_evaluate_synthetic_runs_end_to_end(tmp_path, capsys):
@@ -47,3 +50,24 @@ def test_face_scores_separate_pose_from_shape(procedural_model):
     assert second["identity_rmse_std"] == pytest.approx(1 / K**0.5)
     assert second["vertex_mean_mm"] > second["aligned_vertex_mean_mm"] > 0
     assert second["pose_error_deg"] == pytest.approx(0.0, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_evaluate_synthetic_predicts_with_a_regressor_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    size = ["--model.init_args.image_size", "32", "--data.init_args.image_size", "32"]
+    tiny = [*(arg for group in ("model", "data") for arg in (f"--{group}.init_args.face_model", "procedural")), *size,
+            "--data.init_args.batch_size", "2", "--data.init_args.num_train", "2", "--data.init_args.num_val", "2",
+            "--model.init_args.refiner.init_args.channels", "8", "--trainer.max_steps", "1",
+            "--trainer.enable_progress_bar", "false", "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.save_dir", str(tmp_path)]
+    run_lightning(["fit", "--config", str(REPO / "configs" / "regressor.yaml"), *tiny])
+    (checkpoint,) = tmp_path.glob("*/version_0/checkpoints/last.ckpt")
+    out = tmp_path / "predicted"
+    args = ["evaluate", "--synthetic", "2", "--model", "procedural", "--size", "48", "--out", str(out),
+            "--device", "cpu", "--checkpoint", str(checkpoint)]
+    assert main(args) == 0
+    summary = json.loads((out / "report.json").read_text())["summary"]
+    assert summary["settings"]["method"].startswith("regressor") and summary["counts"]["ok"] == 2
+    assert main(args[:4] + ["ict"] + args[5:]) == 2  # the checkpoint's model is not ict
+    assert "predicts 'procedural' parameters" in capsys.readouterr().err

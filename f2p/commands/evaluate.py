@@ -4,7 +4,7 @@
       scores the per-photo outputs of `reconstruct`/`predict` in OUT_DIR against annotations.json (the shared face
       set layout), a folder of iBUG .pts / AFLW2000-3D .mat files, or one such file. Report in OUT_DIR/evaluation.
   python -m f2p evaluate --synthetic N
-      renders N faces with known parameters (seeded), fits them from the mean face and reports
+      renders N faces with known parameters (seeded), fits them (or predicts them with --checkpoint) and reports
       per-vertex error (mm, face region), parameter errors and landmark NME. Report in outputs/evaluation_synthetic.
 
 Writes report.json, report.csv, ced.png, per_photo.png and worst_fits.png into --out and prints the tables.
@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synthetic.add_argument("--size", type=int, default=CROP_SIZE, help=f"image side in pixels (default {CROP_SIZE})")
     synthetic.add_argument("--steps", type=int, default=DEFAULT_TOTAL_STEPS,
                            help=f"total fitting steps over all stages (default {DEFAULT_TOTAL_STEPS}, as reconstruct)")
+    synthetic.add_argument("--checkpoint", type=Path,
+                           help="predict with this regressor checkpoint instead of fitting")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the faces and the landmark noise")
     synthetic.add_argument("--landmark-noise", type=float, default=0.0,
                            help="standard deviation in pixels of noise added to the observed landmarks")
@@ -86,12 +88,13 @@ def run_photos(args: argparse.Namespace) -> int:
 
 
 def run_synthetic(args: argparse.Namespace) -> int:
+    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
+    from f2p.errors import ModelFileError
     from f2p.evaluation.figures import synthetic_figures
     from f2p.evaluation.report import synthetic_tables, write_report
-    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
-    from f2p.evaluation.synthetic import FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic, fitting_estimator
+    from f2p.evaluation.synthetic import (FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic, fitting_estimator,
+                                          regressor_estimator)
     from f2p.fitting.schedule import default_schedule
-    from f2p.morphable.base import ModelFileError
     from f2p.morphable.registry import load_model
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
@@ -108,8 +111,17 @@ def run_synthetic(args: argparse.Namespace) -> int:
         return _fail(str(error))
     spec = SceneSpec(model, (args.size, args.size))
     renderer = MeshRenderer(backend=args.backend)
-    estimate = fitting_estimator(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS))
-    method = f"fit from the mean face, default_schedule, {args.steps} steps"
+    if args.checkpoint is None:
+        estimate = fitting_estimator(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS))
+        method = f"fit from the mean face, default_schedule, {args.steps} steps"
+    else:
+        if not args.checkpoint.is_file():
+            return _fail(f"{args.checkpoint}: no such checkpoint file")
+        try:
+            estimate = regressor_estimator(args.checkpoint, spec)
+        except ValueError as error:
+            return _fail(str(error))
+        method = f"regressor {args.checkpoint}"
     evaluation = evaluate_synthetic(
         spec, renderer, estimate, method, args.synthetic, seed=args.seed, landmark_noise=args.landmark_noise,
         batch_size=args.batch_size, worst=args.worst,

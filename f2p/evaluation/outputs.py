@@ -12,19 +12,15 @@ import torch
 from torch import Tensor
 
 from f2p.conventions import NUM_LANDMARKS
+from f2p.errors import PathError
 from f2p.evaluation.pose import head_rotation_from_camera
 from f2p.export.results import DONE_MARKER
 
 SUMMARY = "summary.csv"
 
 
-class OutputsError(ValueError):
-    """An output folder that cannot be read; ``str(error)`` is one line ``"path: reason"``."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+class OutputsError(PathError):
+    """An output folder that cannot be read."""
 
 
 @dataclass(frozen=True)

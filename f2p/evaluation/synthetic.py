@@ -1,4 +1,4 @@
-"""Synthetic recovery: faces rendered with known parameters, fitted and scored against the truth.
+"""Synthetic recovery: faces rendered with known parameters, fitted (or predicted) and scored against the truth.
 
 The faces are ``f2p.data.synthetic.SyntheticFaces`` (the regressor's synthetic data: item ``i`` a pure function of
 the seed and ``i``, model groups from their priors with sliders clamped into their bounds, albedo from its prior or
@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -127,6 +128,23 @@ def fitting_estimator(spec: SceneSpec, renderer: MeshRenderer, stages: list[Stag
     return estimate
 
 
+def regressor_estimator(checkpoint: str | Path, spec: SceneSpec) -> Estimator:
+    """Predict with a trained regressor (``f2p.systems.regressor.load_regressor``); its face model must be
+    ``spec.model``'s."""
+    from f2p.systems.regressor import load_regressor
+
+    system = load_regressor(checkpoint, map_location=spec.model.device)
+    if system.spec.model.name != spec.model.name:
+        raise ValueError(f"{checkpoint}: the regressor predicts {system.spec.model.name!r} parameters, but the "
+                         f"evaluation uses model {spec.model.name!r} (pass --model {system.spec.model.name})")
+
+    def estimate(obs: Observations) -> tuple[dict[str, Tensor], Tensor]:
+        params = system.predict_params(obs.image, obs.landmarks)
+        return params, torch.zeros(obs.batch_size, dtype=torch.bool, device=obs.image.device)
+
+    return estimate
+
+
 def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estimator, method: str, count: int,
                        seed: int = 0, landmark_noise: float = 0.0, batch_size: int = 8, worst: int = 6,
                        on_batch: Callable[[int, int], None] | None = None) -> SyntheticEvaluation:
@@ -135,7 +153,7 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
     Args:
         spec: model (on the device to estimate on) and image size (the crop size of ``reconstruct``).
         renderer: renders the figures of the worst fits.
-        estimate: e.g. ``fitting_estimator``.
+        estimate: ``fitting_estimator`` or ``regressor_estimator``.
         method: how the parameters are estimated, for the report.
         count: number of faces.
         seed: seed of the faces (``SyntheticFaces``) and of the landmark noise; the faces do not depend on
