@@ -138,8 +138,10 @@ def test_identity_comparison_of_same_and_different_people():
     assert compare_identities(vectors[:2], ["a", "a"]) is None  # no different-person pair
 
 
-def output(name: str, fitted: torch.Tensor | None, status: str = "ok", error: str = "") -> PhotoOutput:
-    return PhotoOutput(f"/photos/{name}", status, error, fitted=fitted, detected=fitted,
+def output(name: str, fitted: torch.Tensor | None, status: str = "ok", error: str = "",
+           detected: torch.Tensor | None = None) -> PhotoOutput:
+    detected = fitted if detected is None else detected
+    return PhotoOutput(f"/photos/{name}", status, error, fitted=fitted, detected=detected,
                        head_rotation=None if fitted is None else torch.eye(3))
 
 
@@ -147,20 +149,23 @@ def test_photos_are_scored_per_markup_family_and_wrong_faces_fail():
     target = face_points()
     off = target + torch.tensor([0.3, 0.4])  # 0.5 px: NME 2.5 %
     truth = {name: GroundTruth(name, Annotation(target, torch.ones(68), family))
-             for name, family in [("a.jpg", "aflw2000-3d"), ("b.jpg", "300w"), ("c.jpg", "300w"), ("d.jpg", "300w")]}
+             for name, family in [("a.jpg", "aflw2000-3d"), ("b.jpg", "300w"), ("c.jpg", "300w"), ("d.jpg", "300w"),
+                                  ("f.jpg", "300w")]}
     outputs = [output("a.jpg", target), output("b.jpg", off), output("c.jpg", target + 500.0),
-               output("d.jpg", None, "failed", "no face found"), output("e.jpg", target)]
+               output("d.jpg", None, "failed", "no face found"), output("e.jpg", target),
+               output("f.jpg", target + torch.tensor([40.0, 0.0]), detected=target)]  # right face, fit drifted away
     evaluation = evaluate_photos(outputs, truth)
     records = {r["image"].rsplit("/", 1)[1]: r for r in evaluation.records}
     assert records["c.jpg"]["status"] == "failed" and "another face" in records["c.jpg"]["error"]
     assert records["e.jpg"]["markup"] is None  # no annotation: listed, not scored
     landmarks = evaluation.summary["landmarks"]
     assert landmarks["3d-contour"]["count"] == 1 and landmarks["3d-contour"]["nme68_box"]["mean"] == 0.0
+    assert records["f.jpg"]["status"] == "ok" and records["f.jpg"]["nme68_box"] == pytest.approx(40 / 20)
     visible = landmarks["visible-contour"]
-    assert (visible["count"], visible["failed"]) == (3, 2)
-    assert visible["nme68_box"] == pytest.approx({"n": 1, "mean": 0.025, "median": 0.025, "max": 0.025})
-    assert visible["ced_box"]["auc"] == pytest.approx((1 - 0.025 / 0.07) / 3)  # the two failures count as zero
-    assert landmarks["all-68"]["nme68_box"]["mean"] == pytest.approx(0.0125)
+    assert (visible["count"], visible["failed"]) == (4, 2)
+    assert visible["nme68_box"] == pytest.approx({"n": 2, "mean": 1.0125, "median": 1.0125, "max": 2.0})
+    assert visible["ced_box"]["auc"] == pytest.approx((1 - 0.025 / 0.07) / 4)  # failures and f.jpg count as zero
+    assert landmarks["all-68"]["nme68_box"]["mean"] == pytest.approx((0.0 + 0.025 + 2.0) / 3)
     assert set(evaluation.summary["families"]) == {"aflw2000-3d", "300w"}
     assert [f["error"] for f in evaluation.summary["failures"]][1] == "no face found"
     assert evaluation.summary["counts"]["annotations_without_output"] == 0

@@ -32,8 +32,9 @@ ALL_68 = "all-68"
 NME_TARGET = 0.035
 """Target of the fitting issue: mean NME (box normaliser) over all 68 points <= 3.5 %."""
 MIN_FACE_IOU = 0.3
-"""A fit whose landmark box overlaps the annotated face's box less than this is on another face of the photo: it is
-reported as failed (wrong face) instead of scored, as ``perception.landmark_metrics.match_face`` matches faces."""
+"""A photo whose detected landmarks' box overlaps the annotated face's box less than this was fitted on another face
+of the photo: it is reported as failed (wrong face) instead of scored, as ``perception.landmark_metrics.match_face``
+matches faces. The detected (not the fitted) landmarks decide, so a poor fit of the right face is scored."""
 YAW_BINS = ("0-30", "30-60", "60+")
 """AFLW2000-3D protocol (3DDFA): NME per |yaw| bin [0, 30], (30, 60], above 60 degrees and the mean of the bins."""
 RECORD_FIELDS = ("image", "status", "error", "family", "markup", "person", *LANDMARK_METRICS, "nme68_box_reannotated",
@@ -60,10 +61,10 @@ def markup_of(annotation: Annotation) -> str | None:
     return MARKUP_3D if annotation.contour_3d else MARKUP_VISIBLE
 
 
-def face_overlap(fitted: Tensor, target: Tensor) -> float:
-    """IoU of the landmark boxes of (68, 2) fitted points (reduced to 5 when ``target`` has 5) and (L, 2) ``target``."""
-    fitted = five_points(fitted[None])[0] if len(target) == 5 else fitted
-    return float(box_iou(points_box(fitted), points_box(target)))
+def face_overlap(points: Tensor, target: Tensor) -> float:
+    """IoU of the landmark boxes of (68, 2) points (reduced to 5 when ``target`` has 5) and (L, 2) ``target``."""
+    points = five_points(points[None])[0] if len(target) == 5 else points
+    return float(box_iou(points_box(points), points_box(target)))
 
 
 def score_photo(output: PhotoOutput, truth: GroundTruth | None) -> dict:
@@ -84,10 +85,10 @@ def score_photo(output: PhotoOutput, truth: GroundTruth | None) -> dict:
     if output.status != "ok":
         return record
     if annotation.points is not None:
-        overlap = face_overlap(output.fitted, annotation.points)
+        overlap = face_overlap(output.detected, annotation.points)
         if overlap < MIN_FACE_IOU:
-            record.update(status="failed", error=f"fitted another face of the photo (landmark-box IoU {overlap:.2f} "
-                                                 f"with the annotated face, below {MIN_FACE_IOU})")
+            record.update(status="failed", error=f"fitted another face of the photo (detected landmark box IoU "
+                                                 f"{overlap:.2f} with the annotated face, below {MIN_FACE_IOU})")
             return record
     if annotation.pose_deg is not None:
         errors = pose_errors(output.head_rotation, R_truth)
