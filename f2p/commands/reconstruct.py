@@ -18,7 +18,7 @@ from f2p.data.photos import AnnotationError, LandmarkFile, PhotoError, PhotoSamp
 from f2p.export.summary import completed, output_dirs, summary_row, write_summary
 from f2p.export.photo import PhotoOutcome
 from f2p.export.run_log import RunLog
-from f2p.fitting.photo_fit import PhotoFitter
+from f2p.fitting.photo_fit import PhotoFitter, regressor_initializer
 from f2p.fitting.schedule import default_schedule
 from f2p.morphable.base import ModelFileError
 from f2p.perception.crop import CROP_SIZE
@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="photos optimised together")
     parser.add_argument("--crop-size", type=int, default=CROP_SIZE, help="side of the aligned crop that is fitted")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity loss and metric")
+    parser.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                        help="start each fit from a trained regressor's prediction (python -m f2p fit --config "
+                             "configs/regressor.yaml) instead of the mean face")
     parser.add_argument("--wandb", choices=("off", "offline", "online"), default="off",
                         help="log losses and overlays to Weights & Biases (offline needs no account)")
 
@@ -55,7 +58,11 @@ def _device(name: str) -> torch.device:
 
 
 def _photo_fitter(args: argparse.Namespace, device: torch.device) -> PhotoFitter:
-    """Model, renderer, identity network and schedule as the options say (raises ModelFileError)."""
+    """Model, renderer, identity network, schedule and initializer as the options say.
+
+    Raises:
+        ModelFileError, ValueError: a model or checkpoint that cannot be used.
+    """
     from f2p.morphable.registry import load_model
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
@@ -68,7 +75,8 @@ def _photo_fitter(args: argparse.Namespace, device: torch.device) -> PhotoFitter
         embedder = DlibFaceEmbedder.from_default_weights().to(device)
     spec = SceneSpec(model, (args.crop_size, args.crop_size))
     stages = default_schedule(args.steps / DEFAULT_TOTAL_STEPS)
-    return PhotoFitter(spec, MeshRenderer(backend=args.backend), stages, embedder)
+    initializer = None if args.init is None else regressor_initializer(args.init, spec)
+    return PhotoFitter(spec, MeshRenderer(backend=args.backend), stages, embedder, initializer)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     try:
         fitter = _photo_fitter(args, device)
-    except ModelFileError as error:
+    except (ModelFileError, FileNotFoundError, ValueError) as error:
         print(f"f2p reconstruct: {error}", file=sys.stderr)
         return 2
     landmark_file = None

@@ -21,6 +21,27 @@ from f2p.render.renderer import MeshRenderer
 from f2p.scene.params import SceneSpec
 
 
+Initializer = Callable[[Tensor, Tensor], dict[str, Tensor]]
+"""(B, 3, S, S) crops and (B, 68, 2) crop landmarks -> {group: (B, K)} starting parameters."""
+
+
+def regressor_initializer(checkpoint: str | Path, spec: SceneSpec) -> Initializer:
+    """Starting parameters from a trained regressor checkpoint; it must be of the same face model as ``spec``.
+
+    Raises:
+        ValueError: the checkpoint's face model differs from the one being fitted.
+    """
+    from f2p.systems.regressor import load_regressor
+
+    regressor = load_regressor(checkpoint, map_location=spec.model.device)
+    theirs = {name: group.size for name, group in regressor.spec.model.groups.items()}
+    ours = {name: group.size for name, group in spec.model.groups.items()}
+    if regressor.spec.model.name != spec.model.name or theirs != ours:
+        raise ValueError(f"{checkpoint}: the regressor predicts model {regressor.spec.model.name!r} {theirs}, "
+                         f"but the fit uses {spec.model.name!r} {ours}")
+    return regressor.predict_params
+
+
 def observations(samples: list[PhotoSample], embedder: nn.Module | None, device: torch.device) -> Observations:
     """Stack samples into batched observations on ``device`` (embedding the crops when an embedder is given)."""
     crops = torch.stack([s.crop for s in samples]).to(device)
@@ -42,11 +63,14 @@ class PhotoFitter:
         renderer: mesh renderer.
         stages: fitting schedule.
         embedder: identity network (identity term and similarity metric), or None.
+        initializer: predicts starting parameters from crops and their landmarks (a regressor's
+            ``predict_params``), or None to start from the mean face.
     """
 
     def __init__(self, spec: SceneSpec, renderer: MeshRenderer, stages: list[Stage],
-                 embedder: nn.Module | None = None) -> None:
+                 embedder: nn.Module | None = None, initializer: Initializer | None = None) -> None:
         self.spec = spec
+        self.initializer = initializer
         self.renderer = renderer
         self.embedder = embedder
         self.fitter = Fitter(spec, renderer, stages, embedder)
@@ -55,10 +79,14 @@ class PhotoFitter:
 
     def fit(self, samples: list[PhotoSample], out_dirs: list[Path],
             on_step: Callable[[str, int, float], None] | None = None,
-            init: dict[str, Tensor] | None = None) -> list[PhotoOutcome]:
+            ) -> list[PhotoOutcome]:
         """Fit ``samples`` together and write each photo's outputs into its ``out_dirs`` entry."""
         began = time.perf_counter()
         obs = observations(samples, self.embedder, self.spec.model.device)
+        init = None
+        if self.initializer is not None:
+            with torch.no_grad():
+                init = self.initializer(obs.image, obs.landmarks)
         result = self.fitter.fit(obs, init=init, on_step=on_step)
         seconds = (time.perf_counter() - began) / len(samples)
         outcomes = []

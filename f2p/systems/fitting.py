@@ -14,7 +14,7 @@ from f2p.data.photo_module import PhotoFailure
 from f2p.data.photos import PhotoSample
 from f2p.export.photo import PhotoOutcome
 from f2p.export.summary import completed, output_dirs, summary_row, write_summary
-from f2p.fitting.photo_fit import PhotoFitter
+from f2p.fitting.photo_fit import PhotoFitter, regressor_initializer
 from f2p.fitting.schedule import Stage, default_schedule
 from f2p.morphable.registry import load_model
 from f2p.perception.crop import CROP_SIZE
@@ -35,10 +35,12 @@ class FittingSystem(L.LightningModule):
         stages: the fitting schedule; None for ``default_schedule()``.
         backend: rasterizer backend ("auto", "torch", "pytorch3d").
         identity: use the identity loss and metric (dlib face-recognition network).
+        init_checkpoint: a trained regressor checkpoint whose predictions start each fit, or None for the mean face.
     """
 
     def __init__(self, model: str = "ict", output_dir: str = "outputs/fit", crop_size: int = CROP_SIZE,
-                 stages: list[Stage] | None = None, backend: str = "auto", identity: bool = True) -> None:
+                 stages: list[Stage] | None = None, backend: str = "auto", identity: bool = True,
+                 init_checkpoint: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -52,6 +54,7 @@ class FittingSystem(L.LightningModule):
             self.embedder = DlibFaceEmbedder.from_default_weights()
         self.output_dir = Path(output_dir)
         self.crop_size = crop_size
+        self.init_checkpoint = init_checkpoint
         self.photo_fitter: PhotoFitter | None = None
         self.rows: dict[str, dict[str, str]] = {}
 
@@ -65,7 +68,8 @@ class FittingSystem(L.LightningModule):
 
     def on_fit_start(self) -> None:
         spec = SceneSpec(self.face_model, (self.crop_size, self.crop_size))
-        self.photo_fitter = PhotoFitter(spec, self.renderer, self.stages, self.embedder)
+        initializer = None if self.init_checkpoint is None else regressor_initializer(self.init_checkpoint, spec)
+        self.photo_fitter = PhotoFitter(spec, self.renderer, self.stages, self.embedder, initializer)
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def training_step(self, batch: list[PhotoSample | PhotoFailure], batch_idx: int) -> dict[str, list[PhotoOutcome]]:
