@@ -69,12 +69,13 @@ def test_photo_config_fast_dev_run_and_predict(tmp_path, faces_dir, models_dir, 
     assert cli.model.objective.embedder is not None  # identity on the refined portrait is on for photos
     out = tmp_path / "predictions"
     # the config's last callback is its PredictionWriter
-    run_lightning(["predict", *common, "--trainer.callbacks.output_dir", str(out), "--trainer.callbacks.crop_size", "96"])
+    run_lightning(["predict", *common, "--trainer.callbacks.output_dir", str(out),
+                   "--trainer.callbacks.crop_size", "96"])
     written = [d for d in out.iterdir() if d.is_dir()]
     assert len(written) == 2  # one batch of two photos
     for folder in written:
         assert all((folder / name).is_file() for name in OUTPUT_FILES), folder
-        assert (tmp_path / "photos").glob(f"{folder.name}.*")
+        assert list((tmp_path / "photos").glob(f"{folder.name}.*"))  # named like reconstruct's folders
         metrics = yaml.safe_load((folder / "metrics.json").read_text())
         assert metrics["method"] == "regressor" and "identity_similarity" in metrics
 

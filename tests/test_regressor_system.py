@@ -111,7 +111,7 @@ def test_predicted_parameters_do_not_depend_on_the_crop_size(batch):
     assert system.training is False
     big = F.interpolate(crops, scale_factor=3, mode="bilinear", align_corners=False)
     upscaled = system.predict_params(big, (landmarks + 0.5) * 3 - 0.5)
-    assert torch.allclose(upscaled["translation"], native["translation"], atol=2e-3)
+    assert torch.allclose(upscaled["translation"], native["translation"], atol=2e-3, rtol=5e-3)
     # the same parameters put the landmarks where they belong in the big crop
     big_spec = type(system.spec)(system.face_model, (3 * S, 3 * S))
     projected = render_scene(big_spec, native, None).landmarks2d

@@ -5,6 +5,10 @@ both and rendered on demand, so train, validation and test sets (different seeds
 runs and processes (DDP ranks), and cost no disk. The images imitate aligned photo crops: the neutral frontal face
 sits where ``f2p.perception.crop`` puts a face, then pose, distance, focal length, light, colour and background vary.
 
+Like photos, the images hold more than the explicit model renders: a specular highlight (Blinn-Phong, from the
+light's dominant direction) on top of f2p's Lambertian shading. The parameters cannot explain it; the neural refiner,
+which sees normals and shading, can, and that is what the refined portrait is for.
+
 Used for supervised pre-training, for tests, and as the default data of ``configs/regressor.yaml``.
 """
 
@@ -27,8 +31,8 @@ from f2p.morphable.registry import load_model
 from f2p.perception.align import apply_affine
 from f2p.perception.crop import crop_matrix
 from f2p.perception.masks import face_region_mask
-from f2p.render.lighting import default_sh
-from f2p.render.renderer import MeshRenderer
+from f2p.render.lighting import CAMERA_TO_LIGHT, default_sh
+from f2p.render.renderer import MeshRenderer, RenderOutput
 from f2p.render.rotations import euler_to_axis_angle
 from f2p.scene.compose import render_scene
 from f2p.scene.params import BASE_COLOR, LIGHT, LOG_FOCAL, NUM_SH, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
@@ -64,6 +68,8 @@ class SceneSampler:
         tone_std: standard deviation of the relative skin-tone change (models without albedo).
         color_std: relative amplitude of the smooth per-vertex colour variation (models without albedo).
         background_std: amplitude of the background's smooth pattern around its random mean colour.
+        specular_max: strength of a white specular highlight, uniform in [0, specular_max] (``specular_image``).
+        shininess: Blinn-Phong exponent of the highlight.
     """
 
     prior_scale: float = 1.0
@@ -72,13 +78,15 @@ class SceneSampler:
     roll_deg: float = 10.0
     shift_m: float = 0.005
     size_jitter: float = 0.04
-    log_focal_std: float = 0.15
+    log_focal_std: float = 0.1
     ambient_range: float = 0.25
     tint: float = 0.05
     light_std: float = 0.3
     tone_std: float = 0.15
     color_std: float = 0.08
     background_std: float = 0.15
+    specular_max: float = 0.3
+    shininess: float = 12.0
 
     def sample(self, spec: SceneSpec, aligned: Tensor, mean_verts: Tensor, g: torch.Generator) -> dict[str, Tensor]:
         """One scene: {group: (1, K)} on the CPU.
@@ -133,6 +141,25 @@ def aligned_translation(spec: SceneSpec) -> Tensor:
     landmarks = render_scene(spec, spec.initial(1), None).landmarks2d  # (1, 68, 2)
     target = apply_affine(crop_matrix(landmarks, size=S), landmarks)
     return spec.translation_covering(target)[0]
+
+
+def specular_image(render: RenderOutput, sh: Tensor, strength: Tensor, shininess: float) -> Tensor:
+    """(B, 3, H, W) white Blinn-Phong highlights of a render lit by ``sh``.
+
+    The light comes from the dominant direction of the first-order SH coefficients (light frame: indices 3, 1, 2
+    are x, y, z), the viewer from +z; ``highlight = strength * max(0, n . h)^shininess`` on the covered pixels.
+
+    Args:
+        render: the render (its camera-frame normals and mask are used).
+        sh: (B, 9, 3) SH light.
+        strength: (B,) highlight strength.
+        shininess: Blinn-Phong exponent.
+    """
+    direction = F.normalize(sh[:, [3, 1, 2]].mean(-1), dim=1)  # (B, 3) light frame
+    half = F.normalize(direction + direction.new_tensor([0.0, 0.0, 1.0]), dim=1)  # (B, 3)
+    normals = torch.einsum("ij,bjhw->bihw", CAMERA_TO_LIGHT.to(render.normals), render.normals)
+    cosine = (normals * half[:, :, None, None]).sum(1, keepdim=True).clamp_min(0.0)  # (B, 1, H, W)
+    return (strength[:, None, None, None] * cosine**shininess * render.mask).expand(-1, 3, -1, -1)
 
 
 def item_seed(seed: int, index: int) -> int:
@@ -190,8 +217,11 @@ class SyntheticFaces(Dataset):
         scene = render_scene(self.spec, params, self.renderer)
         S = self.spec.image_size[0]
         background = torch.stack([random_background(S, self.sampler.background_std, g) for g in generators])
+        strength = torch.cat([torch.rand(1, generator=g) * self.sampler.specular_max for g in generators])
+        sh = params[LIGHT].reshape(-1, NUM_SH, 3)
+        face = scene.render.image + specular_image(scene.render, sh, strength, self.sampler.shininess)
         mask = scene.render.mask  # (B, 1, S, S)
-        images = (scene.render.image * mask + background * (1 - mask)).clamp(0.0, 1.0)
+        images = (face * mask + background * (1 - mask)).clamp(0.0, 1.0)
         landmarks = scene.landmarks2d  # (B, 68, 2)
         face_masks = face_region_mask(landmarks, S, S, softness=MASK_SOFTNESS)
         return [{

@@ -19,8 +19,9 @@ from f2p.fitting.objective import LOG_FOCAL_PRIOR_STD, POSE_PRIOR_STD, VERTEX_CO
 from f2p.nets.weights import ImageNetNormalize, torchvision_state_dict
 from f2p.scene.params import LIGHT, LOG_FOCAL, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
 
-TRANSLATION_SCALE = 0.05
-"""Metres per unit of network output for the head translation (about a face half-width)."""
+TRANSLATION_SCALE = (0.02, 0.02, 0.2)
+"""Metres per unit of network output for the head translation, x, y, z: depth is poorly determined by an image
+(it trades against the focal length), so it gets a wider scale."""
 LIGHT_SCALE = 0.5
 """SH coefficient change per unit of network output (the default ambient coefficient is about 2.5)."""
 SCENE_SCALES = {POSE: POSE_PRIOR_STD, TRANSLATION: TRANSLATION_SCALE, LOG_FOCAL: LOG_FOCAL_PRIOR_STD,
@@ -98,7 +99,7 @@ class ParamHead(nn.Module):
                 self.register_buffer(f"lower_{name}", lower, persistent=False)
                 self.register_buffer(f"range_{name}", upper - lower, persistent=False)
             else:
-                scale = torch.tensor(group.prior_std) if group is not None else torch.full((K,), SCENE_SCALES[name])
+                scale = torch.tensor(group.prior_std if group is not None else SCENE_SCALES[name]).expand(K).clone()
                 self.register_buffer(f"scale_{name}", scale, persistent=False)
 
     def scale(self, name: str) -> Tensor:

@@ -179,7 +179,7 @@ class RegressorSystem(LightningModule):
         images = F.interpolate(crops.to(device), size=(S, S), mode="bilinear", align_corners=False,
                                antialias=True)
         if landmarks is not None:
-            landmarks = (landmarks.to(device) + 0.5) * landmarks.new_tensor([S / W, S / H]).to(device) - 0.5
+            landmarks = (landmarks.to(device) + 0.5) * torch.tensor([S / W, S / H], device=device) - 0.5
         was_training = self.training
         self.eval()
         params = self.regressor(images, landmarks)
@@ -248,7 +248,7 @@ class RegressorSystem(LightningModule):
         return self._step(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
-        """{group: (B, K)} parameters of the batch's crops (written out by ``f2p.systems.callbacks``)."""
+        """{group: (B, K)} parameters of the crops, written out by ``regressor_callbacks.PredictionWriter``."""
         return self.regressor(batch[K.IMAGE], batch[K.LANDMARKS])
 
     # ------------------------------------------------------------------ training set-up
