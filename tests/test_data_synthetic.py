@@ -20,16 +20,16 @@ def spec(procedural_model):
 
 @pytest.fixture(scope="module")
 def faces(spec):
-    return SyntheticFaces(spec, SceneSampler(specular_max=0.0), length=6, seed=7)
+    return SyntheticFaces(spec, SceneSampler(), length=6, seed=7)
 
 
 def test_items_are_a_function_of_seed_and_index(spec, faces):
-    a, b = faces[3], SyntheticFaces(spec, SceneSampler(specular_max=0.0), length=6, seed=7)[3]
+    a, b = faces[3], SyntheticFaces(spec, SceneSampler(), length=6, seed=7)[3]
     assert torch.equal(a[K.IMAGE], b[K.IMAGE]) and a[K.NAME] == b[K.NAME]
     batched = faces.__getitems__([1, 3])[1]
     assert torch.allclose(batched[K.IMAGE], a[K.IMAGE], atol=1e-5)
     assert all(torch.equal(batched[K.PARAMS][g], a[K.PARAMS][g]) for g in a[K.PARAMS])
-    other = SyntheticFaces(spec, SceneSampler(specular_max=0.0), length=6, seed=8)[3]
+    other = SyntheticFaces(spec, SceneSampler(), length=6, seed=8)[3]
     assert not torch.equal(other[K.PARAMS]["identity"], a[K.PARAMS]["identity"])
     with pytest.raises(IndexError):
         faces[6]
@@ -50,7 +50,7 @@ def test_ground_truth_re_renders_the_image_and_its_landmarks(spec, faces):
 
 
 def test_images_hold_a_highlight_the_parameters_cannot_explain(spec):
-    plain = SyntheticFaces(spec, SceneSampler(specular_max=0.0), length=4, seed=3).__getitems__([0, 1, 2, 3])
+    plain = SyntheticFaces(spec, SceneSampler(), length=4, seed=3).__getitems__([0, 1, 2, 3])
     shiny = SyntheticFaces(spec, SceneSampler(specular_max=0.5), length=4, seed=3).__getitems__([0, 1, 2, 3])
     for a, b in zip(plain, shiny):
         assert all(torch.equal(a[K.PARAMS][g], b[K.PARAMS][g]) for g in a[K.PARAMS])

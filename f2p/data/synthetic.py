@@ -5,9 +5,10 @@ both and rendered on demand, so train, validation and test sets (different seeds
 runs and processes (DDP ranks), and cost no disk. The images imitate aligned photo crops: the neutral frontal face
 sits where ``f2p.perception.crop`` puts a face, then pose, distance, focal length, light, colour and background vary.
 
-Like photos, the images hold more than the explicit model renders: a specular highlight (Blinn-Phong, from the
-light's dominant direction) on top of f2p's Lambertian shading. The parameters cannot explain it; the neural refiner,
-which sees normals and shading, can, and that is what the refined portrait is for.
+Like photos, the images can hold more than the explicit model renders (``SceneSampler.specular_max > 0``, as in
+``configs/regressor.yaml``): a specular highlight (Blinn-Phong, from the light's dominant direction) on top of f2p's
+Lambertian shading. The parameters cannot explain it; the neural refiner, which sees normals and shading, can, and
+that is what the refined portrait is for.
 
 Used for supervised pre-training, for tests, and as the default data of ``configs/regressor.yaml``.
 """
@@ -68,7 +69,8 @@ class SceneSampler:
         tone_std: standard deviation of the relative skin-tone change (models without albedo).
         color_std: relative amplitude of the smooth per-vertex colour variation (models without albedo).
         background_std: amplitude of the background's smooth pattern around its random mean colour.
-        specular_max: strength of a white specular highlight, uniform in [0, specular_max] (``specular_image``).
+        specular_max: strength of a white specular highlight, uniform in [0, specular_max] (``specular_image``);
+            0 (default) for images the explicit model explains exactly.
         shininess: Blinn-Phong exponent of the highlight.
     """
 
@@ -85,7 +87,7 @@ class SceneSampler:
     tone_std: float = 0.15
     color_std: float = 0.08
     background_std: float = 0.15
-    specular_max: float = 0.3
+    specular_max: float = 0.0
     shininess: float = 12.0
 
     def sample(self, spec: SceneSpec, aligned: Tensor, mean_verts: Tensor, g: torch.Generator) -> dict[str, Tensor]:
