@@ -1,6 +1,7 @@
 """`python -m f2p fit|test|predict --config configs/regressor*.yaml`: configs parse and run, checkpoints round-trip
 with weights_only loading, predict writes reconstruct's outputs, DDP on two CPU processes."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -73,6 +74,9 @@ def test_photo_config_fast_dev_run_and_predict(tmp_path, faces_dir, models_dir, 
                    "--trainer.callbacks.crop_size", "96"])
     written = [d for d in out.iterdir() if d.is_dir()]
     assert len(written) == 2  # one batch of two photos
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert sorted(Path(r["output"]).name for r in rows) == sorted(d.name for d in written)
+    assert {r["status"] for r in rows} == {"ok"}
     for folder in written:
         assert all((folder / name).is_file() for name in OUTPUT_FILES), folder
         assert list((tmp_path / "photos").glob(f"{folder.name}.*"))  # named like reconstruct's folders
@@ -102,8 +106,8 @@ def test_checkpoint_round_trip_and_predict(tmp_path):
     out = tmp_path / "predictions"
     run_lightning(["predict", "--config", str(SYNTHETIC), *tiny(), *csv_logger,
                    "--ckpt_path", str(checkpoint), "--trainer.callbacks.output_dir", str(out)])
-    written = sorted(d.name for d in out.iterdir())
-    assert len(written) == 2 and all((out / name / "params.json").is_file() for name in written)
+    written = sorted(d.name for d in out.iterdir() if d.is_dir())
+    assert len(written) == 2 and (out / "summary.csv").is_file() and all((out / name / "params.json").is_file() for name in written)
 
 
 @pytest.mark.slow
