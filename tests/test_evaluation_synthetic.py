@@ -53,8 +53,9 @@ def test_face_scores_separate_pose_from_shape(procedural_model):
 
 
 @pytest.mark.slow
-def test_evaluate_synthetic_predicts_with_a_regressor_checkpoint(tmp_path, monkeypatch, capsys):
+def test_evaluate_synthetic_predicts_with_a_regressor_checkpoint(tmp_path, monkeypatch, capsys, models_dir):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("F2P_MODEL_PATH", str(models_dir))  # the mismatch check below loads ict
     size = ["--model.init_args.image_size", "32", "--data.init_args.image_size", "32"]
     tiny = [*(arg for group in ("model", "data") for arg in (f"--{group}.init_args.face_model", "procedural")), *size,
             "--data.init_args.batch_size", "2", "--data.init_args.num_train", "2", "--data.init_args.num_val", "2",
