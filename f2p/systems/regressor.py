@@ -85,18 +85,21 @@ def parameter_errors(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str
     """Errors of predicted against true parameters, each (B,).
 
     ``param_error``: RMS over every component of the model's groups, in units of ``scales`` (prior standard
-    deviations, or a slider's range); ``vertex_error_mm``: mean distance of face-region vertices of the unposed
-    meshes, millimetres; ``pose_error_deg``: angle of the relative head rotation, degrees.
+    deviations, or a slider's range), and ``param_error_<group>`` per model group; ``vertex_error_mm``: mean
+    distance of face-region vertices of the unposed meshes, millimetres; ``pose_error_deg``: angle of the relative
+    head rotation, degrees.
     """
     model = spec.model
     groups = list(model.groups)
-    standardised = torch.cat([(params[g] - truth[g]) / scales[g] for g in groups], dim=1)
+    standardised = {g: (params[g] - truth[g]) / scales[g] for g in groups}
+    errors = {"param_error": torch.cat(list(standardised.values()), dim=1).pow(2).mean(1).sqrt()}
+    errors.update({f"param_error_{g}": value.pow(2).mean(1).sqrt() for g, value in standardised.items()})
     verts = model(**{g: params[g] for g in groups}).verts[:, model.face_region]
     true_verts = model(**{g: truth[g] for g in groups}).verts[:, model.face_region]
     relative = axis_angle_to_matrix(params[POSE]).transpose(1, 2) @ axis_angle_to_matrix(truth[POSE])
-    return {"param_error": standardised.pow(2).mean(1).sqrt(),
-            "vertex_error_mm": (verts - true_verts).norm(dim=-1).mean(1) * 1000.0,
-            "pose_error_deg": matrix_to_axis_angle(relative).norm(dim=-1).rad2deg()}
+    errors["vertex_error_mm"] = (verts - true_verts).norm(dim=-1).mean(1) * 1000.0
+    errors["pose_error_deg"] = matrix_to_axis_angle(relative).norm(dim=-1).rad2deg()
+    return errors
 
 
 class RegressorSystem(LightningModule):
