@@ -164,7 +164,7 @@ class FaceImageDataModule(LightningDataModule):
         missing = [p for p in photos if photo_key(p) not in records]
         if not missing:
             return
-        log.info("%d of %d photos have no record in the prepare cache %s: detecting their faces now (run "
+        log.warning("%d of %d photos have no record in the prepare cache %s: detecting their faces now (run "
                  "`python -m f2p prepare PHOTOS --out %s` to do this once, ahead of training)",
                  len(missing), len(photos), self.prepared, self.prepared)
         detector = create_detector(self.detector, self.device)
