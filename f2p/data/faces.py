@@ -31,6 +31,7 @@ from torchvision.transforms import v2
 from f2p.conventions import IBUG68_MIRROR
 from f2p.data import batch as K
 from f2p.data.photos import IMAGE_SUFFIXES, align_sample, find_images
+from f2p.data.split_loaders import SplitLoaders
 from f2p.export.summary import output_dirs
 from f2p.perception.image_io import load_image
 from f2p.perception.prepared import PreparedRecord, load_prepared, photo_key
@@ -110,7 +111,7 @@ class FaceImages(Dataset):
         return item if self.augment is None else self.augment(item)
 
 
-class FaceImageDataModule(LightningDataModule):
+class FaceImageDataModule(SplitLoaders, LightningDataModule):
     """Photos (files or folders, searched recursively) and their prepare cache (see module docstring).
 
     Args:
@@ -126,6 +127,8 @@ class FaceImageDataModule(LightningDataModule):
         device: torch device of the detector and identity network in ``prepare_data``.
         augment: training augmentation (default ``PhotoAugment()``).
     """
+
+    test_split = "val"  # photos have no separate test split: test runs on the validation photos
 
     def __init__(self, photos: list[str], prepared: str, image_size: int = 128, val_fraction: float = 0.1,
                  predict_photos: list[str] | None = None, batch_size: int = 8, num_workers: int = 0,
@@ -199,17 +202,4 @@ class FaceImageDataModule(LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         if not self.datasets[split]:
             raise ValueError(f"no {split} photos with a prepared face (photos: {self.photos}, cache: {self.prepared})")
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
+        return super()._loader(split, shuffle)

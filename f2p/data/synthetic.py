@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from f2p.data import batch as K
 from f2p.data.photos import MASK_SOFTNESS
+from f2p.data.split_loaders import SplitLoaders
 from f2p.morphable.registry import load_model
 from f2p.perception.align import apply_affine
 from f2p.perception.crop import crop_matrix
@@ -239,7 +240,7 @@ class SyntheticFaces(Dataset):
         } for b, index in enumerate(indices)]
 
 
-class SyntheticFaceDataModule(LightningDataModule):
+class SyntheticFaceDataModule(SplitLoaders, LightningDataModule):
     """Synthetic train/val/test/predict sets of one face model (see module docstring).
 
     Args:
@@ -274,18 +275,3 @@ class SyntheticFaceDataModule(LightningDataModule):
         log.info("synthetic faces of %s at %d px: %s", spec.model.name, self.image_size,
                  ", ".join(f"{n} {split}" for split, n in self.sizes.items()))
 
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
