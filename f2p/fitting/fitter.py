@@ -28,6 +28,7 @@ DIVERGENCE_FLOOR = 1e-3
 """A photo whose loss exceeds DIVERGENCE_FACTOR x max(its stage's best, DIVERGENCE_FLOOR) has diverged; the floor
 keeps a photo that converged to almost zero loss from being flagged for ordinary noise."""
 SNAPSHOT_EVERY = 10
+"""Photos' last good state (for roll-backs) is saved every this many steps."""
 FINAL_LR_FRACTION = 0.05
 """Step sizes decay along a cosine from 1 to this fraction over each stage."""
 
@@ -47,7 +48,6 @@ class FitResult:
         losses: {term: (B,)} final unweighted loss terms, evaluated at full resolution.
         failed: (B,) bool, photos whose optimisation diverged even after retries.
         retries: (B,) long, roll-backs per photo.
-        history: per stage, the mean weighted total loss every ``SNAPSHOT_EVERY`` steps.
         stage_seconds: wall time per stage.
     """
 
@@ -55,7 +55,6 @@ class FitResult:
     losses: dict[str, Tensor]
     failed: Tensor
     retries: Tensor
-    history: dict[str, list[float]] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -123,7 +122,6 @@ class Fitter:
         optimizer.step_scale[result.failed] = 0.0
         good = {g: params[g].detach().clone() for g in trainable}
         best = torch.full((obs.batch_size,), math.inf, device=obs.image.device)
-        history = result.history.setdefault(stage.name, [])
         for step in range(stage.steps):
             scene = self._scene(stage_spec, params, render=stage.needs_render)
             terms = self.objective.terms(params, scene, stage_obs, set(stage.weights), set(trainable))
@@ -142,7 +140,6 @@ class Fitter:
                     ok = torch.isfinite(total) & ~bad
                     for g in trainable:
                         good[g][ok] = params[g][ok]
-                    history.append(float(total.detach()[~result.failed].mean()) if (~result.failed).any() else math.nan)
             if on_step is not None:
                 on_step(stage.name, step, float(total.detach().mean()))
         result.stage_seconds[stage.name] = time.perf_counter() - began

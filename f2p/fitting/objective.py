@@ -57,7 +57,6 @@ class FittingObjective(nn.Module):
         self.embedder = embedder
         model = spec.model
         self.register_buffer("edges", mesh_edges(model.faces), persistent=False)
-        self.register_buffer("face_region", model.face_region.float(), persistent=False)
         device = model.device
         prior_std: dict[str, Tensor] = {name: torch.tensor(group.prior_std, device=device)
                                         for name, group in model.groups.items()}
