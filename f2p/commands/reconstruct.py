@@ -25,7 +25,7 @@ from f2p.perception.crop import CROP_SIZE
 
 log = logging.getLogger("f2p")
 
-DEFAULT_TOTAL_STEPS = 490
+DEFAULT_TOTAL_STEPS = sum(stage.steps for stage in default_schedule())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from f2p.fitting.observations import Observations
 from f2p.fitting.optimizer import BatchedAdam
 from f2p.fitting.schedule import DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, Stage
 from f2p.render.renderer import MeshRenderer
-from f2p.scene.compose import SceneOutput, render_scene
+from f2p.scene.compose import SceneOutput, face_triangles, render_scene
 from f2p.scene.params import SceneSpec
 
 log = logging.getLogger("f2p")
@@ -76,9 +76,11 @@ class Fitter:
         self.stages = stages
         self.objective = FittingObjective(spec, embedder).to(spec.model.device)
         self.learning_rates = {**DEFAULT_LEARNING_RATES, **(learning_rates or {})}
+        self.stage_faces = face_triangles(spec.model)
 
     def _scene(self, stage_spec: SceneSpec, params: dict[str, Tensor], render: bool) -> SceneOutput:
-        return render_scene(stage_spec, params, self.renderer if render else None)
+        """The scene of a stage step: only the face's triangles are rendered (the losses are masked to the face)."""
+        return render_scene(stage_spec, params, self.renderer if render else None, self.stage_faces)
 
     def total(self, terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
         """(B,) weighted sum of the terms."""
@@ -103,7 +105,7 @@ class Fitter:
         for stage in self.stages:
             self._run_stage(stage, params, obs, result, on_step)
         with torch.no_grad():
-            scene = self._scene(self.spec, params, render=True)
+            scene = render_scene(self.spec, params, self.renderer)
             wanted = {term for stage in self.stages for term, weight in stage.weights.items() if weight > 0}
             result.losses = self.objective.terms(params, scene, obs, wanted | {"landmark", "photometric"}, set(params))
         result.params = {name: value.detach() for name, value in params.items()}

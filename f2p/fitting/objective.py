@@ -14,7 +14,8 @@ from f2p.losses.landmark import face_size
 from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
 from f2p.render.rotations import axis_angle_to_matrix
 from f2p.scene.compose import SceneOutput
-from f2p.scene.params import LIGHT, LOG_FOCAL, NUM_SH, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
+from f2p.scene.color_basis import SMOOTH_COLOR_PRIOR_STD
+from f2p.scene.params import LIGHT, LOG_FOCAL, NUM_SH, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
 
 POSE_PRIOR_STD = 0.6  # radians: soft, only keeps runaway poses in check
 LOG_FOCAL_PRIOR_STD = 0.3
@@ -65,7 +66,9 @@ class FittingObjective(nn.Module):
         prior_std[TRANSLATION] = torch.full((3,), math.inf, device=device)  # no prior on where the head is
         prior_std[LIGHT] = torch.full((NUM_SH * 3,), math.inf, device=device)
         if spec.free_vertex_color:
-            prior_std[VERTEX_COLOR] = torch.full((model.num_vertices * 3,), VERTEX_COLOR_PRIOR_STD, device=device)
+            sizes = spec.sizes()
+            prior_std[SMOOTH_COLOR] = torch.full((sizes[SMOOTH_COLOR],), SMOOTH_COLOR_PRIOR_STD, device=device)
+            prior_std[VERTEX_COLOR] = torch.full((sizes[VERTEX_COLOR],), VERTEX_COLOR_PRIOR_STD, device=device)
         for name, std in prior_std.items():  # buffers move with .to() (systems are built on the CPU)
             self.register_buffer(f"prior_std_{name}", std, persistent=False)
 

@@ -11,6 +11,7 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
     "translation": 0.005,
     "log_focal": 0.01,
     "sh": 0.02,
+    "smooth_color": 0.01,
     "vertex_color": 0.01,
     "identity": 0.05,
     "expression": 0.03,
@@ -54,13 +55,15 @@ class Stage:
 
 
 def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
-    """Rigid pose on landmarks; shape and expression on landmarks; shape from shading (model albedo, if any, and
-    light, with free per-vertex colours still off so they cannot absorb the shading); finally free per-vertex
-    colours for models without an albedo space.
+    """Rigid pose on landmarks; shape and expression on landmarks; shape from shading at half resolution, then at
+    full resolution with smaller steps (with the model's albedo, or for models without one the smooth colour field
+    of ``scene.color_basis``, and the light; free per-vertex colours stay off so that they cannot absorb the
+    shading); finally free per-vertex colours for models without an albedo space.
 
     The landmark loss is in units of the face size squared (about 1e-4 for a 2 px error on a 150 px face) and
     the photometric loss in colour distance (about 0.05), hence the small photometric and identity weights: larger
-    ones pull the fit off the landmarks wherever the model cannot explain the photo's appearance.
+    ones pull the fit off the landmarks wherever the model cannot explain the photo's appearance. The shading
+    stage weakens the prior fourfold: the shading constrains the shape far better than the landmarks do.
 
     Args:
         steps_scale: multiplies every stage's step count (``--steps`` of ``reconstruct``).
@@ -70,12 +73,12 @@ def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
         return max(1, round(n * steps_scale))
 
     shape = ["pose", "translation", "identity", "expression", "jaw_pose"]
+    shading = {"landmark": 1.0, "photometric": 0.02, "identity": 0.005, "prior": 5e-5, "bounds": 1.0}
     return [
         Stage("rigid", steps(200), ["pose", "translation"], {"landmark": 1.0}),
         Stage("shape", steps(200), shape, {"landmark": 1.0, "prior": 2e-4, "bounds": 1.0}),
-        Stage("shading", steps(60), shape + ["albedo", "sh"],
-              {"landmark": 1.0, "photometric": 0.02, "identity": 0.005, "prior": 2e-4, "bounds": 1.0},
-              lr_scale=0.5, resolution_scale=0.5),
+        Stage("shading", steps(300), shape + ["albedo", "smooth_color", "sh"], shading, resolution_scale=0.5),
+        Stage("detail", steps(100), shape + ["albedo", "smooth_color", "sh"], shading, lr_scale=0.3),
         Stage("colour", steps(30), ["vertex_color", "sh"], {"photometric": 1.0, "prior": 2e-4, "smoothness": 1.0},
               resolution_scale=0.5),
     ]

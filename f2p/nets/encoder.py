@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from f2p.conventions import NUM_LANDMARKS
 from f2p.fitting.objective import LOG_FOCAL_PRIOR_STD, POSE_PRIOR_STD, VERTEX_COLOR_PRIOR_STD
 from f2p.nets.weights import ImageNetNormalize, torchvision_state_dict
-from f2p.scene.params import LIGHT, LOG_FOCAL, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
+from f2p.scene.color_basis import SMOOTH_COLOR_PRIOR_STD
+from f2p.scene.params import LIGHT, LOG_FOCAL, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
 
 TRANSLATION_SCALE = (0.02, 0.02, 0.2)
 """Metres per unit of network output for the head translation, x, y, z: depth is poorly determined by an image
@@ -25,7 +26,7 @@ TRANSLATION_SCALE = (0.02, 0.02, 0.2)
 LIGHT_SCALE = 0.5
 """SH coefficient change per unit of network output (the default ambient coefficient is about 2.5)."""
 SCENE_SCALES = {POSE: POSE_PRIOR_STD, TRANSLATION: TRANSLATION_SCALE, LOG_FOCAL: LOG_FOCAL_PRIOR_STD,
-                LIGHT: LIGHT_SCALE, VERTEX_COLOR: VERTEX_COLOR_PRIOR_STD}
+                LIGHT: LIGHT_SCALE, SMOOTH_COLOR: SMOOTH_COLOR_PRIOR_STD, VERTEX_COLOR: VERTEX_COLOR_PRIOR_STD}
 """Output scale of the scene groups (model groups use their prior standard deviations)."""
 BOUNDED_MARGIN = 0.01
 """A bounded group starts this fraction of its range inside the bound nearest to its initial value."""

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from f2p.morphable.base import MeshOutput
+from f2p.morphable.base import MeshOutput, MorphableModel
 from f2p.render.cameras import PinholeCamera
 from f2p.render.renderer import MeshRenderer, RenderOutput
 from f2p.render.rotations import head_pose_extrinsics
-from f2p.scene.params import BASE_COLOR, LIGHT, LOG_FOCAL, NUM_SH, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
+from f2p.scene.color_basis import smooth_colors
+from f2p.scene.params import (BASE_COLOR, LIGHT, LOG_FOCAL, NUM_SH, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR,
+                              SceneSpec)
 
 
 @dataclass(frozen=True)
@@ -46,22 +48,34 @@ def scene_camera(spec: SceneSpec, params: dict[str, Tensor]) -> PinholeCamera:
 
 
 def scene_colors(spec: SceneSpec, params: dict[str, Tensor], mesh: MeshOutput) -> Tensor:
-    """(B, V, 3) colours: the model's albedo, or the base skin tone plus free per-vertex offsets."""
+    """(B, V, 3) colours: the model's albedo, or the base skin tone plus the smooth colour field and the free
+    per-vertex offsets (each when present in ``params``)."""
     if mesh.albedo is not None:
         return mesh.albedo
     B, V, _ = mesh.verts.shape
-    base = mesh.verts.new_tensor(BASE_COLOR).expand(B, V, 3)
-    offsets = params.get(VERTEX_COLOR)
-    return base if offsets is None else (base + offsets.reshape(B, V, 3)).clamp(0.0, 1.0)
+    colors = mesh.verts.new_tensor(BASE_COLOR).expand(B, V, 3)
+    if SMOOTH_COLOR in params:
+        colors = colors + smooth_colors(spec.model, params[SMOOTH_COLOR])
+    if VERTEX_COLOR in params:
+        colors = colors + params[VERTEX_COLOR].reshape(B, V, 3)
+    return colors.clamp(0.0, 1.0)
 
 
-def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRenderer | None) -> SceneOutput:
+def face_triangles(model: MorphableModel) -> Tensor:
+    """(F', 3) the model's triangles with a vertex in ``model.face_region``: what photometric and identity losses
+    see (they are masked to the face), at about half the cost of the whole head for ICT."""
+    return model.faces[model.face_region[model.faces].any(dim=1)]
+
+
+def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRenderer | None,
+                 faces: Tensor | None = None) -> SceneOutput:
     """Build the mesh and camera of ``params`` and render them (or only project landmarks if no renderer).
 
     Args:
         spec: what the parameters mean.
         params: {group name: (B, K)} as produced by ``SceneSpec.initial`` (or a regressor).
         renderer: the mesh renderer, or None for a landmark-only scene (no mesh is built: landmark stages).
+        faces: (F', 3) triangles to render (e.g. ``face_triangles``), or None for all of the model's.
     """
     model_params = {name: params[name] for name in spec.model.groups if name in params}
     camera = scene_camera(spec, params)
@@ -71,5 +85,6 @@ def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRende
     colors = scene_colors(spec, params, mesh)
     B = mesh.verts.shape[0]
     sh = params[LIGHT].reshape(B, NUM_SH, 3)
-    render = renderer(mesh.verts, spec.model.faces, camera, sh, colors=colors, landmarks=mesh.landmarks)
+    render = renderer(mesh.verts, spec.model.faces if faces is None else faces, camera, sh, colors=colors,
+                      landmarks=mesh.landmarks)
     return SceneOutput(camera, render.landmarks2d, mesh, colors, render)

@@ -1,5 +1,5 @@
 """Named per-photo parameters beyond the face model's own: head pose, translation, focal length, lighting and
-(for models without an albedo space) free per-vertex colour."""
+(for models without an albedo space) a smooth colour field and free per-vertex colour."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ from torch import Tensor
 
 from f2p.morphable.base import MorphableModel
 from f2p.render.lighting import default_sh
+from f2p.scene.color_basis import num_smooth_colors
 
 POSE = "pose"  # (B, 3) axis-angle head rotation in model space
 TRANSLATION = "translation"  # (B, 3) head position in the camera frame, metres
 LOG_FOCAL = "log_focal"  # (B, 1) focal length = base focal * exp(log_focal)
 LIGHT = "sh"  # (B, 27) second-order SH lighting, 9 coefficients x 3 colours (flattened)
+SMOOTH_COLOR = "smooth_color"  # (B, K * 3) smooth colour offsets (scene.color_basis), only for models without albedo
 VERTEX_COLOR = "vertex_color"  # (B, V * 3) free per-vertex colour offsets, only for models without albedo
 
-SCENE_GROUPS = (POSE, TRANSLATION, LOG_FOCAL, LIGHT, VERTEX_COLOR)
+SCENE_GROUPS = (POSE, TRANSLATION, LOG_FOCAL, LIGHT, SMOOTH_COLOR, VERTEX_COLOR)
 NUM_SH = 9
 DEFAULT_FOV_DEG = 12.0
 """Default horizontal field of view of the crop (a portrait lens at about 1 m)."""
@@ -61,6 +63,7 @@ class SceneSpec:
         sizes = {name: group.size for name, group in self.model.groups.items()}
         sizes.update({POSE: 3, TRANSLATION: 3, LOG_FOCAL: 1, LIGHT: NUM_SH * 3})
         if self.free_vertex_color:
+            sizes[SMOOTH_COLOR] = num_smooth_colors(self.model.num_vertices) * 3
             sizes[VERTEX_COLOR] = self.model.num_vertices * 3
         return sizes
 
@@ -81,7 +84,9 @@ class SceneSpec:
         params[LOG_FOCAL] = torch.zeros(B, 1, device=device)
         params[LIGHT] = default_sh(B).to(device).reshape(B, NUM_SH * 3)
         if self.free_vertex_color:
-            params[VERTEX_COLOR] = torch.zeros(B, self.model.num_vertices * 3, device=device)
+            sizes = self.sizes()
+            params[SMOOTH_COLOR] = torch.zeros(B, sizes[SMOOTH_COLOR], device=device)
+            params[VERTEX_COLOR] = torch.zeros(B, sizes[VERTEX_COLOR], device=device)
         if landmarks2d is not None:
             params[TRANSLATION] = self.translation_covering(landmarks2d)
         return params
