@@ -7,7 +7,7 @@ import scipy.io
 import torch
 
 from f2p.conventions import MODEL_TO_OPENCV
-from f2p.evaluation.geometry import rigid_align, vertex_errors
+from f2p.evaluation.geometry import rigid_align, similarity_align, vertex_errors
 from f2p.evaluation.identity import compare_identities
 from f2p.evaluation.landmarks import (area_under_curve, cumulative_error, eye_corner_distance, failure_rate,
                                       five_point_nme, landmark_nme)
@@ -88,8 +88,25 @@ def test_rigid_alignment_recovers_a_known_rotation_and_translation():
     R_found, t_found = rigid_align(source, target)
     assert torch.allclose(R_found, R, atol=1e-9) and torch.allclose(t_found, t, atol=1e-9)
     region = torch.ones(50, dtype=torch.bool)
-    assert vertex_errors(source, target, region, align=True).max() < 1e-9
+    assert vertex_errors(source, target, region, align="rigid").max() < 1e-9
     assert vertex_errors(source, target, region).min() > 0.05
+
+
+def test_similarity_alignment_recovers_a_scaled_face_that_rigid_alignment_cannot():
+    generator = torch.Generator().manual_seed(2)
+    source = torch.randn(2, 40, 3, generator=generator, dtype=torch.float64)
+    R = euler_to_matrix(torch.tensor([[10.0, 40.0, -5.0], [0.0, -60.0, 20.0]], dtype=torch.float64))
+    scale = torch.tensor([1.08, 0.9], dtype=torch.float64)
+    t = torch.tensor([[0.0, 0.1, 0.2], [-0.3, 0.0, 0.5]], dtype=torch.float64)
+    target = scale[:, None, None] * source @ R.transpose(1, 2) + t[:, None]
+    s_found, R_found, t_found = similarity_align(source, target)
+    assert torch.allclose(s_found, scale, atol=1e-9) and torch.allclose(R_found, R, atol=1e-9)
+    assert torch.allclose(t_found, t, atol=1e-9)
+    region = torch.ones(40, dtype=torch.bool)
+    assert vertex_errors(source, target, region, align="similarity").max() < 1e-9
+    assert vertex_errors(source, target, region, align="rigid").median() > 0.03
+    with pytest.raises(ValueError, match="align must be one of"):
+        vertex_errors(source, target, region, align="affine")
 
 
 def test_rigid_alignment_never_returns_a_reflection_and_errors_use_only_the_region():

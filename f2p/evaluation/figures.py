@@ -175,21 +175,22 @@ def synthetic_figures(out_dir: Path, records: list[dict], worst: list[tuple[Imag
                       target_mm: float) -> list[Path]:
     """CED of vertex and landmark errors, per-face vertex-error bars and the worst fits of a synthetic evaluation."""
     ok = [r for r in records if r["status"] == "ok"]
-    largest = max([r["vertex_median_mm"] for r in ok] + [r["aligned_vertex_median_mm"] for r in ok], default=1.0)
+    spaces = ("vertex_median_mm", "aligned_vertex_median_mm", "similarity_vertex_median_mm")
+    largest = max([r[key] for r in ok for key in spaces], default=1.0)
     limit = min(max(2.0 * target_mm, 1.1 * largest), 20.0 * target_mm)
 
     def values(key: str) -> list[float | None]:
         return [r[key] if r["status"] == "ok" else None for r in records]
 
     panels = [CurvePanel("per-face median vertex error, face region", "error, mm",
-                         {"model space": values("vertex_median_mm"),
-                          "after rigid alignment": values("aligned_vertex_median_mm")}, limit, target=target_mm),
+                         dict(zip(("model space", "after rigid alignment", "after similarity alignment"),
+                                  map(values, spaces))), limit, target=target_mm),
               CurvePanel("landmarks (68 points)", NME_LABEL, {"fitted vs true": values("nme68_box")},
                          PHOTO_CED_LIMIT, scale=100.0)]
     plot_ced(out_dir / CED_FILE, panels, f"Synthetic recovery of {len(records)} faces: cumulative error distribution")
-    plot_bars(out_dir / BARS_FILE, [Bar(r["face"], r["aligned_vertex_median_mm"] if r["status"] == "ok" else None,
+    plot_bars(out_dir / BARS_FILE, [Bar(r["face"], r["similarity_vertex_median_mm"] if r["status"] == "ok" else None,
                                         _yaw_group(r["yaw_deg"]), f"(yaw {r['yaw_deg']:+.0f})") for r in records],
-              "median vertex error of the face region after rigid alignment, mm", "Per-face shape error",
+              "median vertex error of the face region after similarity alignment, mm", "Per-face shape error",
               target=target_mm)
     written = [out_dir / CED_FILE, out_dir / BARS_FILE]
     if worst:

@@ -1,9 +1,40 @@
-"""Rigid (Procrustes) alignment and per-vertex errors of meshes in model space."""
+"""Rigid and similarity (Procrustes) alignment and per-vertex errors of meshes in model space.
+
+A single photo does not determine a face's absolute size (a face s times larger at s times the distance projects
+to the same image), so scores of monocular reconstruction are usually taken after a similarity alignment, as in
+the NoW and REALY benchmarks; the rigid and unaligned errors show how much of the error is size and placement.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+def similarity_align(source: Tensor, target: Tensor, scale: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """Least-squares scale, rotation and translation taking ``source`` onto ``target`` (Kabsch-Umeyama).
+
+    Args:
+        source, target: (..., N, 3) corresponding points.
+        scale: fit the scale; False keeps it at 1 (a rigid alignment).
+
+    Returns:
+        s: (...,) scale, R: (..., 3, 3) proper rotation (det +1) and t: (..., 3) with
+        ``target ~= s * source @ R.T + t``.
+    """
+    mu_s, mu_t = source.mean(dim=-2), target.mean(dim=-2)  # (..., 3)
+    centred = source - mu_s[..., None, :]
+    covariance = (target - mu_t[..., None, :]).transpose(-1, -2) @ centred  # (..., 3, 3)
+    U, singular, Vh = torch.linalg.svd(covariance)
+    # Flip the last singular direction when U @ Vh would be a reflection.
+    sign = torch.sign(torch.linalg.det(U @ Vh))
+    signs = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1)  # (..., 3)
+    R = U @ torch.diag_embed(signs) @ Vh
+    if scale:
+        s = (singular * signs).sum(-1) / (centred**2).sum((-1, -2)).clamp_min(torch.finfo(source.dtype).tiny)
+    else:
+        s = torch.ones_like(sign)
+    return s, R, mu_t - s[..., None] * (R @ mu_s[..., None])[..., 0]
 
 
 def rigid_align(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -15,29 +46,29 @@ def rigid_align(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         R: (..., 3, 3) proper rotation (det +1) and t: (..., 3) with ``target ~= source @ R.T + t``.
     """
-    mu_s, mu_t = source.mean(dim=-2), target.mean(dim=-2)  # (..., 3)
-    covariance = (target - mu_t[..., None, :]).transpose(-1, -2) @ (source - mu_s[..., None, :])  # (..., 3, 3)
-    U, _, Vh = torch.linalg.svd(covariance)
-    # Flip the last singular direction when U @ Vh would be a reflection.
-    sign = torch.sign(torch.linalg.det(U @ Vh))
-    D = torch.diag_embed(torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1))
-    R = U @ D @ Vh
-    return R, mu_t - (R @ mu_s[..., None])[..., 0]
+    _, R, t = similarity_align(source, target, scale=False)
+    return R, t
 
 
-def vertex_errors(prediction: Tensor, target: Tensor, region: Tensor, align: bool = False) -> Tensor:
+ALIGNMENTS = ("none", "rigid", "similarity")
+
+
+def vertex_errors(prediction: Tensor, target: Tensor, region: Tensor, align: str = "none") -> Tensor:
     """Distances of corresponding vertices inside ``region``, in the units of the input.
 
     Args:
         prediction, target: (B, V, 3) meshes with shared topology.
         region: (V,) bool, the vertices that count (e.g. ``model.face_region``).
-        align: first move ``prediction`` rigidly onto ``target`` over the region (``rigid_align``).
+        align: "none", or first move ``prediction`` onto ``target`` over the region: "rigid" (rotation and
+            translation) or "similarity" (with a uniform scale), ``similarity_align``.
 
     Returns:
         (B, V_region) per-vertex distances.
     """
+    if align not in ALIGNMENTS:
+        raise ValueError(f"align must be one of {ALIGNMENTS}, got {align!r}")
     prediction, target = prediction[:, region], target[:, region]
-    if align:
-        R, t = rigid_align(prediction, target)
-        prediction = prediction @ R.transpose(-1, -2) + t[:, None]
+    if align != "none":
+        s, R, t = similarity_align(prediction, target, scale=align == "similarity")
+        prediction = s[:, None, None] * prediction @ R.transpose(-1, -2) + t[:, None]
     return (prediction - target).norm(dim=-1)

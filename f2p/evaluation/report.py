@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from f2p.evaluation.synthetic import VERTEX_SPACES
 from f2p.morphable.atomic import atomic_writer
 
 REPORT_JSON = "report.json"
@@ -121,7 +122,7 @@ def synthetic_tables(summary: dict) -> str:
              f"({counts['ok']} ok, {counts['failed']} failed), yaw up to +-{settings['yaw_limit_deg']:g} deg, "
              f"landmark noise {settings['landmark_noise_px']:g} px, seed {settings['seed']}; {settings['method']}", ""]
     rows = []
-    for space, label in (("model_space", "model space"), ("aligned", "rigidly aligned")):
+    for space, (_, label) in VERTEX_SPACES.items():
         for per_face in ("median", "mean"):
             stats = summary["vertex_error_mm"][space][f"{per_face}_per_face"]
             rows.append([f"vertex error {label}, per-face {per_face} (mm)",

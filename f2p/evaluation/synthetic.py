@@ -8,8 +8,9 @@ roll moderate, no specular highlight, and the focal length fixed because ``defau
 its projected landmarks plus optional Gaussian pixel noise and the face-region mask of the noisy landmarks: what
 ``reconstruct`` gives the fitter for a photo crop, without identity embedding.
 
-Scores per face: per-vertex error over ``model.face_region`` in mm, (a) in model space as fitted and (b) after a
-rigid Procrustes alignment (rotation + translation, no scale) of the region; RMSE of each model group in prior-std
+Scores per face: per-vertex error over ``model.face_region`` in mm, (a) in model space as fitted, (b) after a
+rigid Procrustes alignment (rotation + translation) of the region and (c) after a similarity alignment (with a
+uniform scale: a single image does not determine the face's absolute size, see ``evaluation.geometry``); RMSE of each model group in prior-std
 units; head-pose angle errors and translation error; landmark NME of the fitted against the true landmarks.
 """
 
@@ -51,9 +52,13 @@ VERTEX_TARGET_MM = 1.0
 NOISE_SEED = 2**62
 """Landmark noise is drawn with seed ``NOISE_SEED + seed``, apart from the faces' own seeds."""
 MM = 1000.0  # metres -> millimetres
+VERTEX_SPACES = {"model_space": ("", "model space"), "aligned": ("aligned_", "rigidly aligned"),
+                 "similarity": ("similarity_", "similarity aligned")}
+"""report.json name of each vertex-error space -> (prefix of its report.csv columns, label in tables)."""
 
 FACE_FIELDS = ("face", "status", "error", "yaw_deg", "pitch_deg", "roll_deg", "vertex_median_mm", "vertex_mean_mm",
-               "aligned_vertex_median_mm", "aligned_vertex_mean_mm", *(f"{a}_error_deg" for a in POSE_ANGLES),
+               "aligned_vertex_median_mm", "aligned_vertex_mean_mm", "similarity_vertex_median_mm",
+               "similarity_vertex_mean_mm", *(f"{a}_error_deg" for a in POSE_ANGLES),
                "pose_error_deg", "translation_error_mm", *LANDMARK_METRICS, "seconds")
 """Columns of report.csv for synthetic faces (before the per-group parameter RMSE columns); the pose columns are
 the true pose in f2p's convention."""
@@ -99,7 +104,8 @@ def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Ten
     true_verts = model(**{name: truth[name] for name in model.groups}).verts  # (B, V, 3)
     fit_verts = model(**{name: fitted[name] for name in model.groups}).verts
     raw = vertex_errors(fit_verts, true_verts, region) * MM  # (B, V_region)
-    aligned = vertex_errors(fit_verts, true_verts, region, align=True) * MM
+    aligned = vertex_errors(fit_verts, true_verts, region, align="rigid") * MM
+    similarity = vertex_errors(fit_verts, true_verts, region, align="similarity") * MM
     R_fit, R_true = axis_angle_to_matrix(fitted[POSE]), axis_angle_to_matrix(truth[POSE])
     pose = pose_errors(R_fit, R_true)
     angles = matrix_to_euler(R_true)
@@ -107,6 +113,8 @@ def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Ten
         **{f"{a}_deg": angles[:, i] for i, a in enumerate(POSE_ANGLES)},
         "vertex_median_mm": raw.median(dim=1).values, "vertex_mean_mm": raw.mean(dim=1),
         "aligned_vertex_median_mm": aligned.median(dim=1).values, "aligned_vertex_mean_mm": aligned.mean(dim=1),
+        "similarity_vertex_median_mm": similarity.median(dim=1).values,
+        "similarity_vertex_mean_mm": similarity.mean(dim=1),
         **{f"{a}_error_deg": pose[a] for a in POSE_ANGLES}, "pose_error_deg": pose["geodesic"],
         "translation_error_mm": (fitted[TRANSLATION] - truth[TRANSLATION]).norm(dim=1) * MM,
         **landmark_nme(render_scene(spec, fitted, None).landmarks2d, true_landmarks),
@@ -205,7 +213,7 @@ def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int
 
     vertex = {space: {"median_per_face": over_faces(f"{prefix}vertex_median_mm"),
                       "mean_per_face": over_faces(f"{prefix}vertex_mean_mm")}
-              for space, prefix in (("model_space", ""), ("aligned", "aligned_"))}
+              for space, (prefix, _) in VERTEX_SPACES.items()}
     return {
         "settings": {"model": spec.model.name, "faces": len(records), "image_size": list(spec.image_size),
                      "method": method, "seed": seed, "landmark_noise_px": landmark_noise,
@@ -231,10 +239,10 @@ def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int
 def draw_worst(spec: SceneSpec, renderer: MeshRenderer, faces: SyntheticFaces, fitted: dict[str, Tensor],
                records: list[dict], count: int) -> list[tuple[Image.Image, str]]:
     """Input | fit | overlay figures (``export.figures.side_by_side``, green = true landmarks, red = fitted) of the
-    ``count`` faces with the largest aligned median vertex error (failed faces first); ``fitted`` is {group: (N, K)}
-    on the CPU for all N faces."""
+    ``count`` faces with the largest similarity-aligned median vertex error (failed faces first); ``fitted`` is
+    {group: (N, K)} on the CPU for all N faces."""
     ranked = sorted(range(len(records)), key=lambda i: (records[i]["status"] == "ok",
-                                                        -records[i]["aligned_vertex_median_mm"]))[:count]
+                                                        -records[i]["similarity_vertex_median_mm"]))[:count]
     if not ranked:
         return []
     items = faces.__getitems__(ranked)
@@ -246,7 +254,7 @@ def draw_worst(spec: SceneSpec, renderer: MeshRenderer, faces: SyntheticFaces, f
         r = records[i]
         figure = side_by_side(item[K.IMAGE], scene.render.image[j].cpu(), scene.render.mask[j].cpu(),
                               item[K.LANDMARKS].numpy(), scene.landmarks2d[j].cpu().numpy())
-        caption = (f"{r['face']}: {r['aligned_vertex_median_mm']:.2f} mm aligned, {r['vertex_median_mm']:.2f} mm "
-                   f"unaligned, yaw {r['yaw_deg']:+.0f} deg" + (" (FAILED)" if r["status"] != "ok" else ""))
+        caption = (f"{r['face']}: {r['similarity_vertex_median_mm']:.2f} mm similarity aligned, "
+                   f"{r['vertex_median_mm']:.2f} mm unaligned, yaw {r['yaw_deg']:+.0f} deg" + (" (FAILED)" if r["status"] != "ok" else ""))
         figures.append((figure, caption))
     return figures
