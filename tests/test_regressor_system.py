@@ -129,3 +129,19 @@ def test_parameter_errors_against_the_prior(batch):
     assert (prior["param_error"] > 0.3).all() and (prior["vertex_error_mm"] > 0).all()
     assert (prior["pose_error_deg"] > 0).all()
     assert {f"param_error_{g}" for g in system.face_model.groups} <= set(prior)
+
+
+def test_the_supervised_vertex_term_is_the_mesh_error_and_trains_the_shape_head(batch):
+    system = make_system(weights=LossWeights(params=0.0, vertices=1.0))
+    obs = batch_observations(batch)
+    truth = batch[K.PARAMS]
+    out = system(obs.image, obs.landmarks)
+    terms = system.loss_terms(out, obs, truth)
+    scales = {g: system.regressor.head.scale(g) for g in truth}
+    torch.testing.assert_close(terms["vertices"], parameter_errors(system.spec, out.params, truth, scales)[
+        "vertex_error_mm"])
+    assert (terms["vertices"] > 0).all()
+    terms["vertices"].mean().backward()
+    shape_heads = [system.regressor.head.heads[g] for g in system.face_model.groups]
+    assert sum(_grads(head) for head in shape_heads) > 0
+    assert "vertices" not in make_system().loss_terms(out, obs, truth)  # off unless weighted

@@ -53,6 +53,9 @@ class LossWeights:
         prior: Gaussian priors of the model groups, pose, focal length and free colours.
         smoothness: smoothness of free per-vertex colours (models without albedo).
         params: supervised standardised parameter error (data with ground truth, i.e. synthetic).
+        vertices: supervised mean distance in millimetres of the face-region vertices of the unposed predicted
+            and true meshes (synthetic): weighs each shape direction by how much it moves the face, so that a
+            direction the image barely shows is predicted near the mean rather than at random.
     """
 
     landmark: float = 1.0
@@ -63,6 +66,7 @@ class LossWeights:
     prior: float = 1e-3
     smoothness: float = 1.0
     params: float = 0.0
+    vertices: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,15 @@ class Translation:
     refined: Tensor
 
 
+def vertex_error_mm(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str, Tensor]) -> Tensor:
+    """(B,) mean distance in millimetres of the face-region vertices of the unposed meshes of ``params`` and
+    ``truth`` ({group: (B, K)}, the model's groups are used)."""
+    model = spec.model
+    verts = model(**{g: params[g] for g in model.groups}).verts[:, model.face_region]
+    true_verts = model(**{g: truth[g] for g in model.groups}).verts[:, model.face_region]
+    return (verts - true_verts).norm(dim=-1).mean(1) * 1000.0
+
+
 def parameter_errors(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str, Tensor],
                      scales: dict[str, Tensor]) -> dict[str, Tensor]:
     """Errors of predicted against true parameters, each (B,).
@@ -89,15 +102,12 @@ def parameter_errors(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str
     distance of face-region vertices of the unposed meshes, millimetres; ``pose_error_deg``: angle of the relative
     head rotation, degrees.
     """
-    model = spec.model
-    groups = list(model.groups)
+    groups = list(spec.model.groups)
     standardised = {g: (params[g] - truth[g]) / scales[g] for g in groups}
     errors = {"param_error": torch.cat(list(standardised.values()), dim=1).pow(2).mean(1).sqrt()}
     errors.update({f"param_error_{g}": value.pow(2).mean(1).sqrt() for g, value in standardised.items()})
-    verts = model(**{g: params[g] for g in groups}).verts[:, model.face_region]
-    true_verts = model(**{g: truth[g] for g in groups}).verts[:, model.face_region]
+    errors["vertex_error_mm"] = vertex_error_mm(spec, params, truth)
     relative = axis_angle_to_matrix(params[POSE]).transpose(1, 2) @ axis_angle_to_matrix(truth[POSE])
-    errors["vertex_error_mm"] = (verts - true_verts).norm(dim=-1).mean(1) * 1000.0
     errors["pose_error_deg"] = matrix_to_axis_angle(relative).norm(dim=-1).rad2deg()
     return errors
 
@@ -207,6 +217,8 @@ class RegressorSystem(LightningModule):
             scales = {name: self.regressor.head.scale(name) for name in truth}
             terms["params"] = sum(gaussian_prior(out.params[name] - value, scales[name])
                                   for name, value in truth.items())
+            if w.vertices > 0:
+                terms["vertices"] = vertex_error_mm(self.spec, out.params, truth)
         return terms
 
     def total_loss(self, terms: dict[str, Tensor]) -> Tensor:
