@@ -4,7 +4,9 @@ import torch
 
 from f2p.morphable.registry import load_model
 from f2p.scene import SceneSpec, render_scene
-from f2p.scene.color_basis import NUM_SMOOTH_COLORS, smooth_color_basis, smooth_colors
+from f2p.scene.color_basis import (NUM_SMOOTH_COLORS, face_domain, face_harmonics, smooth_color_basis,
+                                   smooth_colors)
+from f2p.scene.compose import scene_colors
 from f2p.scene.params import SMOOTH_COLOR, VERTEX_COLOR
 
 
@@ -20,9 +22,15 @@ def fit_residual(basis: torch.Tensor, field: torch.Tensor, region: torch.Tensor)
     return float((A @ coefficients)[:, 0].sub(b).norm() / b.norm())
 
 
+def domain_of(model) -> torch.Tensor:
+    mesh = model(**model.zero_params(1))
+    return torch.from_numpy(face_domain(mesh.verts[0].double().numpy(), mesh.landmarks[0].double().numpy(),
+                                        model.face_region.numpy()))
+
+
 def test_slow_colour_changes_over_the_face_are_representable_but_per_vertex_detail_is_not(ict):
     basis = smooth_color_basis(ict)
-    region = ict.face_region
+    region = domain_of(ict)  # the skin that photos show to the photometric loss
     assert basis.shape == (ict.num_vertices, NUM_SMOOTH_COLORS) and bool(torch.isfinite(basis).all())
     with torch.no_grad():
         verts = ict(**ict.zero_params(1)).verts[0]
@@ -34,19 +42,29 @@ def test_slow_colour_changes_over_the_face_are_representable_but_per_vertex_deta
     assert fit_residual(basis, noise, region) > 0.9
 
 
-def test_the_basis_continues_smoothly_beyond_the_face_and_is_the_same_on_every_run(ict):
+def test_unobserved_skin_takes_the_colours_of_the_face_edge_without_a_seam(ict):
     basis = smooth_color_basis(ict)
+    mesh = ict(**ict.zero_params(1))
+    domain = domain_of(ict)
+    # The photo's face mask (jaw and brows) covers the domain; the forehead above the brows is left out.
+    forehead = ict.face_region & (mesh.verts[0, :, 1] > mesh.landmarks[0, 19, 1] + 0.02)
+    assert forehead.sum() > 100 and not (domain & forehead).any()
     faces = ict.faces
+    face = torch.zeros_like(domain)
+    face[faces[domain[faces].any(dim=1)].unique()] = True  # the vertices of the domain's triangles
+    # Harmonic extension: elsewhere every function stays within the range it has on the face, so a colour
+    # fitted to the face is never extrapolated into colours the face does not have...
+    low, high = basis[face].min(dim=0).values, basis[face].max(dim=0).values
+    assert bool(((basis[~face] >= low - 1e-4) & (basis[~face] <= high + 1e-4)).all())
+    # ... and changes no faster across an edge than the face's own functions do (no seam).
     edge_jump = (basis[faces[:, 0]] - basis[faces[:, 1]]).abs()  # (F, K)
-    inside = ict.face_region[faces].all(dim=1)
-    outside = ~ict.face_region[faces].any(dim=1)
-    # No seam: the extension changes no faster across an edge than the face's own functions do.
-    assert float(edge_jump[outside].max()) <= float(edge_jump[inside].max())
-    from f2p.scene.color_basis import face_harmonics
+    assert float(edge_jump[~face[faces].any(dim=1)].max()) <= float(edge_jump[face[faces].all(dim=1)].max())
 
+
+def test_the_basis_is_the_same_on_every_run(ict):
     mean = ict(**ict.zero_params(1)).verts[0].detach().double().numpy()
-    again = face_harmonics(mean, faces.numpy(), ict.face_region.numpy(), NUM_SMOOTH_COLORS)
-    np.testing.assert_allclose(again, basis.numpy(), atol=1e-5)
+    again = face_harmonics(mean, ict.faces.numpy(), domain_of(ict).numpy(), NUM_SMOOTH_COLORS)
+    np.testing.assert_allclose(again, smooth_color_basis(ict).numpy(), atol=1e-5)
 
 
 def test_smooth_colour_is_a_scene_group_that_changes_the_rendered_colour(ict):
@@ -55,10 +73,7 @@ def test_smooth_colour_is_a_scene_group_that_changes_the_rendered_colour(ict):
     assert params[SMOOTH_COLOR].shape == (2, NUM_SMOOTH_COLORS * 3)
     assert params[VERTEX_COLOR].shape == (2, ict.num_vertices * 3)
     params[SMOOTH_COLOR][1, 0:3] = torch.tensor([0.1, -0.05, 0.0])  # the constant function: a tone shift
-    scene = render_scene(spec, params, None)
-    assert scene.colors is None  # landmark-only scenes build no colours
-    from f2p.scene.compose import scene_colors
-
+    assert render_scene(spec, params, None).colors is None  # landmark-only scenes build no colours
     mesh = ict(**ict.zero_params(2))
     colors = scene_colors(spec, params, mesh)
     offsets = smooth_colors(ict, params[SMOOTH_COLOR])

@@ -5,10 +5,11 @@ A skin-tone change, a ruddy cheek or a darker jaw are low-frequency colour field
 with the surface normal, at the frequency of the geometry. Fitting the colour in this small basis while the shape
 is fitted from shading lets the tone and its slow variations be explained by colour rather than by a distorted
 shape, without giving the colour the freedom (as free per-vertex colours have) to absorb the shading itself.
-The functions live on the face (the triangles the photometric loss sees, ``scene.compose.face_triangles``), where
-64 of them resolve colour changes over about 4 cm; over the rest of the head each is continued by its harmonic
-extension (the smoothest continuation, a Laplace equation with the face as boundary), so exported meshes show no
-seam.
+The functions live on the part of the face that photos show to the photometric loss (``face_domain``: the
+model's face region inside the jaw-and-brows outline of ``perception.masks``), where 64 of them resolve colour
+changes over a few centimetres. Over the rest of the head (forehead, ears, neck) each is continued by its harmonic
+extension (the smoothest continuation, a Laplace equation with the face as boundary): unobserved skin takes the
+colours of the face's edge rather than an extrapolation, and exported meshes show no seam.
 """
 
 from __future__ import annotations
@@ -84,13 +85,36 @@ def manifold_harmonics(verts: np.ndarray, faces: np.ndarray, count: int) -> np.n
     return (vectors * signs).astype(np.float32)
 
 
-def face_harmonics(verts: np.ndarray, faces: np.ndarray, face_region: np.ndarray, count: int) -> np.ndarray:
-    """(V, count) manifold harmonics of the triangles touching ``face_region``, harmonically extended elsewhere.
+def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(N,) bool, even-odd rule: which of the (N, 2) ``points`` lie inside the closed (P, 2) ``polygon``."""
+    x, y = points[:, :1], points[:, 1:]
+    x0, y0 = polygon[None, :, 0], polygon[None, :, 1]
+    x1, y1 = np.roll(x0, -1, axis=1), np.roll(y0, -1, axis=1)
+    straddles = (y0 > y) != (y1 > y)  # (N, P) edges crossing the horizontal line through the point
+    crossing_x = x0 + (y - y0) * (x1 - x0) / np.where(y1 == y0, 1.0, y1 - y0)
+    return (straddles & (x < crossing_x)).sum(axis=1) % 2 == 1
+
+
+def face_domain(verts: np.ndarray, landmarks: np.ndarray, face_region: np.ndarray) -> np.ndarray:
+    """(V,) bool: vertices of ``face_region`` inside the jaw-and-brows outline (``perception.masks.FACE_OUTLINE``)
+    of the neutral face seen from the front.
 
     Args:
-        verts: (V, 3) positions; faces: (F, 3) triangles; face_region: (V,) bool; count: functions (< V - 1).
+        verts: (V, 3) mean shape in model space (y up, z to the viewer); landmarks: (68, 3) its landmarks;
+            face_region: (V,) bool.
     """
-    face = faces[face_region[faces].any(axis=1)]
+    from f2p.perception.masks import FACE_OUTLINE
+
+    return face_region & inside_polygon(verts[:, :2], landmarks[list(FACE_OUTLINE), :2])
+
+
+def face_harmonics(verts: np.ndarray, faces: np.ndarray, domain: np.ndarray, count: int) -> np.ndarray:
+    """(V, count) manifold harmonics of the triangles touching ``domain``, harmonically extended elsewhere.
+
+    Args:
+        verts: (V, 3) positions; faces: (F, 3) triangles; domain: (V,) bool; count: functions (< V - 1).
+    """
+    face = faces[domain[faces].any(axis=1)]
     inside = np.unique(face)
     if len(inside) < count + 2:  # a tiny face region: harmonics of the whole mesh
         return manifold_harmonics(verts, faces, count)
@@ -108,14 +132,16 @@ def face_harmonics(verts: np.ndarray, faces: np.ndarray, face_region: np.ndarray
 
 
 def smooth_color_basis(model: MorphableModel) -> Tensor:
-    """(V, K) ``face_harmonics`` (K = ``num_smooth_colors(V)``) of ``model``'s mean shape on the model's device,
+    """(V, K) ``face_harmonics`` on the ``face_domain`` (K = ``num_smooth_colors(V)``) of ``model``'s mean shape,
+    on the model's device,
     computed once per model object (about half a second for ICT's 14k vertices)."""
     basis = _cache.get(model)
     if basis is None or basis.device != model.device:
         with torch.no_grad():
-            mean = model(**model.zero_params(1)).verts[0].detach().cpu().double().numpy()
-        functions = face_harmonics(mean, model.faces.cpu().numpy(), model.face_region.cpu().numpy(),
-                                   num_smooth_colors(len(mean)))
+            mesh = model(**model.zero_params(1))
+        mean = mesh.verts[0].cpu().double().numpy()
+        domain = face_domain(mean, mesh.landmarks[0].cpu().double().numpy(), model.face_region.cpu().numpy())
+        functions = face_harmonics(mean, model.faces.cpu().numpy(), domain, num_smooth_colors(len(mean)))
         basis = torch.from_numpy(functions).to(model.device)
         _cache[model] = basis
     return basis
