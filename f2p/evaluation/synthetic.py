@@ -10,8 +10,9 @@ its projected landmarks plus optional Gaussian pixel noise and the face-region m
 
 Scores per face: per-vertex error over ``model.face_region`` in mm, (a) in model space as fitted, (b) after a
 rigid Procrustes alignment (rotation + translation) of the region and (c) after a similarity alignment (with a
-uniform scale: a single image does not determine the face's absolute size, see ``evaluation.geometry``); RMSE of each model group in prior-std
-units; head-pose angle errors and translation error; landmark NME of the fitted against the true landmarks.
+uniform scale: a single image does not determine the face's absolute size, see ``evaluation.geometry``); RMSE of
+each model group in prior-std units; head-pose angle errors and translation error; landmark NME of the fitted
+against the true landmarks.
 """
 
 from __future__ import annotations
@@ -255,6 +256,7 @@ def draw_worst(spec: SceneSpec, renderer: MeshRenderer, faces: SyntheticFaces, f
         figure = side_by_side(item[K.IMAGE], scene.render.image[j].cpu(), scene.render.mask[j].cpu(),
                               item[K.LANDMARKS].numpy(), scene.landmarks2d[j].cpu().numpy())
         caption = (f"{r['face']}: {r['similarity_vertex_median_mm']:.2f} mm similarity aligned, "
-                   f"{r['vertex_median_mm']:.2f} mm unaligned, yaw {r['yaw_deg']:+.0f} deg" + (" (FAILED)" if r["status"] != "ok" else ""))
+                   f"{r['vertex_median_mm']:.2f} mm unaligned, yaw {r['yaw_deg']:+.0f} deg"
+                   + (" (FAILED)" if r["status"] != "ok" else ""))
         figures.append((figure, caption))
     return figures

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from f2p.morphable.base import MorphableModel
+from f2p.perception.masks import FACE_OUTLINE
 
 NUM_SMOOTH_COLORS = 64
 """Eigenfunctions in the basis (the constant one included), per colour channel."""
@@ -103,8 +104,6 @@ def face_domain(verts: np.ndarray, landmarks: np.ndarray, face_region: np.ndarra
         verts: (V, 3) mean shape in model space (y up, z to the viewer); landmarks: (68, 3) its landmarks;
             face_region: (V,) bool.
     """
-    from f2p.perception.masks import FACE_OUTLINE
-
     return face_region & inside_polygon(verts[:, :2], landmarks[list(FACE_OUTLINE), :2])
 
 
@@ -133,8 +132,7 @@ def face_harmonics(verts: np.ndarray, faces: np.ndarray, domain: np.ndarray, cou
 
 def smooth_color_basis(model: MorphableModel) -> Tensor:
     """(V, K) ``face_harmonics`` on the ``face_domain`` (K = ``num_smooth_colors(V)``) of ``model``'s mean shape,
-    on the model's device,
-    computed once per model object (about half a second for ICT's 14k vertices)."""
+    on the model's device; computed once per model object (about half a second for ICT's 14k vertices)."""
     basis = _cache.get(model)
     if basis is None or basis.device != model.device:
         with torch.no_grad():
