@@ -59,6 +59,17 @@ def test_images_hold_a_highlight_the_parameters_cannot_explain(spec):
     assert max(float((b[K.IMAGE] - a[K.IMAGE]).max()) for a, b in zip(plain, shiny)) > 0.05
 
 
+def test_landmark_noise_perturbs_only_the_landmarks(spec):
+    indices = list(range(4))
+    exact = SyntheticFaces(spec, SceneSampler(), length=4, seed=3).__getitems__(indices)
+    noisy = SyntheticFaces(spec, SceneSampler(landmark_noise=0.5), length=4, seed=3).__getitems__(indices)
+    offsets = torch.stack([b[K.LANDMARKS] - a[K.LANDMARKS] for a, b in zip(exact, noisy)])
+    assert 0.4 < float(offsets.std()) < 0.6 and abs(float(offsets.mean())) < 0.1
+    for a, b in zip(exact, noisy):
+        assert torch.equal(a[K.IMAGE], b[K.IMAGE])
+        assert all(torch.equal(a[K.PARAMS][g], b[K.PARAMS][g]) for g in a[K.PARAMS])
+
+
 def test_neutral_face_is_framed_like_an_aligned_crop(spec):
     params = spec.initial(1)
     params["translation"] = aligned_translation(spec)[None]

@@ -9,6 +9,7 @@ import torchvision
 
 from f2p.nets import FaceRegressor, ParamHead, ResNetEncoder, UNetRefiner
 from f2p.nets.encoder import BOUNDED_MARGIN
+from f2p.nets.landmarks import LandmarkEncoder
 from f2p.render.renderer import MeshRenderer
 from f2p.scene import SceneSpec, render_scene
 from regressor_support import one_thread  # noqa: F401 (autouse fixture)
@@ -58,6 +59,16 @@ def test_landmarks_are_required_when_the_head_uses_them(spec):
         FaceRegressor(ResNetEncoder(), spec)(torch.rand(2, 3, S, S))
     params = FaceRegressor(ResNetEncoder(), spec, use_landmarks=False)(torch.rand(2, 3, S, S))
     assert torch.allclose(params["translation"], spec.initial(2)["translation"])
+
+
+def test_landmark_features_see_the_face_not_its_place_in_the_crop(spec):
+    encoder = LandmarkEncoder(spec)
+    features = encoder(_landmarks(spec))  # the same neutral face at two distances and places
+    params = spec.initial(1)
+    params["identity"] = params["identity"] + torch.tensor(spec.model.groups["identity"].prior_std)
+    other = encoder(render_scene(spec, params, None).landmarks2d)  # another face
+    moved = (features[0] - features[1]).norm()  # only perspective differs
+    assert moved < 0.1 * (other[0] - features[0]).norm()
 
 
 def test_encoder_weights_from_a_file_or_a_clear_error(tmp_path, monkeypatch):

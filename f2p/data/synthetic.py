@@ -73,6 +73,8 @@ class SceneSampler:
         specular_max: strength of a white specular highlight, uniform in [0, specular_max] (``specular_image``);
             0 (default) for images the explicit model explains exactly.
         shininess: Blinn-Phong exponent of the highlight.
+        landmark_noise: standard deviation in crop pixels of Gaussian noise on the landmarks handed out with the
+            image (a detector's error; the image and the parameters stay exact); 0 (default) for exact landmarks.
     """
 
     prior_scale: float = 1.0
@@ -90,6 +92,7 @@ class SceneSampler:
     background_std: float = 0.15
     specular_max: float = 0.0
     shininess: float = 12.0
+    landmark_noise: float = 0.0
 
     def sample(self, spec: SceneSpec, aligned: Tensor, mean_verts: Tensor, g: torch.Generator) -> dict[str, Tensor]:
         """One scene: {group: (1, K)} on the CPU.
@@ -225,7 +228,8 @@ class SyntheticFaces(Dataset):
         face = scene.render.image + specular_image(scene.render, sh, strength, self.sampler.shininess)
         mask = scene.render.mask  # (B, 1, S, S)
         images = (face * mask + background * (1 - mask)).clamp(0.0, 1.0)
-        landmarks = scene.landmarks2d  # (B, 68, 2)
+        noise = torch.stack([torch.randn(scene.landmarks2d.shape[1:], generator=g) for g in generators])
+        landmarks = scene.landmarks2d + self.sampler.landmark_noise * noise  # (B, 68, 2)
         face_masks = face_region_mask(landmarks, S, S, softness=MASK_SOFTNESS)
         return [{
             K.IMAGE: images[b],

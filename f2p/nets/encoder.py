@@ -14,8 +14,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from f2p.conventions import NUM_LANDMARKS
 from f2p.fitting.objective import LOG_FOCAL_PRIOR_STD, POSE_PRIOR_STD, VERTEX_COLOR_PRIOR_STD
+from f2p.nets.landmarks import LandmarkEncoder
 from f2p.nets.weights import ImageNetNormalize, torchvision_state_dict
 from f2p.scene.color_basis import SMOOTH_COLOR_PRIOR_STD
 from f2p.scene.params import LIGHT, LOG_FOCAL, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
@@ -30,7 +30,6 @@ SCENE_SCALES = {POSE: POSE_PRIOR_STD, TRANSLATION: TRANSLATION_SCALE, LOG_FOCAL:
 """Output scale of the scene groups (model groups use their prior standard deviations)."""
 BOUNDED_MARGIN = 0.01
 """A bounded group starts this fraction of its range inside the bound nearest to its initial value."""
-LANDMARK_FEATURES = 128
 
 
 class ResNetEncoder(nn.Module):
@@ -123,7 +122,7 @@ class FaceRegressor(nn.Module):
     """Aligned crops (and their landmarks) -> scene parameters in one pass.
 
     The landmarks place the initial translation (``SceneSpec.translation_covering``) and, with
-    ``use_landmarks``, also enter the head as normalised coordinates next to the image features.
+    ``use_landmarks``, also enter the head through a ``LandmarkEncoder``, next to the image features.
 
     Args:
         encoder: module mapping (B, 3, S, S) images in [0, 1] to (B, D) features, with a ``feature_dim`` attribute.
@@ -139,8 +138,8 @@ class FaceRegressor(nn.Module):
         self.use_landmarks = use_landmarks
         features = encoder.feature_dim
         if use_landmarks:
-            self.landmark_net = nn.Sequential(nn.Linear(NUM_LANDMARKS * 2, LANDMARK_FEATURES), nn.ReLU())
-            features += LANDMARK_FEATURES
+            self.landmark_net = LandmarkEncoder(spec)
+            features += self.landmark_net.feature_dim
         self.head = ParamHead(features, spec, bottleneck)
 
     def forward(self, images: Tensor, landmarks: Tensor | None = None) -> dict[str, Tensor]:
@@ -152,6 +151,5 @@ class FaceRegressor(nn.Module):
         if self.use_landmarks:
             if landmarks is None:
                 raise ValueError("this regressor was built with use_landmarks=True: give the crops' landmarks")
-            normalised = (landmarks + 0.5) / landmarks.new_tensor([W, H]) * 2 - 1  # pixel edges -> [-1, 1]
-            features = torch.cat([features, self.landmark_net(normalised.flatten(1))], dim=1)
+            features = torch.cat([features, self.landmark_net(landmarks)], dim=1)
         return self.head(features, self.spec.initial(B, landmarks))

@@ -30,6 +30,19 @@ BASE_COLOR = (0.7, 0.55, 0.45)
 """Skin tone that free per-vertex colours start from (models without albedo)."""
 
 
+def landmark_frame(landmarks2d: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Where and how large a face's landmarks are: weighted centroid (B, 2) and weighted RMS distance from it (B,).
+
+    Args:
+        landmarks2d: (B, N, 2) points.
+        weights: (N,) non-negative weights (a model's ``landmark_confidence``).
+    """
+    w = weights / weights.sum()
+    center = (w[None, :, None] * landmarks2d).sum(1)  # (B, 2)
+    spread = (w[None] * ((landmarks2d - center[:, None]) ** 2).sum(-1)).sum(1).sqrt()  # (B,)
+    return center, spread
+
+
 @dataclass(frozen=True)
 class SceneSpec:
     """What is unknown about one photo, for a given face model and crop size.
@@ -100,10 +113,9 @@ class SceneSpec:
         weights = self.model.landmark_confidence  # (68,)
         w = weights / weights.sum()
         model_xy = mean[:, :2] * mean.new_tensor([1.0, -1.0])  # model y up -> image y down
-        model_center = (w[:, None] * model_xy).sum(0)
-        image_center = (w[None, :, None] * landmarks2d).sum(1)  # (B, 2)
-        model_spread = (w * ((model_xy - model_center) ** 2).sum(-1)).sum().sqrt()
-        image_spread = (w[None] * ((landmarks2d - image_center[:, None]) ** 2).sum(-1)).sum(1).sqrt()  # (B,)
+        model_center, model_spread = landmark_frame(model_xy[None], weights)
+        image_center, image_spread = landmark_frame(landmarks2d, weights)  # (B, 2), (B,)
+        model_center, model_spread = model_center[0], model_spread[0]
         H, W = self.image_size
         principal = landmarks2d.new_tensor([(W - 1) / 2, (H - 1) / 2])
         camera_depth = self.base_focal * model_spread / image_spread.clamp_min(1e-3)  # (B,) of the landmarks
