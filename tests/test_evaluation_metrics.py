@@ -15,8 +15,10 @@ from f2p.evaluation.outputs import PhotoOutput
 from f2p.evaluation.photos import evaluate_photos
 from f2p.evaluation.pose import (aflw2000_head_rotation, euler_errors, geodesic_degrees, head_rotation_from_camera,
                                  wrap_degrees)
+from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
 from f2p.evaluation.summary import statistics
 from f2p.evaluation.truth import GroundTruth
+from f2p.morphable.registry import load_model
 from f2p.perception.annotations import Annotation
 from f2p.render.rotations import euler_to_matrix, matrix_to_euler
 
@@ -118,6 +120,34 @@ def test_rigid_alignment_never_returns_a_reflection_and_errors_use_only_the_regi
     region = torch.zeros(30, dtype=torch.bool)
     region[10:] = True
     assert vertex_errors(moved[None], source[None], region).abs().max() == 0
+
+
+def test_shape_weighted_error_counts_a_component_by_how_far_it_moves_the_face(models_dir):
+    model = load_model("ict")
+    scales = {name: torch.tensor(group.prior_std).expand(group.size) for name, group in model.groups.items()
+              if name in ("identity", "expression")}
+    variance = shape_variance(model, scales)
+    identity = variance["identity"]
+    big, small = int(identity.argmax()), int(identity.argmin())
+    assert identity[big] > 100 * identity[small]  # ICT: 2.7 mm vs 0.05 mm per standard deviation
+
+    def moved_mm(k: int) -> float:  # mean squared face-region displacement of one std of identity k, as RMS mm
+        params = model.zero_params(1)
+        params["identity"][0, k] = scales["identity"][k]
+        verts = model(**params).verts[0, model.face_region] - model(**model.zero_params(1)).verts[0, model.face_region]
+        return float(verts.pow(2).sum(-1).mean().sqrt())
+
+    assert math.sqrt(identity[big]) == pytest.approx(moved_mm(big), rel=1e-4)
+    errors = {name: torch.zeros(1, len(scale)) for name, scale in scales.items()}
+    assert float(shape_weighted_rmse(errors, variance)) == 0.0
+    ones = {name: torch.ones(1, len(scale)) for name, scale in scales.items()}
+    assert float(shape_weighted_rmse(ones, variance)) == pytest.approx(1.0)
+    errors["identity"][0, big] = 1.0
+    at_big = float(shape_weighted_rmse({"identity": errors["identity"]}, variance))
+    errors["identity"][0] = 0.0
+    errors["identity"][0, small] = 1.0
+    at_small = float(shape_weighted_rmse({"identity": errors["identity"]}, variance))
+    assert at_big > 10 * at_small  # the plain RMSE would count both alike
 
 
 def test_pose_errors_wrap_around():

@@ -127,6 +127,7 @@ def test_parameter_errors_against_the_prior(batch):
     assert all(torch.allclose(v, torch.zeros_like(v), atol=1e-3) for v in exact.values())
     prior = parameter_errors(system.spec, system.spec.initial(4), truth, scales)
     assert (prior["param_error"] > 0.3).all() and (prior["vertex_error_mm"] > 0).all()
+    assert (prior["param_error_shape"] > 0.3).all() and (prior["param_error_identity_shape"] > 0.3).all()
     assert (prior["pose_error_deg"] > 0).all()
     assert {f"param_error_{g}" for g in system.face_model.groups} <= set(prior)
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from f2p.data import batch as K
 from f2p.data.batch import batch_observations
+from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
 from f2p.fitting.objective import FittingObjective
 from f2p.fitting.observations import Observations
 from f2p.losses.priors import gaussian_prior
@@ -98,7 +99,9 @@ def parameter_errors(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str
     """Errors of predicted against true parameters, each (B,).
 
     ``param_error``: RMS over every component of the model's groups, in units of ``scales`` (prior standard
-    deviations, or a slider's range), and ``param_error_<group>`` per model group; ``vertex_error_mm``: mean
+    deviations, or a slider's range), and ``param_error_<group>`` per model group; ``param_error_shape`` and
+    ``param_error_<group>_shape``: the same weighed by each component's share of the face's shape variance
+    (``f2p.evaluation.shape_weights``: components no image shows count little); ``vertex_error_mm``: mean
     distance of face-region vertices of the unposed meshes, millimetres; ``pose_error_deg``: angle of the relative
     head rotation, degrees.
     """
@@ -106,6 +109,10 @@ def parameter_errors(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str
     standardised = {g: (params[g] - truth[g]) / scales[g] for g in groups}
     errors = {"param_error": torch.cat(list(standardised.values()), dim=1).pow(2).mean(1).sqrt()}
     errors.update({f"param_error_{g}": value.pow(2).mean(1).sqrt() for g, value in standardised.items()})
+    variance = shape_variance(spec.model, {g: scales[g] for g in groups})
+    errors["param_error_shape"] = shape_weighted_rmse(standardised, variance)
+    errors.update({f"param_error_{g}_shape": shape_weighted_rmse({g: value}, variance)
+                   for g, value in standardised.items()})
     errors["vertex_error_mm"] = vertex_error_mm(spec, params, truth)
     relative = axis_angle_to_matrix(params[POSE]).transpose(1, 2) @ axis_angle_to_matrix(truth[POSE])
     errors["pose_error_deg"] = matrix_to_axis_angle(relative).norm(dim=-1).rad2deg()
