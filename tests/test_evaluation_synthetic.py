@@ -22,7 +22,8 @@ def test_evaluate_synthetic_runs_end_to_end(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     summary = report["summary"]
     assert summary["counts"] == {"faces": 2, "ok": 2, "failed": 0}
-    assert set(summary["parameters_rmse_std"]) == {"identity", "expression", "albedo"}
+    assert set(summary["parameters_rmse_std"]) == set(summary["parameters_rmse_shape"]) == {"identity", "expression",
+                                                                                          "albedo"}
     vertex = summary["vertex_error_mm"]
     assert 0 < vertex["aligned"]["median_per_face"]["median"] <= vertex["model_space"]["median_per_face"]["median"]
     assert [item["face"] for item in report["items"]] == ["synth_0000", "synth_0001"]
@@ -48,6 +49,7 @@ def test_face_scores_separate_pose_from_shape(procedural_model):
     assert first["vertex_median_mm"] == 0.0 and first["identity_rmse_std"] == 0.0  # pose does not change the shape
     assert first["nme68_box"] > 0.01
     assert second["identity_rmse_std"] == pytest.approx(1 / K**0.5)
+    assert 0 < second["identity_rmse_shape"] < 1 and first["identity_rmse_shape"] == 0.0
     assert second["vertex_mean_mm"] > second["aligned_vertex_mean_mm"] > 0
     assert second["pose_error_deg"] == pytest.approx(0.0, abs=1e-3)
 

@@ -127,7 +127,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, worst=args.worst,
         on_batch=lambda done, total: print(f"  {done}/{total} faces", file=sys.stderr, flush=True))
     out = args.out or DEFAULT_SYNTHETIC_OUT
-    fields = [*FACE_FIELDS, *(f"{name}_rmse_std" for name in model.groups)]
+    fields = [*FACE_FIELDS, *(f"{name}_rmse_{kind}" for kind in ("std", "shape") for name in model.groups)]
     write_report(out, evaluation.summary, evaluation.records, fields)
     figures = synthetic_figures(out, evaluation.records, evaluation.worst, VERTEX_TARGET_MM)
     print(synthetic_tables(evaluation.summary))

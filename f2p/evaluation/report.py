@@ -127,9 +127,9 @@ def synthetic_tables(summary: dict) -> str:
             stats = summary["vertex_error_mm"][space][f"{per_face}_per_face"]
             rows.append([f"vertex error {label}, per-face {per_face} (mm)",
                          *(number(stats, k) for k in ("median", "mean", "max"))])
-    for name, stats in summary["parameters_rmse_std"].items():
-        rows.append([f"{name} RMSE (prior std)", number(stats, "median", digits=3), number(stats, "mean", digits=3),
-                     number(stats, "max", digits=3)])
+    for key, label in (("parameters_rmse_std", "prior std"), ("parameters_rmse_shape", "prior std, shape-weighted")):
+        for name, stats in summary[key].items():
+            rows.append([f"{name} RMSE ({label})", *(number(stats, k, digits=3) for k in ("median", "mean", "max"))])
     for name, stats in summary["pose_error_deg"].items():
         rows.append([f"{name} error (deg)", number(stats, "median"), number(stats, "mean"), number(stats, "max")])
     rows.append(["translation error (mm)", *(number(summary["translation_error_mm"], k) for k in

@@ -4,14 +4,15 @@ The faces are ``f2p.data.synthetic.SyntheticFaces`` (the regressor's synthetic d
 the seed and ``i``, model groups from their priors with sliders clamped into their bounds, albedo from its prior or
 a smooth random per-vertex colour for models without one, random SH light and background, the face placed where
 ``perception.crop`` aligns photo faces) drawn with ``synthetic_sampler``: yaw uniform in +-YAW_LIMIT_DEG, pitch and
-roll moderate, no specular highlight, and the focal length fixed because ``default_schedule`` does not fit it. Observations are the render,
-its projected landmarks plus optional Gaussian pixel noise and the face-region mask of the noisy landmarks: what
-``reconstruct`` gives the fitter for a photo crop, without identity embedding.
+roll moderate, no specular highlight, and the focal length fixed because ``default_schedule`` does not fit it.
+Observations are the render, its projected landmarks plus optional Gaussian pixel noise and the face-region mask of
+the noisy landmarks: what ``reconstruct`` gives the fitter for a photo crop, without identity embedding.
 
 Scores per face: per-vertex error over ``model.face_region`` in mm, (a) in model space as fitted, (b) after a
 rigid Procrustes alignment (rotation + translation) of the region and (c) after a similarity alignment (with a
 uniform scale: a single image does not determine the face's absolute size, see ``evaluation.geometry``); RMSE of
-each model group in prior-std units; head-pose angle errors and translation error; landmark NME of the fitted
+each model group in prior-std units, plain and shape-weighted (``evaluation.shape_weights``: each component counted
+by how far it moves the face); head-pose angle errors and translation error; landmark NME of the fitted
 against the true landmarks.
 """
 
@@ -34,6 +35,7 @@ from f2p.data.synthetic import SceneSampler, SyntheticFaces
 from f2p.evaluation.geometry import vertex_errors
 from f2p.evaluation.landmarks import LANDMARK_METRICS, landmark_nme
 from f2p.evaluation.pose import POSE_ANGLES, pose_errors
+from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
 from f2p.evaluation.summary import landmark_summary, statistics
 from f2p.export.figures import side_by_side
 from f2p.fitting.fitter import Fitter
@@ -98,10 +100,14 @@ def observe(items: list[dict], landmark_noise: Tensor, device: torch.device) -> 
 @torch.no_grad()
 def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Tensor], true_landmarks: Tensor
                 ) -> list[dict]:
-    """Per-face scores (``FACE_FIELDS`` without face/status/error/seconds, plus "<group>_rmse_std") of fitted
-    against true parameters ({group: (B, K)} on the model's device) and (B, 68, 2) true landmarks."""
+    """Per-face scores (``FACE_FIELDS`` without face/status/error/seconds, plus "<group>_rmse_std" and the
+    shape-weighted "<group>_rmse_shape", ``evaluation.shape_weights``) of fitted against true parameters
+    ({group: (B, K)} on the model's device) and (B, 68, 2) true landmarks."""
     model = spec.model
     region = model.face_region
+    scales = {name: fitted[name].new_tensor(group.prior_std).expand(group.size) for name, group in model.groups.items()}
+    standardised = {name: (fitted[name] - truth[name]) / scale for name, scale in scales.items()}
+    variance = shape_variance(model, scales)
     true_verts = model(**{name: truth[name] for name in model.groups}).verts  # (B, V, 3)
     fit_verts = model(**{name: fitted[name] for name in model.groups}).verts
     raw = vertex_errors(fit_verts, true_verts, region) * MM  # (B, V_region)
@@ -119,8 +125,8 @@ def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Ten
         **{f"{a}_error_deg": pose[a] for a in POSE_ANGLES}, "pose_error_deg": pose["geodesic"],
         "translation_error_mm": (fitted[TRANSLATION] - truth[TRANSLATION]).norm(dim=1) * MM,
         **landmark_nme(render_scene(spec, fitted, None).landmarks2d, true_landmarks),
-        **{f"{name}_rmse_std": (((fitted[name] - truth[name]) / fitted[name].new_tensor(group.prior_std)) ** 2)
-           .mean(dim=1).sqrt() for name, group in model.groups.items()},
+        **{f"{name}_rmse_std": value.pow(2).mean(dim=1).sqrt() for name, value in standardised.items()},
+        **{f"{name}_rmse_shape": shape_weighted_rmse({name: value}, variance) for name, value in standardised.items()},
     }
     return [{key: float(value[i]) for key, value in columns.items()} for i in range(len(true_landmarks))]
 
@@ -223,6 +229,7 @@ def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int
         "counts": {"faces": len(records), "ok": len(ok), "failed": len(records) - len(ok)},
         "vertex_error_mm": vertex,
         "parameters_rmse_std": {name: over_faces(f"{name}_rmse_std") for name in spec.model.groups},
+        "parameters_rmse_shape": {name: over_faces(f"{name}_rmse_shape") for name in spec.model.groups},
         "pose_error_deg": {a: over_faces(f"{a}_error_deg") for a in POSE_ANGLES} | {
             "rotation": over_faces("pose_error_deg")},
         "translation_error_mm": over_faces("translation_error_mm"),
