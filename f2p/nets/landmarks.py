@@ -5,9 +5,9 @@ The landmarks are brought into the face's own frame first (weighted centroid and
 into the initial head placement), and their offsets from the neutral frontal face's landmarks in that frame are
 amplified by ``LANDMARK_GAIN``. A millimetre of identity or expression moves a landmark by about 1 % of the face's
 spread, so raw pixel coordinates would hand a network inputs that vary in their third digit; after the
-normalisation they are of order one, and an MLP reads identity and expression from them (on synthetic ICT faces at
-64 px: identity RMSE of the largest components about 0.5 prior standard deviations from exact landmarks, 0.6-0.8
-with 0.3 px noise).
+normalisation they are of order one. How much they tell: a two-layer MLP trained on landmarks alone (20k
+synthetic ICT faces at 64 px) predicts the ten largest identity components with an RMSE of 0.4-0.7 prior standard
+deviations from exact landmarks and 0.6-1.0 with 0.3 px of noise, and the expression with 0.20 (prior 0.34).
 """
 
 from __future__ import annotations
