@@ -129,6 +129,8 @@ def synthetic_tables(summary: dict) -> str:
                          *(number(stats, k) for k in ("median", "mean", "max"))])
     for key, label in (("parameters_rmse_std", "prior std"), ("parameters_rmse_shape", "prior std, shape-weighted")):
         for name, stats in summary[key].items():
+            if stats["n"] == 0:  # shape-weighted error of a group that does not move the face (albedo)
+                continue
             rows.append([f"{name} RMSE ({label})", *(number(stats, k, digits=3) for k in ("median", "mean", "max"))])
     for name, stats in summary["pose_error_deg"].items():
         rows.append([f"{name} error (deg)", number(stats, "median"), number(stats, "mean"), number(stats, "max")])

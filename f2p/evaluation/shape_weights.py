@@ -37,7 +37,8 @@ def shape_variance(model: MorphableModel, scales: dict[str, Tensor]) -> dict[str
 
 def shape_weighted_rmse(standardised: dict[str, Tensor], variance: dict[str, Tensor]) -> Tensor:
     """(B,) ``sqrt(sum_k w_k e_k^2)`` over the groups of ``standardised`` ({group: (B, K)} errors in scale units),
-    with ``w`` the components' ``variance`` ({group: (K,)}) normalised to sum 1 over those groups."""
-    total = sum(variance[name].sum() for name in standardised).clamp_min(torch.finfo(torch.float32).tiny)
+    with ``w`` the components' ``variance`` ({group: (K,)}) normalised to sum 1 over those groups; NaN where none
+    of them moves the face (an albedo group)."""
+    total = sum(variance[name].sum() for name in standardised)
     weighted = sum((errors.pow(2) * variance[name]).sum(1) for name, errors in standardised.items())
-    return (weighted / total).sqrt()
+    return (weighted / total).sqrt() if total > 0 else torch.full_like(weighted, float("nan"))

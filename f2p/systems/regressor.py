@@ -100,10 +100,10 @@ def parameter_errors(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str
 
     ``param_error``: RMS over every component of the model's groups, in units of ``scales`` (prior standard
     deviations, or a slider's range), and ``param_error_<group>`` per model group; ``param_error_shape`` and
-    ``param_error_<group>_shape``: the same weighed by each component's share of the face's shape variance
-    (``f2p.evaluation.shape_weights``: components no image shows count little); ``vertex_error_mm``: mean
-    distance of face-region vertices of the unposed meshes, millimetres; ``pose_error_deg``: angle of the relative
-    head rotation, degrees.
+    ``param_error_<group>_shape`` (groups that move the face): the same weighed by each component's share of the
+    face's shape variance (``f2p.evaluation.shape_weights``: components no image shows count little);
+    ``vertex_error_mm``: mean distance of face-region vertices of the unposed meshes, millimetres;
+    ``pose_error_deg``: angle of the relative head rotation, degrees.
     """
     groups = list(spec.model.groups)
     standardised = {g: (params[g] - truth[g]) / scales[g] for g in groups}
@@ -112,7 +112,7 @@ def parameter_errors(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str
     variance = shape_variance(spec.model, {g: scales[g] for g in groups})
     errors["param_error_shape"] = shape_weighted_rmse(standardised, variance)
     errors.update({f"param_error_{g}_shape": shape_weighted_rmse({g: value}, variance)
-                   for g, value in standardised.items()})
+                   for g, value in standardised.items() if variance[g].sum() > 0})
     errors["vertex_error_mm"] = vertex_error_mm(spec, params, truth)
     relative = axis_angle_to_matrix(params[POSE]).transpose(1, 2) @ axis_angle_to_matrix(truth[POSE])
     errors["pose_error_deg"] = matrix_to_axis_angle(relative).norm(dim=-1).rad2deg()
