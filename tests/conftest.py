@@ -37,6 +37,7 @@ def models_dir() -> Path:
     path = shared_models_dir()
     if not path.is_dir():
         pytest.skip(f"shared models not found at {path} (set F2P_MODEL_PATH)")
+    os.environ.setdefault("F2P_MODEL_PATH", str(path))  # load_model("ict") finds the fallback too
     return path
 
 
