@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from f2p.cli import main, run_lightning
 
@@ -41,3 +42,19 @@ def test_a_regressor_of_another_model_is_refused_in_one_line(checkpoint, tmp_pat
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "procedural" in err[0] and str(checkpoint) in err[0]
+
+
+def test_an_unreadable_or_incompatible_checkpoint_is_refused_in_one_line(checkpoint, tmp_path, capsys, faces_dir):
+    photo = faces_dir / "images" / "celeba_000002.jpg"
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("not a checkpoint")
+    content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    content["state_dict"] = {f"old_{key}": value for key, value in content["state_dict"].items()}
+    renamed = tmp_path / "other_networks.ckpt"
+    torch.save(content, renamed)
+    for path in (junk, renamed, tmp_path / "missing.ckpt"):
+        code = main(["reconstruct", str(photo), "--out", str(tmp_path / "out"), "--model", "procedural",
+                     "--init", str(path)])
+        assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(path) in err[0], err

@@ -14,6 +14,7 @@ perceptual networks are left out (``FROZEN_PREFIXES``) and taken from the live m
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 
 from f2p.data import batch as K
 from f2p.data.batch import batch_observations
+from f2p.errors import ModelFileError
 from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
 from f2p.fitting.objective import FittingObjective
 from f2p.fitting.observations import Observations
@@ -307,7 +309,18 @@ def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device
     Loaded with ``weights_only=True`` (no code runs from the file); the system is rebuilt from the config saved
     in the checkpoint, so the face model must be available here too (``init_weights`` is not read again). Returned
     in eval mode.
+
+    Raises:
+        ModelFileError: the file is missing, is not a checkpoint, or holds networks that differ from this
+            version's (one line naming the file).
     """
-    system = RegressorSystem.load_from_checkpoint(checkpoint_path, map_location=map_location, weights_only=True,
-                                                  init_weights=None)
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such regressor checkpoint")
+    try:
+        system = RegressorSystem.load_from_checkpoint(path, map_location=map_location, weights_only=True,
+                                                      init_weights=None)
+    except (RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as error:
+        detail = " ".join(str(error).split())[:300]
+        raise ModelFileError(path, f"not a regressor checkpoint this f2p version can load ({detail})") from error
     return system.eval()
