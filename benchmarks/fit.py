@@ -36,7 +36,7 @@ def faces_dir() -> Path:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
+    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=8, help="photos to fit (default 8)")
@@ -76,14 +76,14 @@ class Clock:
         return elapsed
 
 
-def fit_batch(paths: list[Path], start: int, fitter, detector, embedder, crop_size: int, clock: Clock, out: Path
-              ) -> tuple[int, list[str]]:
-    """Run the reconstruct pipeline on one batch of photos, timing each stage; return (photos fitted, names of
-    photos without a face)."""
-    from f2p.data.photos import align_sample
-    from f2p.fitting.photo_fit import observations
+def fit_batch(paths: list[Path], start: int, fitter, exporter, detector, embedder, crop_size: int, clock: Clock,
+              out: Path) -> tuple[int, list[str]]:
+    """Run the reconstruct pipeline's pieces on one batch of photos, timing each stage; return (photos fitted,
+    names of photos without a face)."""
     from f2p.perception.detection import detect_faces
     from f2p.perception.image_io import load_image
+    from f2p.perception.photo import align_sample
+    from f2p.pipeline.photo_run import observations
 
     samples, skipped = [], []
     for index, path in enumerate(paths, start):
@@ -107,7 +107,7 @@ def fit_batch(paths: list[Path], start: int, fitter, detector, embedder, crop_si
     obs = observations(samples, embedder, fitter.spec.model.device)
     clock.stop("identity embedding")
     clock.start()
-    result = fitter.fitter.fit(obs)
+    result = fitter.fit(obs)
     total = clock.stop("fit")
     del clock.seconds["fit"]
     for stage, seconds in result.stage_seconds.items():
@@ -116,7 +116,7 @@ def fit_batch(paths: list[Path], start: int, fitter, detector, embedder, crop_si
     clock.start()
     for i, sample in enumerate(samples):
         params = {name: value[i:i + 1] for name, value in result.params.items()}
-        fitter.exporter.export(sample, params, out / Path(sample.path).stem, {}, obs.embedding[i:i + 1])
+        exporter.export(sample, params, out / Path(sample.path).stem, {}, obs.embedding[i:i + 1], result.scene.row(i))
     clock.stop("export")
     return len(samples), skipped
 
@@ -125,20 +125,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import torch
 
-    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
-    from f2p.data.photos import find_images
-    from f2p.fitting.photo_fit import PhotoFitter
-    from f2p.fitting.schedule import default_schedule
+    from f2p.export.photo import PhotoExporter
+    from f2p.fitting.fitter import Fitter
+    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, default_schedule
     from f2p.morphable.registry import load_model
     from f2p.perception.detectors import create_detector
-    from f2p.perception.identity.embedder import DlibFaceEmbedder
+    from f2p.perception.identity.embedder import create_embedder
+    from f2p.perception.image_io import find_photos
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    available = find_images([faces_dir() / "images"])
+    available = find_photos([faces_dir() / "images"])
     if not available:
         raise SystemExit(f"benchmarks/fit.py: no photos in {faces_dir() / 'images'} (set F2P_DATA_PATH)")
     photos = [available[i % len(available)] for i in range(args.photos)]
@@ -147,20 +147,21 @@ def main(argv: list[str] | None = None) -> None:
     setup.start()
     model = load_model(args.model).to(device)
     detector = create_detector(args.landmarks, device=str(device))
-    embedder = DlibFaceEmbedder.from_default_weights().to(device)
+    embedder = create_embedder("dlib").to(device)
     spec = SceneSpec(model, (args.crop_size, args.crop_size))
     renderer = MeshRenderer()
-    fitter = PhotoFitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS), embedder)
+    fitter = Fitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS), embedder)
+    exporter = PhotoExporter(spec, renderer, embedder)
     with tempfile.TemporaryDirectory() as out:
         # warm-up (lazy initialisation, first-call costs): one photo, one step per stage, untimed
-        warm_up = PhotoFitter(spec, renderer, default_schedule(1 / DEFAULT_TOTAL_STEPS), embedder)
-        fit_batch(photos[:1], 0, warm_up, detector, embedder, args.crop_size, Clock(device), Path(out))
+        warm_up = Fitter(spec, renderer, default_schedule(1 / DEFAULT_TOTAL_STEPS), embedder)
+        fit_batch(photos[:1], 0, warm_up, exporter, detector, embedder, args.crop_size, Clock(device), Path(out))
         setup_seconds = setup.stop("setup")
         clock = Clock(device)
         fitted, skipped = 0, []
         for start in range(0, len(photos), args.batch_size):
-            done, missed = fit_batch(photos[start:start + args.batch_size], start, fitter, detector, embedder,
-                                     args.crop_size, clock, Path(out))
+            done, missed = fit_batch(photos[start:start + args.batch_size], start, fitter, exporter, detector,
+                                     embedder, args.crop_size, clock, Path(out))
             fitted, skipped = fitted + done, skipped + missed
 
     if not fitted:
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {threads} torch threads"
                if device.type == "cpu" else torch.cuda.get_device_name(device))
     print(f"fit benchmark: {fitted} photos in batches of {args.batch_size}, model {args.model}, {args.crop_size} px, "
-          f"{fitter.total_steps} steps per photo, detector {detector.name}")
+          f"{sum(stage.steps for stage in fitter.stages)} steps per photo, detector {detector.name}")
     print(f"machine: {machine}; device {device}; torch {torch.__version__}; setup once per run (model, detector, "
           f"embedder, warm-up on one photo) {setup_seconds:.1f} s")
     if skipped:

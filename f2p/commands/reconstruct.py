@@ -11,21 +11,11 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
-from f2p.data.photos import AnnotationError, LandmarkFile, PhotoError, PhotoSample, find_images, load_sample
-from f2p.export.summary import completed, output_dirs, summary_row, write_summary
-from f2p.export.photo import PhotoOutcome
-from f2p.export.run_log import RunLog
-from f2p.fitting.photo_fit import PhotoFitter, regressor_initializer
-from f2p.fitting.schedule import default_schedule
-from f2p.morphable.base import ModelFileError
+from f2p.commands.options import DEVICE_HELP
+from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS
 from f2p.perception.crop import CROP_SIZE
 
 log = logging.getLogger("f2p")
-
-DEFAULT_TOTAL_STEPS = sum(stage.steps for stage in default_schedule())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="ict", help="ict | sfm | flame | bfm | procedural | path to a model file")
     parser.add_argument("--landmarks", default="auto",
                         help="auto | fan | dlib | FILE (an annotation file for one photo, or an annotations.json)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--backend", default="auto", help="rasterizer: auto | torch | pytorch3d")
     parser.add_argument("--steps", type=int, default=DEFAULT_TOTAL_STEPS,
                         help=f"total optimisation steps per photo over all stages (default {DEFAULT_TOTAL_STEPS})")
@@ -48,105 +38,78 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="log losses and overlays to Weights & Biases (offline needs no account)")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"f2p reconstruct: --device {name} asked for, but no CUDA device is available")
-    return device
-
-
-def _photo_fitter(args: argparse.Namespace, device: torch.device) -> PhotoFitter:
-    """Model, renderer, identity network, schedule and initializer as the options say.
-
-    Raises:
-        ModelFileError, ValueError: a model or checkpoint that cannot be used.
-    """
-    from f2p.morphable.registry import load_model
-    from f2p.render.renderer import MeshRenderer
-    from f2p.scene.params import SceneSpec
-
-    model = load_model(args.model).to(device)
-    embedder = None
-    if not args.no_identity:
-        from f2p.perception.identity.embedder import DlibFaceEmbedder
-
-        embedder = DlibFaceEmbedder.from_default_weights().to(device)
-    spec = SceneSpec(model, (args.crop_size, args.crop_size))
-    stages = default_schedule(args.steps / DEFAULT_TOTAL_STEPS)
-    initializer = None if args.init is None else regressor_initializer(args.init, spec)
-    return PhotoFitter(spec, MeshRenderer(backend=args.backend), stages, embedder, initializer)
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from f2p.perception.detectors import create_detector
+    from tqdm import tqdm
 
-    images = find_images(args.inputs)
+    from f2p.commands.options import resolve_device
+    from f2p.errors import ModelFileError
+    from f2p.export.photo import PhotoExporter
+    from f2p.export.run_log import RunLog
+    from f2p.fitting.estimate import FittingEstimator
+    from f2p.fitting.fitter import Fitter
+    from f2p.fitting.schedule import default_schedule
+    from f2p.morphable.registry import load_model
+    from f2p.naming import output_names
+    from f2p.perception.annotations import AnnotationError
+    from f2p.perception.identity.embedder import create_embedder
+    from f2p.perception.image_io import find_photos
+    from f2p.perception.photo import PhotoLoader
+    from f2p.pipeline import PhotoRun, outcome_line
+    from f2p.render.renderer import MeshRenderer
+    from f2p.scene.params import SceneSpec
+    from f2p.systems.regressor import load_regressor
+
     if args.steps < 1 or args.batch_size < 1:
         print("f2p reconstruct: --steps and --batch-size must be at least 1", file=sys.stderr)
         return 2
-    device = _device(args.device)
     try:
-        fitter = _photo_fitter(args, device)
+        device = resolve_device(args.device)
+        model = load_model(args.model).to(device)
+        embedder = None if args.no_identity else create_embedder("dlib").to(device)
+        spec = SceneSpec(model, (args.crop_size, args.crop_size))
+        renderer = MeshRenderer(backend=args.backend)
+        initializer = None
+        if args.init is not None:
+            initializer = load_regressor(args.init, map_location=device, expect=spec).predict_params
     except (ModelFileError, FileNotFoundError, ValueError) as error:
         print(f"f2p reconstruct: {error}", file=sys.stderr)
         return 2
-    landmark_file = None
-    detector = None
-    if args.landmarks in ("auto", "fan", "dlib"):
-        detector = create_detector(args.landmarks, device=str(device))
-    else:
-        try:
-            landmark_file = LandmarkFile(args.landmarks)
-        except (AnnotationError, OSError) as error:
-            print(f"f2p reconstruct: --landmarks {args.landmarks}: {error}", file=sys.stderr)
-            return 2
+    try:
+        load = PhotoLoader(args.landmarks, args.crop_size, device=str(device))
+    except (AnnotationError, OSError) as error:
+        print(f"f2p reconstruct: --landmarks {args.landmarks}: {error}", file=sys.stderr)
+        return 2
+    estimator = FittingEstimator(Fitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS), embedder),
+                                 initializer)
+    images = find_photos(args.inputs)
+    names = output_names(images)
     args.out.mkdir(parents=True, exist_ok=True)
     run_log = RunLog(args.out, args.wandb, {k: str(v) for k, v in vars(args).items()})
-    last_steps = {stage.name: stage.steps - 1 for stage in fitter.fitter.stages}
-    dirs = output_dirs(images, args.out)
-    rows: dict[Path, dict[str, str]] = {}
-    todo: list[Path] = []
-    for image in images:
-        outcome = completed(image, dirs[image])
-        if outcome is not None:
-            rows[image] = summary_row(outcome, dirs[image])
-        else:
-            todo.append(image)
+    photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder), embedder, order=images)
+    todo = [images[i] for i in photo_run.resume(images, [names[image] for image in images])]
     if len(todo) < len(images):
         log.info("skipping %d photo(s) already done in %s", len(images) - len(todo), args.out)
-    bar = tqdm(total=len(todo) * fitter.total_steps, desc="fitting", unit="step", disable=None)
-    for start in range(0, len(todo), args.batch_size):
-        batch: list[tuple[Path, PhotoSample]] = []
-        for image in todo[start:start + args.batch_size]:
-            try:
-                batch.append((image, load_sample(image, detector, landmark_file, args.crop_size)))
-            except PhotoError as error:
-                rows[image] = summary_row(PhotoOutcome(str(image), "failed", error.reason, {}), None)
-                tqdm.write(f"FAILED {error}")
-                bar.update(fitter.total_steps)
-        if not batch:
-            continue
+    last_steps = {stage.name: stage.steps - 1 for stage in estimator.fitter.stages}
+    batches = [todo[start:start + args.batch_size] for start in range(0, len(todo), args.batch_size)]
+    bar = tqdm(total=len(batches) * estimator.steps, desc="fitting", unit="step", disable=None)
+
+    def on_step(stage: str, step: int, loss: float) -> None:
+        bar.set_postfix(stage=stage, loss=f"{loss:.4f}")
+        bar.update()
+        run_log.step(stage, step, loss, step == last_steps[stage])
+
+    for batch in batches:
         run_log.next_batch()
-
-        def on_step(stage: str, step: int, loss: float) -> None:
-            bar.set_postfix(stage=stage, loss=f"{loss:.4f}")
-            bar.update(len(batch))
-            run_log.step(stage, step, loss, step == last_steps[stage])
-
-        outcomes = fitter.fit([sample for _, sample in batch], [dirs[image] for image, _ in batch], on_step=on_step)
-        for (image, _), outcome in zip(batch, outcomes):
-            rows[image] = summary_row(outcome, dirs[image] if outcome.status == "ok" else None)
-            line = (f"ok     {image.name}: landmark RMSE {outcome.metrics['landmark_rmse_px']:.2f} px"
-                    if outcome.status == "ok" else f"FAILED {image}: {outcome.error}")
-            tqdm.write(line)
-            run_log.photo(dirs[image].name, outcome, dirs[image] / "fit.png")
-        write_summary(args.out / "summary.csv", [rows[i] for i in images if i in rows])
+        began = bar.n
+        for outcome in photo_run.process(batch, [names[image] for image in batch], load, estimator, on_step):
+            tqdm.write(outcome_line(outcome))
+            if outcome.status == "ok":
+                run_log.photo(outcome.out_dir.name, outcome, outcome.out_dir / "fit.png")
+        bar.update(began + estimator.steps - bar.n)  # a batch whose photos all failed to load ran no steps
     bar.close()
-    write_summary(args.out / "summary.csv", [rows[i] for i in images])
+    rows = photo_run.finish()
     run_log.close()
-    failed = sum(row["status"] != "ok" for row in rows.values())
-    print(f"{len(images) - failed}/{len(images)} photos ok; summary: {args.out / 'summary.csv'}")
+    failed = sum(row["status"] != "ok" for row in rows)
+    print(f"{len(rows) - failed}/{len(rows)} photos ok; summary: {args.out / 'summary.csv'}")
     return 1 if failed else 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from f2p.fitting.observations import Observations
+from f2p.scene.observations import Observations
 
 IMAGE, LANDMARKS, CONFIDENCE, FACE_MASK, TO_PHOTO = "image", "landmarks", "confidence", "face_mask", "to_photo"
 INDEX, NAME, SOURCE, PARAMS, EMBEDDING, PATH = "index", "name", "source", "params", "embedding", "path"

@@ -30,11 +30,14 @@ from torchvision.transforms import v2
 
 from f2p.conventions import IBUG68_MIRROR
 from f2p.data import batch as K
-from f2p.data.photos import IMAGE_SUFFIXES, align_sample, find_images
 from f2p.data.split_loaders import SplitLoaders
-from f2p.export.summary import output_dirs
-from f2p.perception.image_io import load_image
-from f2p.perception.prepared import PreparedRecord, load_prepared, photo_key
+from f2p.naming import output_names
+from f2p.perception.detection import DETECTION_MAX_SIDE, DetectionFailure
+from f2p.perception.detectors import create_detector
+from f2p.perception.image_io import find_photos, load_image
+from f2p.perception.photo import align_sample
+from f2p.perception.prepare import optional_identity_embedder, prepare_photo
+from f2p.perception.prepared import PreparedRecord, load_prepared, photo_key, write_record
 
 log = logging.getLogger("f2p")
 
@@ -150,18 +153,13 @@ class FaceImageDataModule(SplitLoaders, LightningDataModule):
 
     @staticmethod
     def _find(inputs: list[str]) -> list[Path]:
-        return [p for p in find_images(inputs) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        return [p for p in find_photos(inputs) if p.is_file()]
 
     def _records(self) -> dict[str, PreparedRecord]:
         return load_prepared(self.prepared) if self.prepared.is_dir() else {}
 
     def prepare_data(self) -> None:
         """Prepare (detect, landmark, embed) the photos the cache has no record of, writing their records."""
-        from f2p.commands.prepare import create_identity_embedder, prepare_photo
-        from f2p.perception.detection import DETECTION_MAX_SIDE, DetectionFailure
-        from f2p.perception.detectors import create_detector
-        from f2p.perception.prepared import write_record
-
         photos = list(dict.fromkeys(self._find(self.photos) + self._find(self.predict_photos or [])))
         records = self._records()
         missing = [p for p in photos if photo_key(p) not in records]
@@ -171,7 +169,7 @@ class FaceImageDataModule(SplitLoaders, LightningDataModule):
                  "`python -m f2p prepare PHOTOS --out %s` to do this once, ahead of training)",
                  len(missing), len(photos), self.prepared, self.prepared)
         detector = create_detector(self.detector, self.device)
-        embedder = create_identity_embedder(self.device) if self.embed else None
+        embedder = optional_identity_embedder(self.device) if self.embed else None
         for photo in missing:
             result = prepare_photo(photo, detector, embedder, False, DETECTION_MAX_SIDE)
             if isinstance(result, DetectionFailure):
@@ -191,7 +189,7 @@ class FaceImageDataModule(SplitLoaders, LightningDataModule):
         if not val and len(train) > 1:  # tiny sets: keep one photo for validation
             val = [train.pop()]
         predict = usable(self.predict_photos) if self.predict_photos else items
-        names = {p: d.name for p, d in output_dirs([p for p, _ in predict], Path()).items()}
+        names = output_names([p for p, _ in predict])
         self.datasets = {
             "train": FaceImages(train, [p.stem for p, _ in train], self.image_size, self.augment),
             "val": FaceImages(val, [p.stem for p, _ in val], self.image_size),

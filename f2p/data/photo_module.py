@@ -1,4 +1,9 @@
-"""Folders of photos for the fitting system: each rank gets its own share, nobody gets a photo twice."""
+"""Folders of photos for the fitting system: each rank gets its own share, nobody gets a photo twice.
+
+Batches are ``PhotoBatch``es: the photo files, their output folder names and the loader that perceives them.
+Photos are loaded where they are fitted (``pipeline.PhotoRun.process``), so that a photo whose results are
+already complete is skipped before any detector runs.
+"""
 
 from __future__ import annotations
 
@@ -9,60 +14,43 @@ import lightning as L
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from f2p.data.photos import LandmarkFile, PhotoError, PhotoSample, find_images, load_sample
+from f2p.naming import output_names
 from f2p.perception.crop import CROP_SIZE
-from f2p.perception.detection import LandmarkDetector
+from f2p.perception.image_io import find_photos
+from f2p.perception.photo import PhotoLoader
 
 
 @dataclass(frozen=True)
-class PhotoFailure:
-    """A photo that could not be prepared; ``reason`` is one line."""
+class PhotoBatch:
+    """Photos fitted together.
 
-    path: str
-    reason: str
+    Attributes:
+        paths: the photo files; names: their output folder names (``naming.output_names`` over all photos).
+        load: photo file -> ``PhotoSample`` (detector or landmark file, crop, mask).
+    """
+
+    paths: list[Path]
+    names: list[str]
+    load: PhotoLoader
 
 
 class PhotoDataset(Dataset):
-    """Photos prepared for fitting; an unusable photo comes back as a ``PhotoFailure`` instead of raising.
+    """The photos of a run as (path, output folder name) pairs.
 
     Args:
         images: photo paths.
-        landmarks: "auto" | "fan" | "dlib" (a detector, created lazily in each worker) or an annotation file.
-        crop_size: side of the aligned crop.
     """
 
-    def __init__(self, images: list[Path], landmarks: str = "auto", crop_size: int = CROP_SIZE) -> None:
+    def __init__(self, images: list[Path]) -> None:
         self.images = images
-        self.landmarks = landmarks
-        self.crop_size = crop_size
-        self._detector: LandmarkDetector | None = None
-        self._landmark_file: LandmarkFile | None = None
+        self.names = output_names(images)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def _source(self) -> tuple[LandmarkDetector | None, LandmarkFile | None]:
-        if self.landmarks in ("auto", "fan", "dlib"):
-            if self._detector is None:
-                from f2p.perception.detectors import create_detector
-
-                self._detector = create_detector(self.landmarks)
-            return self._detector, None
-        if self._landmark_file is None:
-            self._landmark_file = LandmarkFile(self.landmarks)
-        return None, self._landmark_file
-
-    def __getitem__(self, index: int) -> PhotoSample | PhotoFailure:
+    def __getitem__(self, index: int) -> tuple[Path, str]:
         path = self.images[index]
-        try:
-            return load_sample(path, *self._source(), crop_size=self.crop_size)
-        except PhotoError as error:
-            return PhotoFailure(str(path), error.reason)
-
-
-def keep_as_list(items: list) -> list:
-    """Collate function: photos differ in size, so a batch stays a list."""
-    return items
+        return path, self.names[path]
 
 
 class PhotoDataModule(L.LightningDataModule):
@@ -73,11 +61,10 @@ class PhotoDataModule(L.LightningDataModule):
         landmarks: "auto" | "fan" | "dlib" | path of an annotation file.
         crop_size: side of the aligned crop (must match the fitting system's).
         batch_size: photos fitted together.
-        num_workers: data-loading processes.
     """
 
-    def __init__(self, images: list[str], landmarks: str = "auto", crop_size: int = CROP_SIZE, batch_size: int = 8,
-                 num_workers: int = 0) -> None:
+    def __init__(self, images: list[str], landmarks: str = "auto", crop_size: int = CROP_SIZE,
+                 batch_size: int = 8) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -85,16 +72,19 @@ class PhotoDataModule(L.LightningDataModule):
         self.landmarks = landmarks
         self.crop_size = crop_size
         self.batch_size = batch_size
-        self.num_workers = num_workers
         self.dataset: PhotoDataset | None = None
+        self.load: PhotoLoader | None = None
 
     def setup(self, stage: str) -> None:
-        self.dataset = PhotoDataset(find_images(self.images), self.landmarks, self.crop_size)
+        self.dataset = PhotoDataset(find_photos(self.images))
+        self.load = PhotoLoader(self.landmarks, self.crop_size)
+
+    def _collate(self, items: list[tuple[Path, str]]) -> PhotoBatch:
+        return PhotoBatch([path for path, _ in items], [name for _, name in items], self.load)
 
     def train_dataloader(self) -> DataLoader:
         world, rank = 1, 0
         if self.trainer is not None:
             world, rank = self.trainer.world_size, self.trainer.global_rank
         sampler = UnrepeatedDistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=False)
-        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=keep_as_list,
-                          num_workers=self.num_workers)
+        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=self._collate)

@@ -27,12 +27,12 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from f2p.data import batch as K
-from f2p.data.photos import MASK_SOFTNESS
 from f2p.data.split_loaders import SplitLoaders
 from f2p.morphable.registry import load_model
 from f2p.perception.align import apply_affine
 from f2p.perception.crop import crop_matrix
 from f2p.perception.masks import face_region_mask
+from f2p.perception.photo import MASK_SOFTNESS
 from f2p.render.lighting import CAMERA_TO_LIGHT, default_sh
 from f2p.render.renderer import MeshRenderer, RenderOutput
 from f2p.render.rotations import euler_to_axis_angle

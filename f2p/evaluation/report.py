@@ -9,8 +9,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from f2p.atomic import atomic_writer
 from f2p.evaluation.synthetic import VERTEX_SPACES
-from f2p.morphable.atomic import atomic_writer
 
 REPORT_JSON = "report.json"
 REPORT_CSV = "report.csv"

@@ -23,14 +23,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import torch
 from PIL import Image
 from torch import Tensor
 
 from f2p.data import batch as K
-from f2p.data.photos import MASK_SOFTNESS
 from f2p.data.synthetic import SceneSampler, SyntheticFaces
 from f2p.evaluation.geometry import vertex_errors
 from f2p.evaluation.landmarks import LANDMARK_METRICS, landmark_nme
@@ -38,13 +36,13 @@ from f2p.evaluation.pose import POSE_ANGLES, pose_errors
 from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
 from f2p.evaluation.summary import landmark_summary, statistics
 from f2p.export.figures import side_by_side
-from f2p.fitting.fitter import Fitter
-from f2p.fitting.observations import Observations
-from f2p.fitting.schedule import Stage
+from f2p.fitting.estimate import Estimator
 from f2p.perception.masks import face_region_mask
+from f2p.perception.photo import MASK_SOFTNESS
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_matrix, matrix_to_euler
 from f2p.scene.compose import render_scene
+from f2p.scene.observations import Observations
 from f2p.scene.params import POSE, TRANSLATION, SceneSpec
 
 YAW_LIMIT_DEG = 45.0
@@ -131,38 +129,6 @@ def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Ten
     return [{key: float(value[i]) for key, value in columns.items()} for i in range(len(true_landmarks))]
 
 
-Estimator = Callable[[Observations], tuple[dict[str, Tensor], Tensor]]
-"""Observations of B faces -> ({group: (B, K)} scene parameters, (B,) bool failed)."""
-
-
-def fitting_estimator(spec: SceneSpec, renderer: MeshRenderer, stages: list[Stage]) -> Estimator:
-    """Fit from the mean face with ``stages`` (``Fitter``, as ``reconstruct`` does)."""
-    fitter = Fitter(spec, renderer, stages)
-
-    def estimate(obs: Observations) -> tuple[dict[str, Tensor], Tensor]:
-        result = fitter.fit(obs)
-        return result.params, result.failed
-
-    return estimate
-
-
-def regressor_estimator(checkpoint: str | Path, spec: SceneSpec) -> Estimator:
-    """Predict with a trained regressor (``f2p.systems.regressor.load_regressor``); its face model must be
-    ``spec.model``'s."""
-    from f2p.systems.regressor import load_regressor
-
-    system = load_regressor(checkpoint, map_location=spec.model.device)
-    if system.spec.model.name != spec.model.name:
-        raise ValueError(f"{checkpoint}: the regressor predicts {system.spec.model.name!r} parameters, but the "
-                         f"evaluation uses model {spec.model.name!r} (pass --model {system.spec.model.name})")
-
-    def estimate(obs: Observations) -> tuple[dict[str, Tensor], Tensor]:
-        params = system.predict_params(obs.image, obs.landmarks)
-        return params, torch.zeros(obs.batch_size, dtype=torch.bool, device=obs.image.device)
-
-    return estimate
-
-
 def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estimator, method: str, count: int,
                        seed: int = 0, landmark_noise: float = 0.0, batch_size: int = 8, worst: int = 6,
                        on_batch: Callable[[int, int], None] | None = None) -> SyntheticEvaluation:
@@ -171,7 +137,7 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
     Args:
         spec: model (on the device to estimate on) and image size (the crop size of ``reconstruct``).
         renderer: renders the figures of the worst fits.
-        estimate: ``fitting_estimator`` or ``regressor_estimator``.
+        estimate: fitting (``FittingEstimator``) or a regressor's one-pass prediction (``PredictionEstimator``).
         method: how the parameters are estimated, for the report.
         count: number of faces.
         seed: seed of the faces (``SyntheticFaces``) and of the landmark noise; the faces do not depend on
@@ -195,14 +161,13 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
         batch_truth = {name: torch.stack([item[K.PARAMS][name] for item in items]).to(device)
                        for name in items[0][K.PARAMS]}
         began = time.perf_counter()
-        params, failed_rows = estimate(obs)
+        estimated = estimate(obs)
         seconds = (time.perf_counter() - began) / len(indices)
-        for name, value in params.items():
+        for name, value in estimated.params.items():
             fitted.setdefault(name, []).append(value.cpu())
-        for i, scores in zip(indices, score_faces(spec, batch_truth, params, true_landmarks)):
-            failed = bool(failed_rows[i - start])
-            records.append({"face": f"synth_{i:04d}", "status": "failed" if failed else "ok",
-                            "error": "optimisation diverged (NaN or exploding loss)" if failed else "",
+        for i, scores in zip(indices, score_faces(spec, batch_truth, estimated.params, true_landmarks)):
+            error = estimated.errors[i - start]
+            records.append({"face": f"synth_{i:04d}", "status": "failed" if error else "ok", "error": error,
                             **scores, "seconds": seconds})
         if on_batch is not None:
             on_batch(indices[-1] + 1, count)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from f2p.data.photos import PhotoSample
 from f2p.export.results import PhotoResult, write_photo_outputs
 from f2p.perception.align import apply_affine
-from f2p.perception.identity.base import identity_similarity
+from f2p.perception.identity.base import FaceEmbedder, identity_similarity
+from f2p.perception.photo import PhotoSample
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.compose import SceneOutput, render_scene
 from f2p.scene.params import LIGHT, NUM_SH, SceneSpec
@@ -24,12 +25,14 @@ OVERLAY_MAX_SIDE = 1024
 
 @dataclass(frozen=True)
 class PhotoOutcome:
-    """One photo's result row: ``status`` is "ok" or "failed" with ``error``; ``metrics`` as in metrics.json."""
+    """One photo's result: "ok" with its ``metrics`` (as in metrics.json) and output folder, or "failed" with a
+    one-line ``error``."""
 
     path: str
-    status: str
+    status: Literal["ok", "failed"]
     error: str
     metrics: dict[str, float | int | str]
+    out_dir: Path | None = None
 
 
 class PhotoExporter:
@@ -41,14 +44,15 @@ class PhotoExporter:
         embedder: identity network for the identity-similarity metric, or None.
     """
 
-    def __init__(self, spec: SceneSpec, renderer: MeshRenderer, embedder: nn.Module | None = None) -> None:
+    def __init__(self, spec: SceneSpec, renderer: MeshRenderer, embedder: FaceEmbedder | None = None) -> None:
         self.spec = spec
         self.renderer = renderer
         self.embedder = embedder
 
     @torch.no_grad()
     def export(self, sample: PhotoSample, params: dict[str, Tensor], out_dir: Path,
-               metrics: dict[str, float | int | str], photo_embedding: Tensor | None = None) -> PhotoOutcome:
+               metrics: dict[str, float | int | str], photo_embedding: Tensor | None = None,
+               scene: SceneOutput | None = None) -> PhotoOutcome:
         """Write the outputs of one photo.
 
         Args:
@@ -57,8 +61,11 @@ class PhotoExporter:
             out_dir: its output folder.
             metrics: extra numbers for metrics.json (steps, seconds, losses, ...).
             photo_embedding: (1, D) identity embedding of the photo crop, or None.
+            scene: the full-resolution render of ``params`` in the crop (batch of 1) when the estimator made one;
+                None renders it here.
         """
-        scene = render_scene(self.spec, params, self.renderer)
+        if scene is None:
+            scene = render_scene(self.spec, params, self.renderer)
         fitted_crop = scene.landmarks2d[0]
         device_to_photo = sample.to_photo[None].to(fitted_crop.device)
         fitted = apply_affine(sample.to_photo[None], fitted_crop[None].cpu())[0]
@@ -75,7 +82,7 @@ class PhotoExporter:
             photo_render=photo_render.cpu(), photo_mask=photo_mask.cpu(), crop=sample.crop,
             crop_render=scene.render.image[0].cpu(), crop_mask=scene.render.mask[0].cpu(), detected=sample.landmarks,
             fitted=fitted, crop_detected=sample.crop_landmarks, crop_fitted=fitted_crop.cpu(), metrics=metrics))
-        return PhotoOutcome(sample.path, "ok", "", metrics)
+        return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
 
     def _render_photo(self, params: dict[str, Tensor], scene: SceneOutput, to_photo: Tensor,
                       photo_size: tuple[int, int]) -> tuple[Tensor, Tensor]:

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from f2p.morphable.atomic import atomic_writer
+from f2p.atomic import atomic_writer
 from f2p.export.figures import blend, side_by_side, to_pil
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.obj_io import format_obj

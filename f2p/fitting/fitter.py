@@ -11,15 +11,18 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from f2p.fitting.objective import FittingObjective
-from f2p.fitting.observations import Observations
 from f2p.fitting.optimizer import BatchedAdam
-from f2p.fitting.schedule import DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, Stage
+from f2p.fitting.schedule import DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, Stage, cosine_factor
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.compose import SceneOutput, face_triangles, render_scene
+from f2p.scene.objective import FittingObjective
+from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
 
 log = logging.getLogger("f2p")
+
+OnStep = Callable[[str, int, float], None]
+"""Called as ``on_step(stage name, step, mean loss)`` after every optimisation step (progress bars, logs)."""
 
 MAX_RETRIES = 3
 """Roll-backs (each halving the photo's step size) before a diverging photo is reported as failed."""
@@ -29,14 +32,6 @@ DIVERGENCE_FLOOR = 1e-3
 keeps a photo that converged to almost zero loss from being flagged for ordinary noise."""
 SNAPSHOT_EVERY = 10
 """Photos' last good state (for roll-backs) is saved every this many steps."""
-FINAL_LR_FRACTION = 0.05
-"""Step sizes decay along a cosine from 1 to this fraction over each stage."""
-
-
-def cosine_factor(step: int, steps: int) -> float:
-    """Learning-rate factor at ``step`` of ``steps``: 1 at the start, ``FINAL_LR_FRACTION`` at the end."""
-    progress = step / max(steps - 1, 1)
-    return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -49,6 +44,7 @@ class FitResult:
         failed: (B,) bool, photos whose optimisation diverged even after retries.
         retries: (B,) long, roll-backs per photo.
         stage_seconds: wall time per stage.
+        scene: the final parameters' full-resolution render (every triangle), from which ``losses`` were computed.
     """
 
     params: dict[str, Tensor]
@@ -56,6 +52,7 @@ class FitResult:
     failed: Tensor
     retries: Tensor
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    scene: SceneOutput | None = None
 
 
 class Fitter:
@@ -87,7 +84,7 @@ class Fitter:
         return sum(weights.get(name, 0.0) * value for name, value in terms.items())
 
     def fit(self, obs: Observations, init: dict[str, Tensor] | None = None,
-            on_step: Callable[[str, int, float], None] | None = None) -> FitResult:
+            on_step: OnStep | None = None) -> FitResult:
         """Fit every photo of ``obs``.
 
         Args:
@@ -109,10 +106,11 @@ class Fitter:
             wanted = {term for stage in self.stages for term, weight in stage.weights.items() if weight > 0}
             result.losses = self.objective.terms(params, scene, obs, wanted | {"landmark", "photometric"}, set(params))
         result.params = {name: value.detach() for name, value in params.items()}
+        result.scene = scene
         return result
 
     def _run_stage(self, stage: Stage, params: dict[str, Tensor], obs: Observations, result: FitResult,
-                   on_step: Callable[[str, int, float], None] | None) -> None:
+                   on_step: OnStep | None) -> None:
         began = time.perf_counter()
         trainable = [g for g in stage.groups if g in params]
         H, W = self.spec.image_size

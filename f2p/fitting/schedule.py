@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 LOSS_TERMS = ("landmark", "photometric", "identity", "prior", "bounds", "smoothness")
@@ -19,6 +20,14 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
 }
 """Adam step sizes per group; model groups not listed use ``DEFAULT_MODEL_LR``."""
 DEFAULT_MODEL_LR = 0.03
+FINAL_LR_FRACTION = 0.05
+"""Step sizes decay along a cosine from 1 to this fraction: over each fitting stage, and over a regressor's run."""
+
+
+def cosine_factor(step: int, steps: int) -> float:
+    """Learning-rate factor at ``step`` of ``steps``: 1 at the start, ``FINAL_LR_FRACTION`` at the end."""
+    progress = step / max(steps - 1, 1)
+    return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -85,3 +94,7 @@ def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
         Stage("colour", steps(30), ["vertex_color", "sh"], {"photometric": 1.0, "prior": 2e-4, "smoothness": 1.0},
               resolution_scale=0.5),
     ]
+
+
+DEFAULT_TOTAL_STEPS = sum(stage.steps for stage in default_schedule())
+"""Optimisation steps per photo of the default schedule over all stages (``reconstruct --steps``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torchvision
 from torch import Tensor, nn
 
-from f2p.nets.weights import ImageNetNormalize, torchvision_state_dict
+from f2p.pretrained import ImageNetNormalize, torchvision_state_dict
 
 VGG16_LAYERS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}
 """Indices of the ReLU outputs of ``torchvision.models.vgg16().features``."""
@@ -29,7 +29,7 @@ class PerceptualLoss(nn.Module):
 
     Args:
         weights: "torchvision" (ImageNet weights from torch hub's cache) or the path of a vgg16 state dict (its
-            ``features.*`` entries up to the deepest layer are used); see ``f2p.nets.weights.torchvision_state_dict``.
+            ``features.*`` entries up to the deepest layer are used); see ``f2p.pretrained.torchvision_state_dict``.
             Random VGG features make a poor loss, so there is no default.
         layers: names from ``VGG16_LAYERS``.
     """

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from f2p.atomic import atomic_writer
 from f2p.morphable import ict, sfm
-from f2p.morphable.atomic import atomic_writer
 from f2p.morphable.base import LinearModelData, ModelFileError
 from f2p.morphable.npz import save_model
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from f2p.morphable.atomic import atomic_writer
+from f2p.atomic import atomic_writer
 from f2p.morphable.base import LinearModelData, LinearMorphableModel, ModelFileError, ParamGroup
 
 FORMAT = "f2p-linear-model"

@@ -14,10 +14,10 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from f2p.fitting.objective import LOG_FOCAL_PRIOR_STD, POSE_PRIOR_STD, VERTEX_COLOR_PRIOR_STD
 from f2p.nets.landmarks import LandmarkEncoder
-from f2p.nets.weights import ImageNetNormalize, torchvision_state_dict
+from f2p.pretrained import ImageNetNormalize, torchvision_state_dict
 from f2p.scene.color_basis import SMOOTH_COLOR_PRIOR_STD
+from f2p.scene.objective import LOG_FOCAL_PRIOR_STD, POSE_PRIOR_STD, VERTEX_COLOR_PRIOR_STD
 from f2p.scene.params import LIGHT, LOG_FOCAL, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
 
 TRANSLATION_SCALE = (0.02, 0.02, 0.2)

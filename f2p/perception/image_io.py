@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ MIN_SIDE = 16
 MAX_PIXELS = 150_000_000
 """Largest accepted width x height (150 megapixels, beyond any camera photo): a guard against decompression bombs.
 Pillow's own guard (``Image.MAX_IMAGE_PIXELS``) is kept and reported the same way."""
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
+"""Suffixes of the files taken from folders; files named explicitly are always tried."""
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -98,3 +102,23 @@ def _to_rgb_array(image: Image.Image, path: Path) -> np.ndarray:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def find_photos(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> list[Path]:
+    """Expand photo files and folders into a de-duplicated list of paths, in a stable order.
+
+    Folders contribute their files with an ``IMAGE_SUFFIXES`` suffix (sorted; sub-folders too when ``recursive``).
+    Files named explicitly are kept whatever their suffix, and missing paths too, so that a bad input is reported
+    in the results rather than skipped. A photo reached twice (by two spellings of its path) is listed once.
+    """
+    found: dict[Path, Path] = {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            children = path.rglob("*") if recursive else path.iterdir()
+            candidates = sorted(c for c in children if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            found.setdefault(candidate.resolve(), candidate)
+    return list(found.values())

@@ -11,10 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from f2p.conventions import INNER_LIPS, JAW, LEFT_BROW, LEFT_EYE, NUM_LANDMARKS, RIGHT_BROW, RIGHT_EYE
+from f2p.conventions import FACE_OUTLINE, INNER_LIPS, LEFT_EYE, NUM_LANDMARKS, RIGHT_EYE
 
-FACE_OUTLINE = JAW + LEFT_BROW[::-1] + RIGHT_BROW[::-1]
-"""Jaw from the image-left ear over the chin to the image-right ear, back over the brows."""
 FACE_HOLES = (RIGHT_EYE, LEFT_EYE, INNER_LIPS)
 
 MAD_TO_SIGMA = 1.4826

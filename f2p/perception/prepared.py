@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from f2p.morphable.atomic import atomic_writer
+from f2p.atomic import atomic_writer
 from f2p.perception.detection import FaceDetection
 
 RECORD_FORMAT = "f2p-prepared/1"

@@ -22,8 +22,8 @@ import scipy.sparse.linalg as sparse_linalg
 import torch
 from torch import Tensor
 
+from f2p.conventions import FACE_OUTLINE
 from f2p.morphable.base import MorphableModel
-from f2p.perception.masks import FACE_OUTLINE
 
 NUM_SMOOTH_COLORS = 64
 """Eigenfunctions in the basis (the constant one included), per colour channel."""
@@ -97,7 +97,7 @@ def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 
 
 def face_domain(verts: np.ndarray, landmarks: np.ndarray, face_region: np.ndarray) -> np.ndarray:
-    """(V,) bool: vertices of ``face_region`` inside the jaw-and-brows outline (``perception.masks.FACE_OUTLINE``)
+    """(V,) bool: vertices of ``face_region`` inside the jaw-and-brows outline (``conventions.FACE_OUTLINE``)
     of the neutral face seen from the front.
 
     Args:

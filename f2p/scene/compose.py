@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,21 @@ class SceneOutput:
     mesh: MeshOutput | None
     colors: Tensor | None
     render: RenderOutput | None
+
+    def row(self, i: int) -> SceneOutput:
+        """The scene of item ``i`` alone, as a batch of 1 (every batched tensor, camera and render included)."""
+        return _batch_row(self, i)
+
+
+def _batch_row(value, i: int):
+    """Item ``i`` of ``value`` as a batch of 1: tensors are sliced, dataclasses (cameras, renders, meshes) field by
+    field; anything else (image sizes) is kept."""
+    if isinstance(value, Tensor):
+        return value[i:i + 1]
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(value, **{f.name: _batch_row(getattr(value, f.name), i)
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
 
 
 def scene_camera(spec: SceneSpec, params: dict[str, Tensor]) -> PinholeCamera:

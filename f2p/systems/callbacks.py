@@ -23,8 +23,7 @@ class LogFitFigures(L.Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         if not loggers or not outputs:
             return
-        figures = [(o.path, Path(pl_module.output_dir) / Path(o.path).stem / "fit.png")
-                   for o in outputs["outcomes"] if o.status == "ok"][: self.max_per_batch]
+        figures = [(o.path, o.out_dir / "fit.png") for o in outputs["outcomes"] if o.status == "ok"][: self.max_per_batch]
         figures = [(path, fig) for path, fig in figures if fig.is_file()]
         if figures:
             for logger in loggers:

@@ -1,5 +1,6 @@
 """The fitting system: Lightning runs per-photo test-time optimisation over batches of photos (one pass, each
-batch fitted by the staged schedule), writes the per-photo outputs and a summary. ``python -m f2p fit``."""
+batch fitted by the staged schedule) through the photo pipeline (``pipeline.PhotoRun``), which writes the
+per-photo outputs and the summary. ``python -m f2p fit --config configs/fit.yaml``."""
 
 from __future__ import annotations
 
@@ -8,18 +9,19 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import torch.distributed as dist
 
-from f2p.data.photo_module import PhotoFailure
-from f2p.data.photos import PhotoSample
-from f2p.export.photo import PhotoOutcome
-from f2p.export.summary import completed, output_dirs, summary_row, write_summary
-from f2p.fitting.photo_fit import PhotoFitter, regressor_initializer
+from f2p.data.photo_module import PhotoBatch
+from f2p.export.photo import PhotoExporter, PhotoOutcome
+from f2p.fitting.estimate import FittingEstimator
+from f2p.fitting.fitter import Fitter
 from f2p.fitting.schedule import Stage, default_schedule
 from f2p.morphable.registry import load_model
 from f2p.perception.crop import CROP_SIZE
+from f2p.perception.identity.embedder import create_embedder
+from f2p.pipeline import PhotoRun, outcome_line
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.params import SceneSpec
+from f2p.systems.regressor import load_regressor
 
 log = logging.getLogger("f2p")
 
@@ -47,51 +49,35 @@ class FittingSystem(L.LightningModule):
         self.face_model = load_model(model)
         self.stages = default_schedule() if stages is None else stages
         self.renderer = MeshRenderer(backend=backend)
-        self.embedder = None
-        if identity:
-            from f2p.perception.identity.embedder import DlibFaceEmbedder
-
-            self.embedder = DlibFaceEmbedder.from_default_weights()
+        self.embedder = create_embedder("dlib") if identity else None
         self.output_dir = Path(output_dir)
         self.crop_size = crop_size
         self.init_checkpoint = init_checkpoint
-        self.photo_fitter: PhotoFitter | None = None
-        self.rows: dict[str, dict[str, str]] = {}
+        self.estimator: FittingEstimator | None = None
+        self.run: PhotoRun | None = None
 
     def configure_optimizers(self) -> None:
         """No module weights: each batch's photo parameters get their own optimiser inside ``training_step``."""
         return None
 
-    def transfer_batch_to_device(self, batch: list, device: torch.device, dataloader_idx: int) -> list:
-        """Photos stay where they are: the fitter moves the crops it needs (the full photos stay on the CPU)."""
+    def transfer_batch_to_device(self, batch: PhotoBatch, device: torch.device, dataloader_idx: int) -> PhotoBatch:
+        """Photos stay where they are: the pipeline moves the crops it needs (the full photos stay on the CPU)."""
         return batch
 
     def on_fit_start(self) -> None:
         spec = SceneSpec(self.face_model, (self.crop_size, self.crop_size))
-        initializer = None if self.init_checkpoint is None else regressor_initializer(self.init_checkpoint, spec)
-        self.photo_fitter = PhotoFitter(spec, self.renderer, self.stages, self.embedder, initializer)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        initializer = None
+        if self.init_checkpoint is not None:
+            initializer = load_regressor(self.init_checkpoint, map_location=self.device, expect=spec).predict_params
+        self.estimator = FittingEstimator(Fitter(spec, self.renderer, self.stages, self.embedder), initializer)
+        self.run = PhotoRun(self.output_dir, PhotoExporter(spec, self.renderer, self.embedder), self.embedder)
 
-    def training_step(self, batch: list[PhotoSample | PhotoFailure], batch_idx: int) -> dict[str, list[PhotoOutcome]]:
+    def training_step(self, batch: PhotoBatch, batch_idx: int) -> dict[str, list[PhotoOutcome]]:
         """Fit the photos of ``batch`` not done yet and write their outputs; returns their outcomes."""
-        paths = [Path(item.path) for item in batch]
-        dirs = output_dirs(paths, self.output_dir)
-        outcomes: list[PhotoOutcome] = []
-        todo: list[PhotoSample] = []
-        for item, path in zip(batch, paths):
-            if isinstance(item, PhotoFailure):
-                outcomes.append(PhotoOutcome(item.path, "failed", item.reason, {}))
-            elif (done := completed(path, dirs[path])) is not None:
-                outcomes.append(done)
-            else:
-                todo.append(item)
-        if todo:
-            with torch.enable_grad():
-                outcomes += self.photo_fitter.fit(todo, [dirs[Path(s.path)] for s in todo])
+        with torch.enable_grad():
+            outcomes = self.run.process(batch.paths, batch.names, batch.load, self.estimator)
         for outcome in outcomes:
-            out_dir = dirs[Path(outcome.path)] if outcome.status == "ok" else None
-            self.rows[outcome.path] = summary_row(outcome, out_dir)
-            log.info("%s %s %s", "ok    " if outcome.status == "ok" else "FAILED", outcome.path, outcome.error)
+            log.info("%s", outcome_line(outcome))
         rmse = [o.metrics["landmark_rmse_px"] for o in outcomes if o.status == "ok"]
         if rmse:
             self.log("fit/landmark_rmse_px", sum(rmse) / len(rmse), batch_size=len(rmse), prog_bar=True)
@@ -101,13 +87,7 @@ class FittingSystem(L.LightningModule):
 
     def on_train_end(self) -> None:
         """Gather every rank's rows and write summary.csv once (rank 0)."""
-        rows = [self.rows]
-        if dist.is_available() and dist.is_initialized():
-            rows = [None] * dist.get_world_size()
-            dist.all_gather_object(rows, self.rows)
+        rows = self.run.finish()
         if self.trainer.is_global_zero:
-            merged = {path: row for part in rows for path, row in part.items()}
-            write_summary(self.output_dir / "summary.csv", [merged[p] for p in sorted(merged)])
-            failed = sum(row["status"] != "ok" for row in merged.values())
-            log.info("%d/%d photos ok; summary: %s", len(merged) - failed, len(merged),
-                     self.output_dir / "summary.csv")
+            failed = sum(row["status"] != "ok" for row in rows)
+            log.info("%d/%d photos ok; summary: %s", len(rows) - failed, len(rows), self.output_dir / "summary.csv")

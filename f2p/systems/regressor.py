@@ -27,20 +27,20 @@ from f2p.data import batch as K
 from f2p.data.batch import batch_observations
 from f2p.errors import ModelFileError
 from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
-from f2p.fitting.objective import FittingObjective
-from f2p.fitting.observations import Observations
+from f2p.fitting.schedule import FINAL_LR_FRACTION
 from f2p.losses.priors import gaussian_prior
 from f2p.morphable.registry import load_model
 from f2p.nets.encoder import FaceRegressor
+from f2p.perception.identity.embedder import create_embedder
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from f2p.scene.compose import SceneOutput, render_scene
+from f2p.scene.objective import FittingObjective
+from f2p.scene.observations import Observations
 from f2p.scene.params import POSE, SceneSpec
 
 FROZEN_PREFIXES = ("objective.embedder.", "perceptual.")
 """State-dict keys of frozen networks, never written to checkpoints."""
-FINAL_LR_FRACTION = 0.05
-"""The learning rate decays along a cosine to this fraction of ``lr`` over the run."""
 
 
 @dataclass
@@ -156,11 +156,7 @@ class RegressorSystem(LightningModule):
         self.refiner = refiner
         self.renderer = renderer or MeshRenderer()
         self.perceptual = perceptual
-        embedder = None
-        if self.weights.refined_identity > 0:
-            from f2p.perception.identity.embedder import DlibFaceEmbedder
-
-            embedder = DlibFaceEmbedder.from_default_weights()
+        embedder = create_embedder("dlib") if self.weights.refined_identity > 0 else None
         self.objective = FittingObjective(self.spec, embedder)
         self.lr = lr
         self.weight_decay = weight_decay
@@ -303,16 +299,23 @@ def _allow_missing_frozen_keys(module: nn.Module, incompatible_keys) -> None:
     missing[:] = [k for k in missing if not k.startswith(FROZEN_PREFIXES)]
 
 
-def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device = "cpu") -> RegressorSystem:
+def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device = "cpu",
+                   expect: SceneSpec | None = None) -> RegressorSystem:
     """A trained regressor from a checkpoint of ``python -m f2p fit --config configs/regressor*.yaml``.
 
     Loaded with ``weights_only=True`` (no code runs from the file); the system is rebuilt from the config saved
     in the checkpoint, so the face model must be available here too (``init_weights`` is not read again). Returned
     in eval mode.
 
+    Args:
+        checkpoint_path: the checkpoint file.
+        map_location: device of the loaded networks.
+        expect: the scene the predictions are for (fitting's or an evaluation's): the regressor must predict the
+            same face model with the same parameter groups, or None to accept any.
+
     Raises:
-        ModelFileError: the file is missing, is not a checkpoint, or holds networks that differ from this
-            version's (one line naming the file).
+        ModelFileError: the file is missing, is not a checkpoint, holds networks that differ from this version's,
+            or predicts another face model than ``expect``'s (one line naming the file).
     """
     path = Path(checkpoint_path)
     if not path.is_file():
@@ -323,4 +326,11 @@ def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device
     except (RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as error:
         detail = " ".join(str(error).split())[:300]
         raise ModelFileError(path, f"not a regressor checkpoint this f2p version can load ({detail})") from error
+    if expect is not None:
+        theirs = {name: group.size for name, group in system.spec.model.groups.items()}
+        ours = {name: group.size for name, group in expect.model.groups.items()}
+        if system.spec.model.name != expect.model.name or theirs != ours:
+            raise ModelFileError(path, f"the regressor predicts model {system.spec.model.name!r} {theirs}, but "
+                                       f"{expect.model.name!r} {ours} is used here (pass --model "
+                                       f"{system.spec.model.name})")
     return system.eval()

@@ -2,8 +2,8 @@
 
 ``RenderGrid``        photo | raw render | refined portrait | overlay for the first validation batch, to W&B
                       (``WandbLogger.log_image``) or, with another or no logger, as PNGs in the log folder.
-``PredictionWriter``  ``predict`` writes each photo's outputs with ``PhotoExporter`` and ``summary.csv``: the same
-                      files as ``python -m f2p reconstruct``.
+``PredictionWriter``  ``predict`` writes each photo's outputs and ``summary.csv`` through the photo pipeline
+                      (``pipeline.PhotoRun``): the same files as ``python -m f2p reconstruct``.
 """
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.loggers import WandbLogger
 from PIL import Image, ImageDraw
 
 from f2p.data import batch as K
-from f2p.data.photos import PhotoSample, align_sample
 from f2p.export.figures import DETECTED_COLOR, FITTED_COLOR, blend, draw_landmarks, to_pil
 from f2p.export.photo import PhotoExporter
-from f2p.export.summary import summary_row, write_summary
+from f2p.fitting.estimate import Estimate
 from f2p.perception.align import apply_affine
 from f2p.perception.crop import CROP_SIZE
 from f2p.perception.image_io import load_image
+from f2p.perception.photo import PhotoSample, align_sample
+from f2p.pipeline import PhotoRun
 from f2p.scene.params import SceneSpec
 
 GRID_PANEL = 128
@@ -86,8 +86,8 @@ class RenderGrid(Callback):
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes ``output_dir/<name>/`` for every predicted item, as ``reconstruct`` does (``PhotoExporter``), and
-    ``output_dir/summary.csv`` (global rank 0, rows of every rank).
+    """Writes ``output_dir/<name>/`` for every predicted item and ``output_dir/summary.csv`` (global rank 0, rows
+    of every rank) through ``pipeline.PhotoRun``, as ``reconstruct`` does.
 
     Photos (items with a ``path``) are reloaded and re-cropped at ``crop_size`` from their landmarks, so that
     ``fit.png`` and the crop renders match ``reconstruct``; synthetic items are exported as their own photo.
@@ -104,7 +104,7 @@ class PredictionWriter(BasePredictionWriter):
         self.output_dir = Path(output_dir)
         self.crop_size = crop_size
         self._began = 0.0
-        self.rows: dict[str, dict[str, str]] = {}
+        self.run: PhotoRun | None = None
 
     def on_predict_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: dict, batch_idx: int,
                                dataloader_idx: int = 0) -> None:
@@ -112,30 +112,20 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer: Trainer, pl_module: LightningModule, prediction: dict, batch_indices,
                            batch: dict, batch_idx: int, dataloader_idx: int) -> None:
-        seconds = (time.perf_counter() - self._began) / len(batch[K.NAME])
-        embedder = pl_module.objective.embedder
-        for i, name in enumerate(batch[K.NAME]):
-            sample = self._sample(batch, i)
-            S = sample.crop.shape[-1]
+        names = list(batch[K.NAME])
+        seconds = (time.perf_counter() - self._began) / len(names)
+        samples = [self._sample(batch, i) for i in range(len(names))]
+        if self.run is None:  # photo crops are all crop_size, synthetic items all the data's size
+            S = samples[0].crop.shape[-1]
+            embedder = pl_module.objective.embedder
             exporter = PhotoExporter(SceneSpec(pl_module.face_model, (S, S)), pl_module.renderer, embedder)
-            embedding = None
-            if embedder is not None:
-                device = pl_module.device
-                embedding = batch[K.EMBEDDING][i:i + 1] if K.EMBEDDING in batch else embedder.embed(
-                    sample.crop[None].to(device), sample.crop_landmarks[None].to(device))
-            params = {group: value[i:i + 1] for group, value in prediction.items()}
-            outcome = exporter.export(sample, params, self.output_dir / name,
-                                      {"method": "regressor", "seconds": seconds}, embedding)
-            self.rows[outcome.path] = summary_row(outcome, self.output_dir / name)
+            self.run = PhotoRun(self.output_dir, exporter, embedder)
+        estimate = Estimate(prediction, [""] * len(names), [{} for _ in names])
+        self.run.export(samples, names, estimate, "regressor", seconds)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        parts = [self.rows]
-        if dist.is_available() and dist.is_initialized():
-            parts = [None] * dist.get_world_size()
-            dist.all_gather_object(parts, self.rows)
-        if trainer.is_global_zero:
-            merged = {path: row for part in parts for path, row in part.items()}
-            write_summary(self.output_dir / "summary.csv", [merged[path] for path in sorted(merged)])
+        if self.run is not None:
+            self.run.finish()
 
     def _sample(self, batch: dict, i: int) -> PhotoSample:
         """The ``PhotoSample`` of item ``i``: rebuilt from its photo file, or the synthetic crop as its own photo."""

@@ -8,13 +8,13 @@ import torch
 from torch import Tensor, nn
 
 from f2p import conventions as C
-from f2p.fitting.observations import Observations
 from f2p.losses import bound_penalty, gaussian_prior, identity_loss, landmark_loss, photometric_loss
 from f2p.losses.landmark import face_size
 from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
 from f2p.render.rotations import axis_angle_to_matrix
-from f2p.scene.compose import SceneOutput
 from f2p.scene.color_basis import SMOOTH_COLOR_PRIOR_STD
+from f2p.scene.compose import SceneOutput
+from f2p.scene.observations import Observations
 from f2p.scene.params import LIGHT, LOG_FOCAL, NUM_SH, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
 
 POSE_PRIOR_STD = 0.6  # radians: soft, only keeps runaway poses in check

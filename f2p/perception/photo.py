@@ -6,7 +6,6 @@ Shared by ``reconstruct``, the fitting data module and the regressor's photo dat
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from f2p.perception.detection import LandmarkDetector, detect_faces
 from f2p.perception.image_io import ImageReadError, load_image
 from f2p.perception.masks import face_region_mask
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MASK_SOFTNESS = 1.5  # pixels of soft edge on the face-region mask
 
 
@@ -51,24 +49,6 @@ class PhotoSample:
     crop_landmarks: Tensor
     to_photo: Tensor
     face_mask: Tensor
-
-
-def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand files and folders (recursively) into a sorted, de-duplicated list of image paths.
-
-    Files are kept whatever their suffix, and missing paths too, so that a bad input is reported in the results
-    rather than skipped; folders contribute files with an image suffix.
-    """
-    found: dict[Path, None] = {}
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
-                    found[child] = None
-        else:
-            found[path] = None
-    return list(found)
 
 
 class LandmarkFile:
@@ -135,4 +115,39 @@ def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, conf
                        crop.inverse[0], mask)
 
 
-__all__ = ["AnnotationError", "LandmarkFile", "PhotoError", "PhotoSample", "align_sample", "find_images", "load_sample"]
+class PhotoLoader:
+    """Photo file -> ``PhotoSample``, with landmarks from a detector or from a landmark file.
+
+    The landmark file is read at once (a bad file fails before any photo is fitted); the detector is created on
+    first use, so that a loader can be sent to data-loader worker processes before any model is loaded.
+
+    Args:
+        landmarks: a detector name ("auto", "fan", "dlib", ...: ``perception.detectors``) or the path of a landmark
+            file (see ``LandmarkFile``).
+        crop_size: side of the aligned crop.
+        device: torch device of the detector.
+
+    Raises:
+        AnnotationError, OSError: an unreadable landmark file.
+    """
+
+    def __init__(self, landmarks: str = "auto", crop_size: int = CROP_SIZE, device: str = "cpu") -> None:
+        from f2p.perception.detectors import DETECTOR_NAMES
+
+        self.crop_size = crop_size
+        self.device = device
+        self.detector_name = landmarks if landmarks in DETECTOR_NAMES else None
+        self.landmark_file = None if self.detector_name else LandmarkFile(landmarks)
+        self._detector: LandmarkDetector | None = None
+
+    def __call__(self, path: str | os.PathLike) -> PhotoSample:
+        """The photo at ``path``, aligned; ``PhotoError`` when it cannot be fitted."""
+        if self.detector_name is not None and self._detector is None:
+            from f2p.perception.detectors import create_detector
+
+            self._detector = create_detector(self.detector_name, device=self.device)
+        return load_sample(path, self._detector, self.landmark_file, self.crop_size)
+
+
+__all__ = ["AnnotationError", "LandmarkFile", "PhotoError", "PhotoLoader", "PhotoSample", "align_sample",
+           "load_sample"]

@@ -1,0 +1,24 @@
+"""Option values shared by the commands, checked once: the torch device."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICE_HELP = "auto | cpu | cuda | cuda:N"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device an option names: "auto" is CUDA when available, else the CPU.
+
+    Raises:
+        ValueError: not a device name, or CUDA asked for where none is available (one line).
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name}: not a device ({DEVICE_HELP})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} asked for, but no CUDA device is available")
+    return device

@@ -1,0 +1,182 @@
+"""One run over photos into an output folder.
+
+For each batch of inputs: photos whose results are already complete are skipped (resume), the others are loaded
+and perceived (a ``PhotoLoader``: detection or landmark file, crop, mask), their parameters estimated by any
+``Estimator`` (fitting, or a regressor's one-pass prediction), and each photo's outputs exported into its folder
+(``export.photo``); a photo that fails at any step fails alone with a one-line reason. ``summary.csv`` lists every
+input; under DDP each rank processes its own share and rank 0 writes the summary of all ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from f2p.export.photo import PhotoExporter, PhotoOutcome
+from f2p.export.results import DONE_MARKER
+from f2p.export.summary import summary_row, write_summary
+from f2p.fitting.estimate import Estimate, Estimator
+from f2p.fitting.fitter import OnStep
+from f2p.perception.identity.base import FaceEmbedder
+from f2p.perception.photo import PhotoError, PhotoSample
+from f2p.scene.observations import Observations
+
+PhotoLoad = Callable[[Path], PhotoSample]
+"""Photo file -> aligned sample, raising ``PhotoError`` (``perception.photo.PhotoLoader``)."""
+
+
+def observations(samples: list[PhotoSample], embedder: FaceEmbedder | None, device: torch.device) -> Observations:
+    """Stack samples into batched observations on ``device`` (embedding the crops when an embedder is given)."""
+    crops = torch.stack([s.crop for s in samples]).to(device)
+    landmarks = torch.stack([s.crop_landmarks for s in samples]).to(device)
+    embedding = None
+    if embedder is not None:
+        with torch.no_grad():
+            embedding = embedder.embed(crops, landmarks)
+    return Observations(image=crops, landmarks=landmarks,
+                        confidence=torch.stack([s.confidence for s in samples]).to(device),
+                        face_mask=torch.stack([s.face_mask for s in samples]).to(device), embedding=embedding)
+
+
+def completed(image: Path, out_dir: Path) -> PhotoOutcome | None:
+    """The outcome of a photo whose outputs are complete (its ``metrics.json`` exists), else None."""
+    done = out_dir / DONE_MARKER
+    if not done.is_file():
+        return None
+    return PhotoOutcome(str(image), "ok", "", json.loads(done.read_text()), out_dir)
+
+
+def outcome_line(outcome: PhotoOutcome) -> str:
+    """One console line per photo: ``ok     name: landmark RMSE 1.23 px`` or ``FAILED path: reason``."""
+    if outcome.status == "ok":
+        return f"ok     {Path(outcome.path).name}: landmark RMSE {outcome.metrics['landmark_rmse_px']:.2f} px"
+    return f"FAILED {outcome.path}: {outcome.error}"
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class PhotoRun:
+    """The photos of one run, their outcomes and ``out_dir/summary.csv`` (see the module docstring).
+
+    Args:
+        out_dir: the run's output folder; photo ``name``'s outputs go to ``out_dir/name/``.
+        exporter: renders, measures and writes one photo's parameters.
+        embedder: identity network for the identity-similarity metric (and the estimator's identity term), or None.
+        order: inputs in the order summary.csv lists them (others follow, sorted by path); None sorts by path.
+    """
+
+    def __init__(self, out_dir: Path, exporter: PhotoExporter, embedder: FaceEmbedder | None = None,
+                 order: list[Path] | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.exporter = exporter
+        self.embedder = embedder
+        self.order = {str(path): i for i, path in enumerate(order or [])}
+        self.rows: dict[str, dict[str, str]] = {}
+
+    def resume(self, paths: list[Path], names: list[str]) -> list[int]:
+        """Record the photos whose outputs are complete; the indices of those still to do."""
+        todo = []
+        for i, (path, name) in enumerate(zip(paths, names)):
+            done = completed(path, self.out_dir / name)
+            if done is None:
+                todo.append(i)
+            else:
+                self._record(done)
+        return todo
+
+    def process(self, paths: list[Path], names: list[str], load: PhotoLoad, estimator: Estimator,
+                on_step: OnStep | None = None) -> list[PhotoOutcome]:
+        """Skip, load, estimate and export one batch of photos; their outcomes in input order.
+
+        Args:
+            paths: the photo files; names: their output folder names (``naming.output_names``).
+            load: photo file -> sample.
+            estimator: finds the parameters of the loaded photos, together.
+            on_step: progress callback of the estimator.
+        """
+        outcomes: dict[int, PhotoOutcome] = {}
+        samples, sample_names, positions = [], [], []
+        for i, (path, name) in enumerate(zip(paths, names)):
+            done = completed(path, self.out_dir / name)
+            if done is not None:
+                outcomes[i] = self._record(done)
+                continue
+            try:
+                samples.append(load(path))
+            except PhotoError as error:
+                outcomes[i] = self._record(PhotoOutcome(str(path), "failed", error.reason, {}))
+                continue
+            sample_names.append(name)
+            positions.append(i)
+        if samples:
+            began = time.perf_counter()
+            obs = observations(samples, self.embedder, self.exporter.spec.model.device)
+            estimate = estimator(obs, on_step)
+            seconds = (time.perf_counter() - began) / len(samples)
+            exported = self.export(samples, sample_names, estimate, estimator.method, seconds, obs.embedding)
+            outcomes.update(zip(positions, exported))
+        if not _distributed():
+            self.write_summary()
+        return [outcomes[i] for i in range(len(paths))]
+
+    @torch.no_grad()
+    def export(self, samples: list[PhotoSample], names: list[str], estimate: Estimate, method: str, seconds: float,
+               embeddings: Tensor | None = None) -> list[PhotoOutcome]:
+        """Write the outputs of estimated photos and record their outcomes.
+
+        Args:
+            samples: the B photos; names: their output folder names.
+            estimate: their parameters (``params`` {group: (B, K)}).
+            method: how the parameters were found ("fitting", "regressor").
+            seconds: estimation time per photo (the batch's time divided by its size).
+            embeddings: (B, D) identity embeddings of the crops, or None to compute them (with an embedder).
+        """
+        if embeddings is None and self.embedder is not None:
+            embeddings = observations(samples, self.embedder, self.exporter.spec.model.device).embedding
+        outcomes = []
+        for i, (sample, name) in enumerate(zip(samples, names)):
+            if estimate.errors[i]:
+                outcomes.append(self._record(PhotoOutcome(sample.path, "failed", estimate.errors[i], {})))
+                continue
+            params = {group: value[i:i + 1] for group, value in estimate.params.items()}
+            metrics = {"method": method, "seconds": seconds, **estimate.metrics[i]}
+            scene = None if estimate.scene is None else estimate.scene.row(i)
+            embedding = None if embeddings is None else embeddings[i:i + 1]
+            outcome = self.exporter.export(sample, params, self.out_dir / name, metrics, embedding, scene)
+            outcomes.append(self._record(outcome))
+        return outcomes
+
+    def finish(self) -> list[dict[str, str]]:
+        """Gather every rank's rows, write summary.csv (global rank 0) and return all rows."""
+        parts = [self.rows]
+        if _distributed():
+            parts = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, self.rows)
+        merged = {path: row for part in parts for path, row in part.items()}
+        if not _distributed() or dist.get_rank() == 0:
+            self._write(merged)
+        return self._sorted(merged)
+
+    def write_summary(self) -> None:
+        """summary.csv of the rows this process has so far."""
+        self._write(self.rows)
+
+    def _write(self, rows: dict[str, dict[str, str]]) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_summary(self.out_dir / "summary.csv", self._sorted(rows))
+
+    def _sorted(self, rows: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+        last = len(self.order)
+        return [rows[path] for path in sorted(rows, key=lambda p: (self.order.get(p, last), p))]
+
+    def _record(self, outcome: PhotoOutcome) -> PhotoOutcome:
+        self.rows[outcome.path] = summary_row(outcome)
+        return outcome
