@@ -51,17 +51,17 @@ def load_mesh(name: str):
     import numpy as np
     import torch
 
-    from f2p.conventions import CM, MM
+    from f2p.conventions import M_PER_CM, M_PER_MM
 
     if name == "ict":
         path = models_dir() / "ict_facekit" / "ict_facekit_light_v1_skin14062.npz"
         with np.load(path) as data:
-            verts = torch.tensor(data["neutral"]) * CM
+            verts = torch.tensor(data["neutral"]) * M_PER_CM
             quads = torch.tensor(data["faces"], dtype=torch.long)
         return verts, torch.cat([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
     path = models_dir() / "sfm_3448" / "sfm_shape_3448_converted.npz"
     with np.load(path) as data:
-        return torch.tensor(data["shape_mean"]) * MM, torch.tensor(data["triangles"], dtype=torch.long)
+        return torch.tensor(data["shape_mean"]) * M_PER_MM, torch.tensor(data["triangles"], dtype=torch.long)
 
 
 def rss_mb() -> float:

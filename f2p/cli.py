@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pickle
 import sys
 from collections.abc import Sequence
 
@@ -61,6 +62,20 @@ def run_lightning(args: Sequence[str]) -> object:
     )
 
 
+def _lightning_exit_code(command: str, argv: list[str]) -> int:
+    """Run a Lightning subcommand; its exit code is the system's ``exit_code`` where it has one (the fitting
+    system: 1 when a photo failed), 0 otherwise. A checkpoint that cannot be loaded is one line and exit 2."""
+    try:
+        cli = run_lightning(argv)
+    except (pickle.UnpicklingError, EOFError) as error:
+        checkpoint = next((a.split("=", 1)[1] for a in argv if a.startswith("--ckpt_path=")),
+                          next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--ckpt_path"), "checkpoint"))
+        detail = " ".join(str(error).split())[:200]
+        print(f"f2p {command}: {checkpoint}: not a checkpoint f2p can load ({detail})", file=sys.stderr)
+        return 2
+    return int(getattr(cli.model, "exit_code", 0))
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """Entry point; ``args`` defaults to ``sys.argv[1:]``. Returns the process exit code."""
     argv = list(sys.argv[1:] if args is None else args)
@@ -72,7 +87,6 @@ def main(args: Sequence[str] | None = None) -> int:
         parser, module = _friendly_parser(command)
         return int(module.run(parser.parse_args(argv[1:])))
     if command in LIGHTNING_SUBCOMMANDS:
-        run_lightning(argv)
-        return 0
+        return _lightning_exit_code(command, argv)
     print(f"f2p: unknown command {command!r}\n\n{_top_level_help()}", file=sys.stderr)
     return 2

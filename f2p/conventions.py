@@ -12,7 +12,8 @@ Pixel coordinates
 
 Model space
     metres, x towards the subject's left, y up, z towards the viewer (out of the face). Each source
-    format converts its units on load (ICT: cm, FLAME: m, BFM 2009: micrometres, SFM: mm).
+    format converts its units on load (ICT: cm, FLAME: m, BFM 2009: micrometres, BFM front: dm, SFM: mm;
+    ``M_PER_<unit>`` below); scores in millimetres convert with ``MM_PER_M``.
 
 Camera
     OpenCV: x right, y down, z forward (into the scene). Intrinsics fx, fy, cx, cy in pixels;
@@ -85,9 +86,18 @@ IBUG68_MIRROR = (
 # (y down, z forward): a half turn about x.
 MODEL_TO_OPENCV = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
-# Unit conversions of source formats to metres.
-CM = 0.01
-MM = 0.001
+# Units: model space is in metres; source formats convert on load (multiply by M_PER_<unit>), scores in
+# millimetres convert on output (multiply by MM_PER_M).
+M_PER_CM = 0.01
+"""Metres in a centimetre (ICT, MediaPipe's canonical face)."""
+M_PER_DM = 0.1
+"""Metres in a decimetre (Deep3DFaceRecon's BFM front)."""
+M_PER_MM = 0.001
+"""Metres in a millimetre (SFM)."""
+M_PER_UM = 1e-6
+"""Metres in a micrometre (BFM 2009)."""
+MM_PER_M = 1000.0
+"""Millimetres in a metre: model-space lengths -> the millimetres evaluation reports and the regressor logs."""
 
 PTS_OFFSET = -1.0
 """Added to coordinates read from iBUG ``.pts`` files (1-based) to get f2p pixels (0-based)."""

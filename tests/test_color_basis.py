@@ -76,7 +76,7 @@ def test_smooth_colour_is_a_scene_group_that_changes_the_rendered_colour(ict):
     assert render_scene(spec, params, None).colors is None  # landmark-only scenes build no colours
     mesh = ict(**ict.zero_params(2))
     colors = scene_colors(spec, params, mesh)
-    offsets = smooth_colors(ict, params[SMOOTH_COLOR])
+    offsets = smooth_colors(ict, spec.smooth_color_coefficients(params))
     torch.testing.assert_close(colors[1] - colors[0], offsets[1], atol=1e-6, rtol=0)
     region = ict.face_region
     assert float((colors[1, region, 0] - colors[0, region, 0]).mean()) > 0.05

@@ -17,6 +17,7 @@ from f2p.evaluation.pose import aflw2000_head_rotation
 from f2p.evaluation.truth import read_ground_truth, truth_matcher
 
 AFLW_POSE_DEG = (10.0, -40.0, 5.0)  # pitch, yaw, roll as in Pose_Para
+VISIBLE = "visible-contour"
 
 
 def face_points() -> np.ndarray:
@@ -50,9 +51,11 @@ def fake_run(tmp_path):
         writer.writerow(["photos/aflw2000_image00001.jpg", "ok", "", "", "", "", "/elsewhere/aflw2000_image00001"])
         writer.writerow(["photos/lfpw_image_0001.png", "ok", "", "", "", "", "/elsewhere/lfpw_image_0001"])
         writer.writerow(["photos/menpo_x.jpg", "failed", "no face found (detector dlib-hog)", "", "", "", ""])
-    # annotations.json keeps the 1-based source values of these families: +1 here, -1 on reading
-    entries = {f"images/{name}": {"width": 200, "height": 200, "lm68": (points + 1.0).tolist()}
-               for name in ("aflw2000_image00001.jpg", "lfpw_image_0001.png", "menpo_x.jpg")}
+    # annotations.json keeps the 1-based source values of these families (origin 1): +1 here, -1 on reading
+    markups = {"aflw2000_image00001.jpg": ("aflw2000-3d", "3d-consistent"), "lfpw_image_0001.png": ("300w", VISIBLE),
+               "menpo_x.jpg": ("menpo", VISIBLE)}
+    entries = {f"images/{name}": {"width": 200, "height": 200, "markup": markup, "origin": 1, "jaw": jaw,
+                                  "lm68": (points + 1.0).tolist()} for name, (markup, jaw) in markups.items()}
     entries["images/aflw2000_image00001.jpg"]["pose_pitch_yaw_roll_rad"] = [math.radians(a) for a in AFLW_POSE_DEG]
     faces = tmp_path / "faces"
     faces.mkdir()
@@ -78,6 +81,30 @@ def test_evaluate_scores_a_fake_output_folder(fake_run, capsys):
             assert image.width > 600 and image.height > 250  # legible, not a thumbnail
     printed = capsys.readouterr().out
     assert "visible-contour" in printed and "menpo_x.jpg: no face found" in printed
+
+
+def test_entries_without_markup_are_scored_under_a_generic_family(fake_run):
+    """The markup family comes from the entry, not from the file name: an entry that names none is "other"."""
+    out, annotations = fake_run
+    entries = json.loads(annotations.read_text())
+    for entry in entries.values():
+        del entry["markup"], entry["jaw"]
+    annotations.write_text(json.dumps(entries))
+    assert main(["evaluate", str(out), "--annotations", str(annotations), "--out", str(out / "report")]) == 0
+    summary = json.loads((out / "report" / "report.json").read_text())["summary"]
+    assert set(summary["families"]) == {"other"} and summary["families"]["other"]["count"] == 3
+    assert summary["landmarks"]["visible-contour"]["nme68_box"]["mean"] == pytest.approx(0.5 / 20 / 2, rel=1e-4)
+
+
+def test_a_malformed_annotations_json_is_a_one_line_error_naming_the_entry(fake_run, capsys):
+    out, annotations = fake_run
+    entries = json.loads(annotations.read_text())
+    entries["images/lfpw_image_0001.png"]["lm68"] = entries["images/lfpw_image_0001.png"]["lm68"][:3]
+    annotations.write_text(json.dumps(entries))
+    assert main(["evaluate", str(out), "--annotations", str(annotations)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert f"{annotations}: entry 'images/lfpw_image_0001.png': lm68: expected 68x2 points" in error
 
 
 def test_outputs_without_summary_are_read_from_their_folders(fake_run):

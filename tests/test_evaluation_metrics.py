@@ -12,14 +12,14 @@ from f2p.evaluation.identity import compare_identities
 from f2p.evaluation.landmarks import (area_under_curve, cumulative_error, eye_corner_distance, failure_rate,
                                       five_point_nme, landmark_nme)
 from f2p.evaluation.outputs import PhotoOutput
-from f2p.evaluation.photos import evaluate_photos
+from f2p.evaluation.photos import MARKUP_3D, MARKUP_VISIBLE, evaluate_photos, markup_of
 from f2p.evaluation.pose import (aflw2000_head_rotation, euler_errors, geodesic_degrees, head_rotation_from_camera,
                                  wrap_degrees)
 from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
 from f2p.evaluation.summary import statistics
 from f2p.evaluation.truth import GroundTruth
 from f2p.morphable.registry import load_model
-from f2p.perception.annotations import Annotation
+from f2p.perception.annotations import JAW_3D, JAW_VISIBLE, MARKUP_OTHER, Annotation
 from f2p.render.rotations import euler_to_matrix, matrix_to_euler
 
 
@@ -216,6 +216,18 @@ def test_photos_are_scored_per_markup_family_and_wrong_faces_fail():
     assert set(evaluation.summary["families"]) == {"aflw2000-3d", "300w"}
     assert [f["error"] for f in evaluation.summary["failures"]][1] == "no face found"
     assert evaluation.summary["counts"]["annotations_without_output"] == 0
+
+
+def test_the_markup_follows_the_annotations_jaw_and_unknown_families_are_scored():
+    target = face_points()
+    annotations = {"a.jpg": Annotation(target, torch.ones(68), MARKUP_OTHER),
+                   "b.jpg": Annotation(target, torch.ones(68), MARKUP_OTHER, jaw=JAW_3D),
+                   "c.jpg": Annotation(target, torch.ones(68), "300w-lp", jaw=JAW_VISIBLE),
+                   "d.jpg": Annotation(target, torch.ones(68), "300w-lp")}
+    assert [markup_of(a) for a in annotations.values()] == [MARKUP_VISIBLE, MARKUP_3D, MARKUP_VISIBLE, MARKUP_3D]
+    truth = {name: GroundTruth(name, annotation) for name, annotation in annotations.items()}
+    summary = evaluate_photos([output(name, target) for name in truth], truth).summary
+    assert summary["families"][MARKUP_OTHER]["count"] == 2 and summary["landmarks"]["all-68"]["count"] == 4
 
 
 def test_aflw2000_pose_mapping_agrees_with_the_files_own_3d_landmarks(faces_dir, models_dir):

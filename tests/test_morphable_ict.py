@@ -14,7 +14,6 @@ from f2p.morphable import ict
 from f2p.morphable.base import LinearMorphableModel, ModelFileError
 from f2p.morphable.registry import load_model
 
-MM = 1e-3
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +56,9 @@ def test_ict_landmarks_follow_the_conventions(ict_model):
     assert lmk[:, 2].argmax().item() == C.NOSE_TIP
     right, left = lmk[C.RIGHT_EYE_OUTER], lmk[C.LEFT_EYE_OUTER]
     assert right[0] < 0 < left[0]  # the subject's right is model -x
-    assert torch.allclose(right * torch.tensor([-1.0, 1.0, 1.0]), left, atol=3 * MM)
+    assert torch.allclose(right * torch.tensor([-1.0, 1.0, 1.0]), left, atol=3 * C.M_PER_MM)
     jaw_x = lmk[list(C.JAW), 0]
-    assert (jaw_x.diff() > -MM).all(), jaw_x  # from the subject's right (-x) to the left (+x)
+    assert (jaw_x.diff() > -C.M_PER_MM).all(), jaw_x  # from the subject's right (-x) to the left (+x)
 
 
 def test_ict_jaw_open_moves_chin_down(ict_model):

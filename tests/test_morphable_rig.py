@@ -156,3 +156,36 @@ def test_missing_manifest_and_bad_json(tmp_path):
     (tmp_path / "rig.json").write_text('{"base": "neutral.obj", "sliders": [}')
     with pytest.raises(ModelFileError, match="not valid JSON: .* line 1 column"):
         load_rig(tmp_path)
+
+
+@pytest.mark.parametrize(("changes", "entry"), [
+    ({"base": "../outside/secret.obj"}, "'base': file '../outside/secret.obj'"),
+    ({"sliders": _slider(file="SECRET")}, "sliders 'jawOpen': file"),
+    ({"identity": [{"name": "wide", "file": "../outside/secret.obj"}]}, "identity 'wide': file"),
+    ({"landmarks": "../outside/lmk.txt"}, "'landmarks': file '../outside/lmk.txt'"),
+    ({"face_region": "SECRET"}, "'face_region': file"),
+    ({"sliders": _slider(file="link.obj")}, "sliders 'jawOpen': file 'link.obj'"),  # a symbolic link leading out
+])
+def test_rig_files_outside_the_rig_folder_are_refused(tmp_path, changes, entry):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.obj"
+    secret.write_text("password: hunter2\n")
+    (outside / "lmk.txt").write_text("password: hunter2\n")
+    rig = tmp_path / "rig"
+    changes = {key: json.loads(json.dumps(value).replace("SECRET", str(secret))) for key, value in changes.items()}
+    _write_rig(rig, changes)
+    (rig / "link.obj").symlink_to(secret)
+    with pytest.raises(ModelFileError) as info:
+        load_rig(rig)
+    message = str(info.value)
+    assert info.value.path == str(rig / "rig.json") and entry in message and "outside the rig folder" in message
+    assert "hunter2" not in message and len(message.splitlines()) == 1
+
+
+def test_rig_files_in_subfolders_and_links_within_the_rig_load(tmp_path):
+    rig = tmp_path / "rig"
+    _write_rig(rig, {"sliders": _slider(file="targets/jaw.obj")})
+    (rig / "targets").mkdir()
+    (rig / "targets" / "jaw.obj").symlink_to(rig / "jawOpen.obj")
+    assert load_rig(rig).bases["sliders"].shape == (1, 25, 3)

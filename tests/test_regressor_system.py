@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
 
-from f2p.data import batch as K
+from f2p.data import batch as keys
 from f2p.data.batch import batch_observations
 from f2p.data.synthetic import SyntheticFaceDataModule
 from f2p.losses.perceptual import PerceptualLoss
@@ -77,9 +77,10 @@ def test_checkpoints_hold_no_model_data_nor_frozen_networks(tmp_path):
     perceptual = PerceptualLoss(str(tmp_path / "vgg.pth"), layers=("relu1_2", "relu2_2"))
     system = make_system(weights=LossWeights(refined_identity=0.1, perceptual=0.1), perceptual=perceptual)
     assert system.objective.embedder is not None
-    keys = list(system.state_dict())
-    assert not [k for k in keys if k.startswith(("objective.", "perceptual.", "face_model."))], keys
-    assert any(k.startswith("regressor.encoder.") for k in keys) and any(k.startswith("refiner.") for k in keys)
+    state_keys = list(system.state_dict())
+    assert not [k for k in state_keys if k.startswith(("objective.", "perceptual.", "face_model."))], state_keys
+    assert any(k.startswith("regressor.encoder.") for k in state_keys)
+    assert any(k.startswith("refiner.") for k in state_keys)
     other = make_system(weights=LossWeights(refined_identity=0.1, perceptual=0.1), perceptual=perceptual)
     other.load_state_dict(system.state_dict())  # strict: frozen networks are not expected
     assert torch.equal(other.refiner.out.weight, system.refiner.out.weight)
@@ -103,7 +104,7 @@ def test_identity_and_perceptual_terms_on_the_refined_portrait(tmp_path, batch):
 def test_predicted_parameters_do_not_depend_on_the_crop_size(batch):
     system = make_system().eval()
     torch.nn.init.normal_(system.regressor.head.heads["translation"][0].weight, std=0.01)
-    crops, landmarks = batch[K.IMAGE], batch[K.LANDMARKS]
+    crops, landmarks = batch[keys.IMAGE], batch[keys.LANDMARKS]
     native = system.predict_params(crops, landmarks)
     with torch.no_grad():
         direct = system.regressor(crops, landmarks)
@@ -121,7 +122,7 @@ def test_predicted_parameters_do_not_depend_on_the_crop_size(batch):
 
 def test_parameter_errors_against_the_prior(batch):
     system = make_system()
-    truth = batch[K.PARAMS]
+    truth = batch[keys.PARAMS]
     scales = {g: system.regressor.head.scale(g) for g in truth}
     exact = parameter_errors(system.spec, truth, truth, scales)
     assert all(torch.allclose(v, torch.zeros_like(v), atol=1e-3) for v in exact.values())
@@ -135,7 +136,7 @@ def test_parameter_errors_against_the_prior(batch):
 def test_the_supervised_vertex_term_is_the_mesh_error_and_trains_the_shape_head(batch):
     system = make_system(weights=LossWeights(params=0.0, vertices=1.0))
     obs = batch_observations(batch)
-    truth = batch[K.PARAMS]
+    truth = batch[keys.PARAMS]
     out = system(obs.image, obs.landmarks)
     terms = system.loss_terms(out, obs, truth)
     scales = {g: system.regressor.head.scale(g) for g in truth}

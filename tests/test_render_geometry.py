@@ -159,8 +159,9 @@ def test_weak_perspective_matches_pinhole_at_the_reference_depth():
 def test_default_camera_sees_the_procedural_nose_tip_near_the_image_centre(procedural_model):
     mesh = procedural_model(**procedural_model.zero_params(1))
     cam = default_camera(1, (224, 224))
-    assert cam.fx[0] == pytest.approx(1015.0, abs=1.0)  # 12.6 degrees at 224 px
-    assert default_focal_px((112, 300)) == pytest.approx(507.5, abs=0.5)  # the shorter side sets the focal
+    assert cam.fx[0] == pytest.approx(1065.6, abs=0.1)  # 12 degrees at 224 px
+    assert default_focal_px((112, 300)) == pytest.approx(1427.2, abs=0.1)  # the width sets the focal
+    assert default_focal_px((300, 112)) == pytest.approx(532.8, abs=0.1)
     nose = cam.project(mesh.landmarks[:, C.NOSE_TIP : C.NOSE_TIP + 1])[0, 0]
     assert torch.allclose(nose, torch.tensor([111.5, 111.5]), atol=224 * 0.03)
 

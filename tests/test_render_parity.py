@@ -34,7 +34,7 @@ def _load_ict(models_dir: Path) -> RealMesh:
     if not path.is_file():
         pytest.skip(f"ICT FaceKit npz not found at {path}")
     with np.load(path) as data:
-        verts = torch.tensor(data["neutral"]) * C.CM
+        verts = torch.tensor(data["neutral"]) * C.M_PER_CM
         quads = torch.tensor(data["faces"], dtype=torch.long)
         landmark_index = torch.tensor(data["landmarks68_vertex_idx"])
     faces = torch.cat([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
@@ -46,7 +46,7 @@ def _load_sfm(models_dir: Path) -> RealMesh:
     if not path.is_file():
         pytest.skip(f"SFM npz not found at {path}")
     with np.load(path) as data:
-        verts = torch.tensor(data["shape_mean"]) * C.MM
+        verts = torch.tensor(data["shape_mean"]) * C.M_PER_MM
         faces = torch.tensor(data["triangles"], dtype=torch.long)
         landmark_index = torch.tensor(data["ibug68_to_vertex"])
     landmarks = torch.where((landmark_index >= 0)[:, None], verts[landmark_index.clamp(min=0)], float("nan"))

@@ -97,7 +97,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from f2p.morphable.registry import load_model
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
-    from f2p.systems.regressor import load_regressor
+    from f2p.systems.checkpoints import load_regressor
 
     if min(args.synthetic, args.size, args.steps, args.batch_size) < 1 or args.landmark_noise < 0:
         return _fail("--synthetic, --size, --steps and --batch-size must be at least 1, --landmark-noise >= 0")

@@ -1,7 +1,9 @@
 """Fit a 3D face model to photos: named parameters, mesh, landmarks, overlays and metrics per photo.
 
-Writes DIR/<photo stem>/{params.json, params.npz, mesh.obj, landmarks.json, overlay.png, fit.png, metrics.json}
-and DIR/summary.csv. Rerunning skips photos already done. Exit code 1 if any photo failed.
+Writes DIR/<photo stem>-<path hash>/{params.json, params.npz, mesh.obj, landmarks.json, overlay.png, fit.png,
+metrics.json} and DIR/summary.csv. Rerunning skips photos already done (same photo, same settings).
+Exit codes: 0 every photo ok, 1 some photo failed (or summary.csv could not be written), 2 bad options or no
+photos, 130 interrupted (rerun to resume).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from f2p.commands.options import DEVICE_HELP
 from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS
-from f2p.perception.crop import CROP_SIZE
+from f2p.perception.crop import CROP_SIZE, MIN_CROP_SIZE
 
 log = logging.getLogger("f2p")
 
@@ -39,9 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # temporary files are removed by atomic_writer; finished photos are kept
+        print("\nf2p reconstruct: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> int:
+    print(f"f2p reconstruct: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from tqdm import tqdm
 
+    from f2p.atomic import remove_stale_parts
     from f2p.commands.options import resolve_device
     from f2p.errors import ModelFileError
     from f2p.export.photo import PhotoExporter
@@ -58,11 +74,17 @@ def run(args: argparse.Namespace) -> int:
     from f2p.pipeline import PhotoRun, outcome_line
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
-    from f2p.systems.regressor import load_regressor
+    from f2p.systems.checkpoints import load_regressor
 
     if args.steps < 1 or args.batch_size < 1:
-        print("f2p reconstruct: --steps and --batch-size must be at least 1", file=sys.stderr)
-        return 2
+        return _fail("--steps and --batch-size must be at least 1")
+    if args.crop_size < MIN_CROP_SIZE:
+        return _fail(f"--crop-size {args.crop_size}: must be at least {MIN_CROP_SIZE} pixels")
+    if args.out.exists() and not args.out.is_dir():
+        return _fail(f"--out {args.out}: exists and is not a folder")
+    images = find_photos(args.inputs)
+    if not any(image.is_file() for image in images):
+        return _fail(f"no photos found in {', '.join(map(str, args.inputs))}")
     try:
         device = resolve_device(args.device)
         model = load_model(args.model).to(device)
@@ -73,20 +95,23 @@ def run(args: argparse.Namespace) -> int:
         if args.init is not None:
             initializer = load_regressor(args.init, map_location=device, expect=spec).predict_params
     except (ModelFileError, FileNotFoundError, ValueError) as error:
-        print(f"f2p reconstruct: {error}", file=sys.stderr)
-        return 2
+        return _fail(str(error))
     try:
-        load = PhotoLoader(args.landmarks, args.crop_size, device=str(device))
+        load = PhotoLoader(args.landmarks, args.crop_size, device=str(device), photos=images)
     except (AnnotationError, OSError) as error:
-        print(f"f2p reconstruct: --landmarks {args.landmarks}: {error}", file=sys.stderr)
-        return 2
+        return _fail(f"--landmarks {args.landmarks}: {error}")
     estimator = FittingEstimator(Fitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS), embedder),
                                  initializer)
-    images = find_photos(args.inputs)
     names = output_names(images)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        removed = remove_stale_parts(args.out)
+    except OSError as error:
+        return _fail(f"--out {args.out}: {error.strerror or error}")
+    if removed:
+        log.info("removed %d unfinished temporary file(s) of an interrupted run in %s", removed, args.out)
     run_log = RunLog(args.out, args.wandb, {k: str(v) for k, v in vars(args).items()})
-    photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder), embedder, order=images)
+    photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder), embedder, settings(args), order=images)
     todo = [images[i] for i in photo_run.resume(images, [names[image] for image in images])]
     if len(todo) < len(images):
         log.info("skipping %d photo(s) already done in %s", len(images) - len(todo), args.out)
@@ -111,5 +136,15 @@ def run(args: argparse.Namespace) -> int:
     rows = photo_run.finish()
     run_log.close()
     failed = sum(row["status"] != "ok" for row in rows)
+    if photo_run.summary_error:
+        print(f"{len(rows) - failed}/{len(rows)} photos ok; {photo_run.summary_error}")
+        return 1
     print(f"{len(rows) - failed}/{len(rows)} photos ok; summary: {args.out / 'summary.csv'}")
     return 1 if failed else 0
+
+
+def settings(args: argparse.Namespace) -> dict[str, str | int | bool | None]:
+    """The options that change a photo's results (recorded in metrics.json; a rerun with others redoes it)."""
+    return {"model": str(args.model), "landmarks": str(args.landmarks), "steps": args.steps,
+            "crop_size": args.crop_size, "identity": not args.no_identity,
+            "init": None if args.init is None else str(args.init.resolve())}

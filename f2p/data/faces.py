@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from f2p.conventions import IBUG68_MIRROR
-from f2p.data import batch as K
+from f2p.data import batch as keys
 from f2p.data.split_loaders import SplitLoaders
 from f2p.naming import output_names
 from f2p.perception.detection import DETECTION_MAX_SIDE, DetectionFailure
@@ -50,13 +50,14 @@ def in_validation(path: str | Path, fraction: float) -> bool:
 
 def flip_item(item: dict) -> dict:
     """The item of the horizontally mirrored crop (image, mask, landmarks with partners swapped, ``to_photo``)."""
-    S = item[K.IMAGE].shape[-1]
+    S = item[keys.IMAGE].shape[-1]
     mirror = list(IBUG68_MIRROR)
-    landmarks = item[K.LANDMARKS][mirror].clone()
+    landmarks = item[keys.LANDMARKS][mirror].clone()
     landmarks[:, 0] = S - 1 - landmarks[:, 0]
     flip = torch.tensor([[-1.0, 0.0, S - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # mirrored crop -> crop pixels
-    return {**item, K.IMAGE: item[K.IMAGE].flip(-1), K.FACE_MASK: item[K.FACE_MASK].flip(-1),
-            K.LANDMARKS: landmarks, K.CONFIDENCE: item[K.CONFIDENCE][mirror], K.TO_PHOTO: item[K.TO_PHOTO] @ flip}
+    return {**item, keys.IMAGE: item[keys.IMAGE].flip(-1), keys.FACE_MASK: item[keys.FACE_MASK].flip(-1),
+            keys.LANDMARKS: landmarks, keys.CONFIDENCE: item[keys.CONFIDENCE][mirror],
+            keys.TO_PHOTO: item[keys.TO_PHOTO] @ flip}
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class PhotoAugment:
             item = flip_item(item)
         if self.color_jitter > 0:
             jitter = v2.ColorJitter(self.color_jitter, self.color_jitter, self.color_jitter)
-            item = {**item, K.IMAGE: jitter(item[K.IMAGE]).clamp(0.0, 1.0)}
+            item = {**item, keys.IMAGE: jitter(item[keys.IMAGE]).clamp(0.0, 1.0)}
         return item
 
 
@@ -106,11 +107,11 @@ class FaceImages(Dataset):
         face = record.faces[0]
         sample = align_sample(path, load_image(path), face.detection.landmarks.float(),
                               face.detection.landmark_confidence.float(), record.detector, self.image_size)
-        item = {K.IMAGE: sample.crop, K.LANDMARKS: sample.crop_landmarks, K.CONFIDENCE: sample.confidence,
-                K.FACE_MASK: sample.face_mask, K.TO_PHOTO: sample.to_photo, K.INDEX: index, K.NAME: self.names[index],
-                K.SOURCE: record.detector, K.PATH: str(path)}
+        item = {keys.IMAGE: sample.crop, keys.LANDMARKS: sample.crop_landmarks, keys.CONFIDENCE: sample.confidence,
+                keys.FACE_MASK: sample.face_mask, keys.TO_PHOTO: sample.to_photo, keys.INDEX: index,
+                keys.NAME: self.names[index], keys.SOURCE: record.detector, keys.PATH: str(path)}
         if self.with_embedding:
-            item[K.EMBEDDING] = face.embedding.float()
+            item[keys.EMBEDDING] = face.embedding.float()
         return item if self.augment is None else self.augment(item)
 
 

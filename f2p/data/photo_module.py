@@ -57,18 +57,18 @@ class PhotoDataModule(L.LightningDataModule):
     """Photos to fit, sharded across ranks without repeats (set the trainer's ``use_distributed_sampler: false``).
 
     Args:
-        images: photo files and/or folders.
+        images: photo files and/or folders (one path, or a list).
         landmarks: "auto" | "fan" | "dlib" | path of an annotation file.
         crop_size: side of the aligned crop (must match the fitting system's).
         batch_size: photos fitted together.
     """
 
-    def __init__(self, images: list[str], landmarks: str = "auto", crop_size: int = CROP_SIZE,
+    def __init__(self, images: list[str] | str, landmarks: str = "auto", crop_size: int = CROP_SIZE,
                  batch_size: int = 8) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.images = images
+        self.images = [images] if isinstance(images, str) else images
         self.landmarks = landmarks
         self.crop_size = crop_size
         self.batch_size = batch_size
@@ -76,8 +76,9 @@ class PhotoDataModule(L.LightningDataModule):
         self.load: PhotoLoader | None = None
 
     def setup(self, stage: str) -> None:
-        self.dataset = PhotoDataset(find_photos(self.images))
-        self.load = PhotoLoader(self.landmarks, self.crop_size)
+        photos = find_photos(self.images)
+        self.dataset = PhotoDataset(photos)
+        self.load = PhotoLoader(self.landmarks, self.crop_size, photos=photos)
 
     def _collate(self, items: list[tuple[Path, str]]) -> PhotoBatch:
         return PhotoBatch([path for path, _ in items], [name for _, name in items], self.load)

@@ -26,7 +26,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from f2p.data import batch as K
+from f2p.data import batch as keys
 from f2p.data.split_loaders import SplitLoaders
 from f2p.morphable.registry import load_model
 from f2p.perception.align import apply_affine
@@ -232,15 +232,15 @@ class SyntheticFaces(Dataset):
         landmarks = scene.landmarks2d + self.sampler.landmark_noise * noise  # (B, 68, 2)
         face_masks = face_region_mask(landmarks, S, S, softness=MASK_SOFTNESS)
         return [{
-            K.IMAGE: images[b],
-            K.LANDMARKS: landmarks[b],
-            K.CONFIDENCE: torch.ones(landmarks.shape[1]),
-            K.FACE_MASK: face_masks[b],
-            K.TO_PHOTO: torch.eye(2, 3),
-            K.INDEX: index,
-            K.NAME: f"{SOURCE}_{self.seed}_{index:06d}",
-            K.SOURCE: SOURCE,
-            K.PARAMS: {name: value[b] for name, value in params.items()},
+            keys.IMAGE: images[b],
+            keys.LANDMARKS: landmarks[b],
+            keys.CONFIDENCE: torch.ones(landmarks.shape[1]),
+            keys.FACE_MASK: face_masks[b],
+            keys.TO_PHOTO: torch.eye(2, 3),
+            keys.INDEX: index,
+            keys.NAME: f"{SOURCE}_{self.seed}_{index:06d}",
+            keys.SOURCE: SOURCE,
+            keys.PARAMS: {name: value[b] for name, value in params.items()},
         } for b, index in enumerate(indices)]
 
 

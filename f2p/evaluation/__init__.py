@@ -3,7 +3,8 @@ known parameters of synthetic renders (per-vertex error in mm, parameter errors)
 
 Modules, one job each:
     landmarks   NME with the box and eye-corner normalisers, cumulative error curves and their AUC
-    geometry    rigid (Procrustes) alignment and per-vertex errors
+    geometry    rigid and similarity (Procrustes) alignment and per-vertex errors
+    parameters  parameter-recovery errors (standardised RMSE, vertex and pose errors), shared with the regressor
     pose        head-pose matrices from params.json and AFLW2000-3D, angle errors with wrap-around
     identity    same- vs different-person similarity of fitted identity coefficients
     outputs     reading the per-photo outputs of ``reconstruct``/``predict``

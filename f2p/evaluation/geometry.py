@@ -3,38 +3,14 @@
 A single photo does not determine a face's absolute size (a face s times larger at s times the distance projects
 to the same image), so scores of monocular reconstruction are usually taken after a similarity alignment, as in
 the NoW and REALY benchmarks; the rigid and unaligned errors show how much of the error is size and placement.
+The alignment itself is ``morphable.correspondence.similarity_align``, which registers the canonical face too.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-
-def similarity_align(source: Tensor, target: Tensor, scale: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-    """Least-squares scale, rotation and translation taking ``source`` onto ``target`` (Kabsch-Umeyama).
-
-    Args:
-        source, target: (..., N, 3) corresponding points.
-        scale: fit the scale; False keeps it at 1 (a rigid alignment).
-
-    Returns:
-        s: (...,) scale, R: (..., 3, 3) proper rotation (det +1) and t: (..., 3) with
-        ``target ~= s * source @ R.T + t``.
-    """
-    mu_s, mu_t = source.mean(dim=-2), target.mean(dim=-2)  # (..., 3)
-    centred = source - mu_s[..., None, :]
-    covariance = (target - mu_t[..., None, :]).transpose(-1, -2) @ centred  # (..., 3, 3)
-    U, singular, Vh = torch.linalg.svd(covariance)
-    # Flip the last singular direction when U @ Vh would be a reflection.
-    sign = torch.sign(torch.linalg.det(U @ Vh))
-    signs = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1)  # (..., 3)
-    R = U @ torch.diag_embed(signs) @ Vh
-    if scale:
-        s = (singular * signs).sum(-1) / (centred**2).sum((-1, -2)).clamp_min(torch.finfo(source.dtype).tiny)
-    else:
-        s = torch.ones_like(sign)
-    return s, R, mu_t - s[..., None] * (R @ mu_s[..., None])[..., 0]
+from f2p.morphable.correspondence import similarity_align
 
 
 def rigid_align(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:

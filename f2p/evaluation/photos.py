@@ -4,7 +4,9 @@ pose, identity consistency and failures.
 Markup families are scored apart because their jaw points mean different things: "3d-contour" (AFLW2000-3D,
 300W-LP: the jaw follows the 3D jaw line of a fitted face model, hidden or not) and "visible-contour" (300-W, LFPW,
 300-VW, menpo, plain ``.pts``: the jaw follows the visible silhouette). "all-68" pools both; the 51 inner points are
-comparable across the two.
+comparable across the two. Which one applies is read from the annotation (``Annotation.contour_3d``: the face-set
+entry's ``jaw``, else its family); source families are the annotation's own (``Annotation.family``), and entries
+that name none are scored under "other" (``f2p.perception.annotations.MARKUP_OTHER``).
 """
 
 from __future__ import annotations

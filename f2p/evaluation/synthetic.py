@@ -13,7 +13,8 @@ rigid Procrustes alignment (rotation + translation) of the region and (c) after 
 uniform scale: a single image does not determine the face's absolute size, see ``evaluation.geometry``); RMSE of
 each model group in prior-std units, plain and shape-weighted (``evaluation.shape_weights``: each component counted
 by how far it moves the face); head-pose angle errors and translation error; landmark NME of the fitted
-against the true landmarks.
+against the true landmarks. The parameter, vertex and pose errors are ``evaluation.parameters``, the ones the
+regressor logs.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from f2p.data import batch as K
+from f2p.conventions import MM_PER_M
+from f2p.data import batch as keys
 from f2p.data.synthetic import SceneSampler, SyntheticFaces
-from f2p.evaluation.geometry import vertex_errors
+from f2p.evaluation.geometry import ALIGNMENTS
 from f2p.evaluation.landmarks import LANDMARK_METRICS, landmark_nme
-from f2p.evaluation.pose import POSE_ANGLES, pose_errors
-from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
+from f2p.evaluation.parameters import prior_scales, recovery_errors
+from f2p.evaluation.pose import POSE_ANGLES
 from f2p.evaluation.summary import landmark_summary, statistics
 from f2p.export.figures import side_by_side
 from f2p.fitting.estimate import Estimator
@@ -52,7 +54,6 @@ VERTEX_TARGET_MM = 1.0
 """Target of the fitting issue: median per-vertex error of the face region <= 1 mm."""
 NOISE_SEED = 2**62
 """Landmark noise is drawn with seed ``NOISE_SEED + seed``, apart from the faces' own seeds."""
-MM = 1000.0  # metres -> millimetres
 VERTEX_SPACES = {"model_space": ("", "model space"), "aligned": ("aligned_", "rigidly aligned"),
                  "similarity": ("similarity_", "similarity aligned")}
 """report.json name of each vertex-error space -> (prefix of its report.csv columns, label in tables)."""
@@ -86,8 +87,8 @@ def synthetic_sampler() -> SceneSampler:
 def observe(items: list[dict], landmark_noise: Tensor, device: torch.device) -> tuple[Observations, Tensor]:
     """``SyntheticFaces`` items -> observations on ``device`` with ``landmark_noise`` (B, 68, 2) pixels added to the
     landmarks (and the face mask made from the noisy ones), and the (B, 68, 2) true landmarks."""
-    images = torch.stack([item[K.IMAGE] for item in items]).to(device)
-    true_landmarks = torch.stack([item[K.LANDMARKS] for item in items]).to(device)
+    images = torch.stack([item[keys.IMAGE] for item in items]).to(device)
+    true_landmarks = torch.stack([item[keys.LANDMARKS] for item in items]).to(device)
     landmarks = true_landmarks + landmark_noise.to(device)
     H, W = images.shape[-2:]
     obs = Observations(image=images, landmarks=landmarks, confidence=torch.ones_like(landmarks[..., 0]),
@@ -99,32 +100,25 @@ def observe(items: list[dict], landmark_noise: Tensor, device: torch.device) -> 
 def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Tensor], true_landmarks: Tensor
                 ) -> list[dict]:
     """Per-face scores (``FACE_FIELDS`` without face/status/error/seconds, plus "<group>_rmse_std" and the
-    shape-weighted "<group>_rmse_shape", ``evaluation.shape_weights``) of fitted against true parameters
-    ({group: (B, K)} on the model's device) and (B, 68, 2) true landmarks."""
+    shape-weighted "<group>_rmse_shape", NaN for a group that does not move the face) of fitted against true
+    parameters ({group: (B, K)} on the model's device) and (B, 68, 2) true landmarks. The parameter, vertex and
+    pose errors are ``evaluation.parameters.recovery_errors`` in prior standard deviations (``prior_scales``)."""
     model = spec.model
-    region = model.face_region
-    scales = {name: fitted[name].new_tensor(group.prior_std).expand(group.size) for name, group in model.groups.items()}
-    standardised = {name: (fitted[name] - truth[name]) / scale for name, scale in scales.items()}
-    variance = shape_variance(model, scales)
-    true_verts = model(**{name: truth[name] for name in model.groups}).verts  # (B, V, 3)
-    fit_verts = model(**{name: fitted[name] for name in model.groups}).verts
-    raw = vertex_errors(fit_verts, true_verts, region) * MM  # (B, V_region)
-    aligned = vertex_errors(fit_verts, true_verts, region, align="rigid") * MM
-    similarity = vertex_errors(fit_verts, true_verts, region, align="similarity") * MM
-    R_fit, R_true = axis_angle_to_matrix(fitted[POSE]), axis_angle_to_matrix(truth[POSE])
-    pose = pose_errors(R_fit, R_true)
-    angles = matrix_to_euler(R_true)
+    errors = recovery_errors(model, fitted, truth, prior_scales(model), alignments=ALIGNMENTS)
+    raw, aligned, similarity = (errors.vertex_mm[a] for a in ("none", "rigid", "similarity"))  # (B, V_region)
+    no_shape = torch.full_like(errors.rmse, math.nan)
+    angles = matrix_to_euler(axis_angle_to_matrix(truth[POSE]))
     columns = {
         **{f"{a}_deg": angles[:, i] for i, a in enumerate(POSE_ANGLES)},
         "vertex_median_mm": raw.median(dim=1).values, "vertex_mean_mm": raw.mean(dim=1),
         "aligned_vertex_median_mm": aligned.median(dim=1).values, "aligned_vertex_mean_mm": aligned.mean(dim=1),
         "similarity_vertex_median_mm": similarity.median(dim=1).values,
         "similarity_vertex_mean_mm": similarity.mean(dim=1),
-        **{f"{a}_error_deg": pose[a] for a in POSE_ANGLES}, "pose_error_deg": pose["geodesic"],
-        "translation_error_mm": (fitted[TRANSLATION] - truth[TRANSLATION]).norm(dim=1) * MM,
+        **{f"{a}_error_deg": errors.pose_deg[a] for a in POSE_ANGLES}, "pose_error_deg": errors.pose_deg["geodesic"],
+        "translation_error_mm": (fitted[TRANSLATION] - truth[TRANSLATION]).norm(dim=1) * MM_PER_M,
         **landmark_nme(render_scene(spec, fitted, None).landmarks2d, true_landmarks),
-        **{f"{name}_rmse_std": value.pow(2).mean(dim=1).sqrt() for name, value in standardised.items()},
-        **{f"{name}_rmse_shape": shape_weighted_rmse({name: value}, variance) for name, value in standardised.items()},
+        **{f"{name}_rmse_std": value for name, value in errors.group_rmse.items()},
+        **{f"{name}_rmse_shape": errors.group_shape_rmse.get(name, no_shape) for name in model.groups},
     }
     return [{key: float(value[i]) for key, value in columns.items()} for i in range(len(true_landmarks))]
 
@@ -158,8 +152,8 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
         indices = list(range(start, min(start + batch_size, count)))
         items = faces.__getitems__(indices)
         obs, true_landmarks = observe(items, noise[indices], device)
-        batch_truth = {name: torch.stack([item[K.PARAMS][name] for item in items]).to(device)
-                       for name in items[0][K.PARAMS]}
+        batch_truth = {name: torch.stack([item[keys.PARAMS][name] for item in items]).to(device)
+                       for name in items[0][keys.PARAMS]}
         began = time.perf_counter()
         estimated = estimate(obs)
         seconds = (time.perf_counter() - began) / len(indices)
@@ -225,8 +219,8 @@ def draw_worst(spec: SceneSpec, renderer: MeshRenderer, faces: SyntheticFaces, f
     figures = []
     for j, (i, item) in enumerate(zip(ranked, items)):
         r = records[i]
-        figure = side_by_side(item[K.IMAGE], scene.render.image[j].cpu(), scene.render.mask[j].cpu(),
-                              item[K.LANDMARKS].numpy(), scene.landmarks2d[j].cpu().numpy())
+        figure = side_by_side(item[keys.IMAGE], scene.render.image[j].cpu(), scene.render.mask[j].cpu(),
+                              item[keys.LANDMARKS].numpy(), scene.landmarks2d[j].cpu().numpy())
         caption = (f"{r['face']}: {r['similarity_vertex_median_mm']:.2f} mm similarity aligned, "
                    f"{r['vertex_median_mm']:.2f} mm unaligned, yaw {r['yaw_deg']:+.0f} deg"
                    + (" (FAILED)" if r["status"] != "ok" else ""))

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from f2p.perception.annotations import Annotation, AnnotationError, read_annotation, read_face_set
+from f2p.perception.annotations import (FACE_SET_FILE, Annotation, AnnotationError, is_face_set, read_annotation,
+                                        read_face_set_file)
 
-FACE_SET_FILE = "annotations.json"
 ANNOTATION_SUFFIXES = (".pts", ".mat")
 
 
@@ -40,9 +40,9 @@ class GroundTruth:
     person: str | None = None
 
 
-def _from_face_set(faces_dir: Path) -> dict[str, GroundTruth]:
+def _from_face_set(index: Path) -> dict[str, GroundTruth]:
     truth = {}
-    for key, entry in read_face_set(faces_dir).items():
+    for key, entry in read_face_set_file(index).items():
         name = Path(key).name
         person = entry.annotation.identity or (None if entry.video_id is None else f"video:{entry.video_id}")
         truth[name] = GroundTruth(name, entry.annotation, entry.reannotated, person)
@@ -56,8 +56,8 @@ def read_ground_truth(path: str | os.PathLike) -> dict[str, GroundTruth]:
         AnnotationError: missing path, unreadable file, or a folder without annotations.
     """
     path = Path(path)
-    if path.is_file() and path.name == FACE_SET_FILE:
-        return _from_face_set(path.parent)
+    if path.is_file() and is_face_set(path):
+        return _from_face_set(path)
     if path.is_file():
         if path.suffix.lower() not in ANNOTATION_SUFFIXES:
             raise AnnotationError(path, f"not an annotation file (expected {FACE_SET_FILE}, .pts or .mat)")
@@ -65,7 +65,7 @@ def read_ground_truth(path: str | os.PathLike) -> dict[str, GroundTruth]:
     if not path.is_dir():
         raise AnnotationError(path, "no such annotation file or folder")
     if (path / FACE_SET_FILE).is_file():
-        return _from_face_set(path)
+        return _from_face_set(path / FACE_SET_FILE)
     files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in ANNOTATION_SUFFIXES)
     if not files:
         raise AnnotationError(path, f"no {FACE_SET_FILE}, .pts or .mat annotation files in this folder")

@@ -16,7 +16,7 @@ from f2p.perception.identity.base import FaceEmbedder, identity_similarity
 from f2p.perception.photo import PhotoSample
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.compose import SceneOutput, render_scene
-from f2p.scene.params import LIGHT, NUM_SH, SceneSpec
+from f2p.scene.params import SceneSpec
 from f2p.scene.uncrop import uncrop_camera
 
 OVERLAY_MAX_SIDE = 1024
@@ -94,8 +94,8 @@ class PhotoExporter:
         # photo pixels -> small pixels with the pixel-centre rule x_s = (x + 0.5) * s - 0.5
         to_small = torch.cat([scale @ to_photo[0, :, :2], (scale @ (to_photo[0, :, 2:] + 0.5)) - 0.5], 1)[None]
         camera = uncrop_camera(scene.camera, to_small, size)
-        sh = params[LIGHT].reshape(1, NUM_SH, 3)
-        render = self.renderer(scene.mesh.verts, self.spec.model.faces, camera, sh, colors=scene.colors)
+        render = self.renderer(scene.mesh.verts, self.spec.model.faces, camera, self.spec.lighting(params),
+                               colors=scene.colors)
         image, mask = render.image, render.mask
         if size != (H, W):
             image = F.interpolate(image, size=(H, W), mode="bilinear", align_corners=False)

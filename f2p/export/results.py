@@ -17,7 +17,7 @@ from f2p.morphable.base import MorphableModel
 from f2p.morphable.obj_io import format_obj
 from f2p.render.cameras import PinholeCamera
 from f2p.render.rotations import axis_angle_to_euler
-from f2p.scene.params import LIGHT, LOG_FOCAL, NUM_SH, POSE, TRANSLATION, VERTEX_COLOR
+from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
 
 OUTPUT_FILES = ("params.json", "params.npz", "mesh.obj", "landmarks.json", "overlay.png", "fit.png", "metrics.json")
 DONE_MARKER = "metrics.json"
@@ -80,7 +80,7 @@ def params_document(model: MorphableModel, result: PhotoResult) -> dict:
                    "width": cam.image_size[1], "height": cam.image_size[0], "log_focal": float(p[LOG_FOCAL][0]),
                    "convention": "OpenCV, world = model space in metres, X_cam = R X + t, original photo pixels "
                                  "with the centre of the top-left pixel at (0, 0)"},
-        "lighting": {"sh": p[LIGHT].reshape(NUM_SH, 3).tolist(),
+        "lighting": {"sh": SceneSpec.lighting(p).tolist(),
                      "convention": "second-order real spherical harmonics, 9 coefficients x RGB, camera frame"},
     }
 

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from f2p.fitting.optimizer import BatchedAdam
-from f2p.fitting.schedule import DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, Stage, cosine_factor
+from f2p.fitting.schedule import DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, OPTIONAL_GROUPS, Stage, cosine_factor
+from f2p.perception.identity.base import FaceEmbedder
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.compose import SceneOutput, face_triangles, render_scene
 from f2p.scene.objective import FittingObjective
@@ -64,10 +65,20 @@ class Fitter:
         stages: the schedule.
         embedder: identity network for the identity term, or None.
         learning_rates: per-group Adam step sizes overriding ``DEFAULT_LEARNING_RATES``.
+
+    Raises:
+        ValueError: a stage names a group that neither the scene nor the model defines (``Stage.unknown_groups``).
     """
 
     def __init__(self, spec: SceneSpec, renderer: MeshRenderer, stages: list[Stage],
-                 embedder: torch.nn.Module | None = None, learning_rates: dict[str, float] | None = None) -> None:
+                 embedder: FaceEmbedder | None = None, learning_rates: dict[str, float] | None = None) -> None:
+        defined = list(spec.sizes())
+        for stage in stages:
+            unknown = stage.unknown_groups(defined)
+            if unknown:
+                raise ValueError(f"stage {stage.name!r}: no parameter group(s) {unknown} in model {spec.model.name!r} "
+                                 f"or its scene; valid groups: {defined} (and, where the scene has them, "
+                                 f"{list(OPTIONAL_GROUPS)})")
         self.spec = spec
         self.renderer = renderer
         self.stages = stages

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from f2p.scene.params import SMOOTH_COLOR, VERTEX_COLOR
 
 LOSS_TERMS = ("landmark", "photometric", "identity", "prior", "bounds", "smoothness")
 
@@ -22,6 +25,11 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
 DEFAULT_MODEL_LR = 0.03
 FINAL_LR_FRACTION = 0.05
 """Step sizes decay along a cosine from 1 to this fraction: over each fitting stage, and over a regressor's run."""
+OPTIONAL_GROUPS = ("albedo", "jaw_pose", SMOOTH_COLOR, VERTEX_COLOR)
+"""Groups a stage may name for any model, trained only where the scene has them: an albedo space (BFM, the
+procedural model), FLAME's jaw, and the colour groups of models without albedo (ICT, SFM, FLAME). They let one
+schedule (``default_schedule``) serve every model; any other name the scene lacks is an error
+(``Stage.unknown_groups``)."""
 
 
 def cosine_factor(step: int, steps: int) -> float:
@@ -37,8 +45,9 @@ class Stage:
     Attributes:
         name: shown in logs and progress bars.
         steps: optimisation steps.
-        groups: trainable groups ("pose", "translation", "log_focal", "sh", "vertex_color" or model group names;
-            groups the model does not have are ignored).
+        groups: trainable groups: scene groups ("pose", "translation", "log_focal", "sh", ...) and model groups
+            ("identity", "expression", ...); of ``OPTIONAL_GROUPS``, those the scene lacks are skipped, any other
+            name the scene lacks is refused by the ``Fitter``.
         weights: {loss term: weight}; terms from ``LOSS_TERMS``, missing terms are off.
         lr_scale: multiplies every group's step size.
         resolution_scale: render at this fraction of the crop size (coarse-to-fine), 1 = full.
@@ -62,12 +71,18 @@ class Stage:
     def needs_render(self) -> bool:
         return any(self.weights.get(term, 0.0) > 0 for term in ("photometric", "identity"))
 
+    def unknown_groups(self, defined: Iterable[str]) -> list[str]:
+        """The sorted names of ``groups`` that are neither in ``defined`` (a scene's groups,
+        ``SceneSpec.sizes()``) nor in ``OPTIONAL_GROUPS``: typos, or groups of another model."""
+        return sorted(set(self.groups) - set(defined) - set(OPTIONAL_GROUPS))
+
 
 def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
     """Rigid pose on landmarks; shape and expression on landmarks; shape from shading at half resolution, then at
     full resolution with smaller steps (with the model's albedo, or for models without one the smooth colour field
     of ``scene.color_basis``, and the light; free per-vertex colours stay off so that they cannot absorb the
-    shading); finally free per-vertex colours for models without an albedo space.
+    shading); finally free per-vertex colours for models without an albedo space. The same stages serve every
+    model: the groups a model lacks are all in ``OPTIONAL_GROUPS``.
 
     The landmark loss is in units of the face size squared (about 1e-4 for a 2 px error on a 150 px face) and
     the photometric loss in colour distance (about 0.05), hence the small photometric and identity weights: larger

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def landmark_loss(pred: Tensor, target: Tensor, weights: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
@@ -34,22 +34,3 @@ def face_size(landmarks: Tensor) -> Tensor:
     """(B, L, 2) landmarks -> (B,) sqrt of their bounding-box area in pixels."""
     extent = landmarks.amax(1) - landmarks.amin(1)  # (B, 2)
     return (extent[:, 0] * extent[:, 1]).clamp_min(1e-8).sqrt()
-
-
-class LandmarkLoss(nn.Module):
-    """``landmark_loss`` with the target's face size as scale and optional fixed per-point weights.
-
-    Args:
-        point_weights: (L,) per-landmark weights (e.g. heavier on eyes and mouth), or None.
-    """
-
-    def __init__(self, point_weights: Tensor | None = None) -> None:
-        super().__init__()
-        self.register_buffer("point_weights", point_weights, persistent=False)
-
-    def forward(self, pred: Tensor, target: Tensor, confidence: Tensor | None = None) -> Tensor:
-        """(B, L, 2) pred and target, (B, L) confidence -> (B,) loss."""
-        weights = confidence
-        if self.point_weights is not None:
-            weights = self.point_weights if weights is None else weights * self.point_weights
-        return landmark_loss(pred, target, weights, face_size(target))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def photometric_loss(render: Tensor, target: Tensor, mask: Tensor, eps: float = 1e-3) -> Tensor:
@@ -25,15 +25,3 @@ def photometric_loss(render: Tensor, target: Tensor, mask: Tensor, eps: float = 
                          f"{tuple(target.shape)}, {tuple(mask.shape)}")
     dist = ((render - target) ** 2).sum(1, keepdim=True).add(eps**2).sqrt()  # (B, 1, H, W)
     return (mask * dist).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0)
-
-
-class PhotometricLoss(nn.Module):
-    """``photometric_loss`` with a stored smoothing ``eps``."""
-
-    def __init__(self, eps: float = 1e-3) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, render: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-        """(B, 3, H, W) render and target, (B, 1, H, W) mask -> (B,) loss."""
-        return photometric_loss(render, target, mask, self.eps)

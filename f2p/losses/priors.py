@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def gaussian_prior(values: Tensor, std: Tensor) -> Tensor:
@@ -30,28 +30,3 @@ def bound_penalty(values: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
     below = (lower - values).clamp_min(0.0)
     above = (values - upper).clamp_min(0.0)
     return (below**2 + above**2).sum(1)
-
-
-class GaussianPrior(nn.Module):
-    """``gaussian_prior`` with stored (K,) standard deviations."""
-
-    def __init__(self, std: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("std", std.float(), persistent=False)
-
-    def forward(self, values: Tensor) -> Tensor:
-        """(B, K) values -> (B,) loss."""
-        return gaussian_prior(values, self.std)
-
-
-class BoundPenalty(nn.Module):
-    """``bound_penalty`` with stored (K,) bounds."""
-
-    def __init__(self, lower: Tensor, upper: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("lower", lower.float(), persistent=False)
-        self.register_buffer("upper", upper.float(), persistent=False)
-
-    def forward(self, values: Tensor) -> Tensor:
-        """(B, K) values -> (B,) loss."""
-        return bound_penalty(values, self.lower, self.upper)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def mesh_edges(faces: Tensor) -> Tensor:
@@ -24,15 +24,3 @@ def vertex_color_smoothness(colors: Tensor, edges: Tensor) -> Tensor:
     """
     diff = colors[:, edges[:, 0]] - colors[:, edges[:, 1]]  # (B, E, 3)
     return (diff**2).sum(-1).mean(1)
-
-
-class VertexColorSmoothness(nn.Module):
-    """``vertex_color_smoothness`` over the edges of a fixed topology."""
-
-    def __init__(self, faces: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("edges", mesh_edges(faces), persistent=False)
-
-    def forward(self, colors: Tensor) -> Tensor:
-        """(B, V, 3) colours -> (B,) loss."""
-        return vertex_color_smoothness(colors, self.edges)

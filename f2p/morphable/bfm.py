@@ -50,8 +50,6 @@ from f2p.morphable.base import LinearModelData, ModelFileError, ParamGroup
 from f2p.morphable.landmark_index import NO_LANDMARK, check_frame, read_landmark_indices, vertex_landmarks
 from f2p.morphable.npz import require
 
-MICROMETRE = 1e-6
-DECIMETRE = 0.1
 COLOUR_MAX = 255.0
 MATLAB_FIRST_INDEX = 1
 BFM2009_KEYS = ("shapeMU", "shapePC", "shapeEV", "texMU", "texPC", "texEV", "tl")
@@ -113,27 +111,27 @@ _Landmarks = tuple[np.ndarray, str]
 def _bfm2009(arrays: dict[str, np.ndarray], path: Path, landmarks: _Landmarks | None) -> LinearModelData:
     mean = require(arrays, path, "shapeMU", (None, 1), "f")
     n3 = _coordinate_count(mean, "shapeMU", path)
-    identity = _scaled_basis(arrays, path, "shapePC", "shapeEV", n3) * MICROMETRE
+    identity = _scaled_basis(arrays, path, "shapePC", "shapeEV", n3) * C.M_PER_UM
     albedo = _scaled_basis(arrays, path, "texPC", "texEV", n3) / COLOUR_MAX
     albedo_mean = require(arrays, path, "texMU", (n3, 1), "f").reshape(-1, 3) / COLOUR_MAX
     faces = require(arrays, path, "tl", (None, 3), "iuf").astype(np.int64) - MATLAB_FIRST_INDEX
     landmarks = landmarks or (np.full(C.NUM_LANDMARKS, NO_LANDMARK), str(path))
-    return _linear_data("bfm2009", path, "BFM 2009 (01_MorphableModel.mat)", mean.reshape(-1, 3) * MICROMETRE,
+    return _linear_data("bfm2009", path, "BFM 2009 (01_MorphableModel.mat)", mean.reshape(-1, 3) * C.M_PER_UM,
                         faces, {"identity": identity}, albedo_mean, albedo, landmarks)
 
 
 def _bfm_front(arrays: dict[str, np.ndarray], path: Path, landmarks: _Landmarks | None) -> LinearModelData:
     mean = require(arrays, path, "meanshape", (1, None), "f").reshape(-1, 1)
     n3 = _coordinate_count(mean, "meanshape", path)
-    bases = {"identity": _basis(require(arrays, path, "idBase", (n3, None), "f")) * DECIMETRE,
-             "expression": _basis(require(arrays, path, "exBase", (n3, None), "f")) * DECIMETRE}
+    bases = {"identity": _basis(require(arrays, path, "idBase", (n3, None), "f")) * C.M_PER_DM,
+             "expression": _basis(require(arrays, path, "exBase", (n3, None), "f")) * C.M_PER_DM}
     albedo = _basis(require(arrays, path, "texBase", (n3, None), "f")) / COLOUR_MAX
     albedo_mean = require(arrays, path, "meantex", (1, n3), "f").reshape(-1, 3) / COLOUR_MAX
     faces = require(arrays, path, "tri", (None, 3), "iuf").astype(np.int64) - MATLAB_FIRST_INDEX
     if landmarks is None:
         keypoints = require(arrays, path, "keypoints", (None, None), "iuf").reshape(-1).astype(np.int64)
         landmarks = (keypoints - MATLAB_FIRST_INDEX, f"{path} (keypoints)")
-    return _linear_data("bfm_front", path, "Deep3DFaceRecon BFM_model_front.mat", mean.reshape(-1, 3) * DECIMETRE,
+    return _linear_data("bfm_front", path, "Deep3DFaceRecon BFM_model_front.mat", mean.reshape(-1, 3) * C.M_PER_DM,
                         faces, bases, albedo_mean, albedo, landmarks)
 
 

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from f2p import face_mesh
 from f2p.atomic import atomic_writer
-from f2p.conventions import CM
+from f2p.conventions import M_PER_CM
 from f2p.morphable.base import ModelFileError, MorphableModel
 from f2p.morphable.npz import read_npz, require
 from f2p.morphable.obj_io import read_obj
@@ -124,7 +124,7 @@ def load_canonical_face() -> Tensor:
             verts = read_obj(path).verts
             if verts.shape != (face_mesh.NUM_MESH_POINTS, 3):
                 raise ModelFileError(path, f"expected {face_mesh.NUM_MESH_POINTS} vertices, got {len(verts)}")
-            return torch.from_numpy(verts * CM)
+            return torch.from_numpy(verts * M_PER_CM)
     where = ", ".join(str(root / CANONICAL_FACE) for root in model_roots())
     raise ModelNotFoundError(CANONICAL_FACE, f"MediaPipe's canonical face not found (looked in {where}). Copy "
                                              "canonical_face_model.obj from mediapipe/modules/face_geometry/data/ "
@@ -145,7 +145,7 @@ def register_canonical_face(canonical: Tensor, mean: Tensor, faces: Tensor, regi
     """
     canonical, mean, landmarks, confidence = (t.to(torch.float64) for t in (canonical, mean, landmarks, confidence))
     anchors = face_mesh.ibug68_view(canonical)  # (68, 3)
-    s, R, t = weighted_similarity(anchors, landmarks, confidence)
+    s, R, t = similarity_align(anchors, landmarks, confidence)
     aligned = s * canonical @ R.T + t  # (468, 3)
     used = confidence > 0
     warped = thin_plate_warp(aligned, s * anchors[used] @ R.T + t, landmarks[used], TPS_SMOOTHING_M / confidence[used])
@@ -157,30 +157,44 @@ def register_canonical_face(canonical: Tensor, mean: Tensor, faces: Tensor, regi
                                contour=_contour_mask(), residual_m=distance.to(torch.float32))
 
 
-def weighted_similarity(source: Tensor, target: Tensor, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Weighted least-squares scale, rotation and translation taking ``source`` onto ``target`` (Umeyama 1991).
+def similarity_align(source: Tensor, target: Tensor, weights: Tensor | None = None,
+                     scale: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """Least-squares scale, rotation and translation taking ``source`` onto ``target`` (Kabsch-Umeyama).
 
-    Minimises ``sum_i w_i |s R source_i + t - target_i|^2``.
+    Minimises ``sum_i w_i |s R source_i + t - target_i|^2`` (Umeyama 1991). The one alignment of point sets in
+    f2p: this module registers the canonical face with it, ``evaluation.geometry`` aligns meshes before scoring.
 
     Args:
-        source, target: (N, 3) corresponding points; weights: (N,) >= 0, not all zero.
+        source, target: (..., N, 3) corresponding points.
+        weights: (..., N) >= 0, not all zero, or None to weigh every point alike.
+        scale: fit the scale; False keeps it at 1 (a rigid alignment).
 
     Returns:
-        s: () scale, R: (3, 3) proper rotation, t: (3,) with ``target ~= s * source @ R.T + t``.
+        s: (...,) scale, R: (..., 3, 3) proper rotation (det +1) and t: (..., 3) with
+        ``target ~= s * source @ R.T + t``.
     """
-    total = weights.sum()
-    if not total > 0:
-        raise ValueError("a similarity needs weights that are not all zero")
-    w = weights / total
-    mu_s, mu_t = w @ source, w @ target  # (3,)
-    centred_s, centred_t = source - mu_s, target - mu_t
-    covariance = (centred_t * w[:, None]).T @ centred_s  # (3, 3)
+    if weights is None:
+        mu_s, mu_t = source.mean(dim=-2), target.mean(dim=-2)  # (..., 3)
+        w = torch.ones_like(source[..., :1])  # (..., N, 1); unnormalised is fine, the scale below is a ratio
+    else:
+        total = weights.sum(dim=-1, keepdim=True)
+        if not (total > 0).all():
+            raise ValueError("a similarity needs weights that are not all zero")
+        w = (weights / total)[..., None]  # (..., N, 1), summing to 1
+        mu_s, mu_t = (w * source).sum(dim=-2), (w * target).sum(dim=-2)
+    centred = source - mu_s[..., None, :]
+    covariance = ((target - mu_t[..., None, :]) * w).transpose(-1, -2) @ centred  # (..., 3, 3)
     U, singular, Vh = torch.linalg.svd(covariance)
-    signs = torch.ones(3, dtype=source.dtype, device=source.device)
-    signs[2] = torch.sign(torch.linalg.det(U @ Vh))  # flip the weakest direction rather than reflect
-    R = U @ torch.diag(signs) @ Vh
-    s = (singular * signs).sum() / (w @ (centred_s**2).sum(dim=1))
-    return s, R, mu_t - s * R @ mu_s
+    # Flip the weakest singular direction when U @ Vh would be a reflection.
+    sign = torch.sign(torch.linalg.det(U @ Vh))
+    signs = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1)  # (..., 3)
+    R = U @ torch.diag_embed(signs) @ Vh
+    if scale:
+        spread = (w * centred**2).sum((-1, -2))
+        s = (singular * signs).sum(-1) / spread.clamp_min(torch.finfo(source.dtype).tiny)
+    else:
+        s = torch.ones_like(sign)
+    return s, R, mu_t - s[..., None] * (R @ mu_s[..., None])[..., 0]
 
 
 def thin_plate_warp(points: Tensor, source: Tensor, target: Tensor, smoothing: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from f2p.conventions import CM, NUM_LANDMARKS
+from f2p.conventions import M_PER_CM, NUM_LANDMARKS
 from f2p.morphable.base import LinearModelData, ModelFileError, ParamGroup
 from f2p.morphable.npz import read_npz, require
 from f2p.morphable.obj_io import ObjMesh, read_obj
@@ -135,7 +135,7 @@ def load_ict_obj_folder(folder: str | os.PathLike) -> LinearModelData:
 
 
 def _metres(array_cm: np.ndarray) -> np.ndarray:
-    return (np.asarray(array_cm, dtype=np.float64) * CM).astype(np.float32)
+    return (np.asarray(array_cm, dtype=np.float64) * M_PER_CM).astype(np.float32)
 
 
 def _same_topology(mesh: ObjMesh, num_vertices: int, path: Path) -> ObjMesh:

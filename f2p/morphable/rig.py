@@ -5,7 +5,8 @@ Manifest (keys other than these are refused, so a typo does not pass silently)::
 
     {
       "name": "hero_head",                  model name (default: the folder name)
-      "base": "neutral.obj",                base mesh, relative to the folder
+      "base": "neutral.obj",                base mesh, relative to the folder (every file the manifest
+                                            names must lie in the rig folder or below it)
       "units": "cm",                        "m" (default), "cm" or "mm"; converted to metres on load
       "up": "y",                            "y" (default): y up, the face looking towards +z;
                                             "z": z up, the face looking towards -y (Blender, 3ds Max),
@@ -50,7 +51,7 @@ from f2p.morphable.landmark_index import (NO_LANDMARK, check_frame, read_index_f
 from f2p.morphable.obj_io import ObjMesh, read_obj
 
 MANIFEST = "rig.json"
-UNITS = {"m": 1.0, "cm": C.CM, "mm": C.MM}
+UNITS = {"m": 1.0, "cm": C.M_PER_CM, "mm": C.M_PER_MM}
 UP_AXES = {
     "y": np.eye(3),
     "z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),  # (x, y, z) -> (x, z, -y)
@@ -75,7 +76,7 @@ def load_rig(path: str | os.PathLike) -> LinearModelData:
     def to_model(points: np.ndarray) -> np.ndarray:  # (N, 3) rig coordinates -> metres in f2p's frame
         return points * scale @ rotation.T
 
-    base = read_obj(folder / _string(manifest, "base", manifest_path))
+    base = read_obj(_rig_file(folder, _string(manifest, "base", manifest_path), manifest_path, "'base': "))
     mean = to_model(base.verts)
     groups, bases, defaults = [], {}, {}
     for group in TARGET_GROUPS:
@@ -135,6 +136,20 @@ def _read_manifest(path: Path) -> dict:
     return manifest
 
 
+def _rig_file(folder: Path, name: str, manifest_path: Path, where: str) -> Path:
+    """``folder / name`` for a file the manifest names; ModelFileError when it lies outside the rig folder (an
+    absolute path, ``..``, or a symbolic link that leads out)."""
+    path = folder / name
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError) as error:  # a symbolic-link loop, a NUL byte in the name
+        raise ModelFileError(manifest_path, f"{where}file {name!r} cannot be resolved ({error})") from None
+    if not inside:
+        raise ModelFileError(manifest_path, f"{where}file {name!r} is outside the rig folder (rig files must lie in "
+                                            f"{folder} or below it)")
+    return path
+
+
 def _string(mapping: dict, key: str, manifest_path: Path, where: str = "") -> str:
     value = mapping.get(key)
     if not isinstance(value, str) or not value:
@@ -162,7 +177,7 @@ def _indices(value: object, folder: Path, manifest_path: Path, key: str,
              read_file: Callable[[Path], np.ndarray]) -> np.ndarray:
     """Vertex indices given inline as a JSON list of integers or as a file name read by ``read_file``."""
     if isinstance(value, str):
-        return read_file(folder / value)
+        return read_file(_rig_file(folder, value, manifest_path, f"{key!r}: "))
     if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise ModelFileError(manifest_path, f"{key!r} must be a list of integer vertex indices or a file name")
     return np.asarray(value, dtype=np.int64)
@@ -197,7 +212,7 @@ def _target_group(group: str, entries: list, folder: Path, manifest_path: Path,
         std = _number(entry, "prior_std", 1.0 if lo is None else (hi - lo) / 2, manifest_path, where)
         if std <= 0:
             raise ModelFileError(manifest_path, f"{where}prior_std must be positive, got {std}")
-        target_path = folder / _string(entry, "file", manifest_path, where)
+        target_path = _rig_file(folder, _string(entry, "file", manifest_path, where), manifest_path, where)
         target = read_obj(target_path)
         if target.verts.shape != base.verts.shape:
             raise ModelFileError(target_path, f"target {name!r} has {len(target.verts)} vertices, the base mesh "

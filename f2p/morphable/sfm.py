@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from f2p.conventions import CHIN, JAW, LEFT_EYE_OUTER, MM, NUM_LANDMARKS, RIGHT_EYE_OUTER
+from f2p.conventions import CHIN, JAW, LEFT_EYE_OUTER, M_PER_MM, NUM_LANDMARKS, RIGHT_EYE_OUTER
 from f2p.morphable.base import LinearModelData, ModelFileError, ParamGroup
 
 SHAPE_FILE = "sfm_shape_3448.bin"
@@ -69,8 +69,9 @@ def load_sfm(folder: str | os.PathLike) -> LinearModelData:
                    upper=(1.0,) * K_exp, component_names=names),
     )
     data = LinearModelData(
-        name="sfm", mean=(mean * MM).astype(np.float32), faces=triangles, groups=groups,
-        bases={"identity": (basis * MM).astype(np.float32), "expression": (expressions * MM).astype(np.float32)},
+        name="sfm", mean=(mean * M_PER_MM).astype(np.float32), faces=triangles, groups=groups,
+        bases={"identity": (basis * M_PER_MM).astype(np.float32),
+               "expression": (expressions * M_PER_MM).astype(np.float32)},
         landmark_vertices=lmk_vertices, landmark_weights=lmk_weights, landmark_confidence=confidence,
         face_region=np.ones(V, dtype=bool), uv=uv, faces_uv=triangles.copy(),
         metadata={**METADATA, "source": str(folder)},

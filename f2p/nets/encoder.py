@@ -2,10 +2,10 @@
 
 ``FaceRegressor = ResNetEncoder (image -> features) + ParamHead (features -> named parameters)``. The head keeps
 every prediction meaningful: bounded groups (sliders) pass through a sigmoid into ``[lower, upper]``; unbounded
-groups are ``initial + scale * z`` with ``scale`` the group's prior standard deviation, so one unit of network
-output is one standard deviation of the prior. Its last layers start at zero, so an untrained regressor predicts
-exactly what fitting starts from (``SceneSpec.initial``, placed over the landmarks when given), up to
-``BOUNDED_MARGIN`` for sliders whose initial value sits on a bound.
+groups are ``initial + scale * z`` with ``scale`` from ``SceneSpec.output_scales`` (the prior standard deviation
+where there is a prior), so one unit of network output is one standard deviation of the prior. Its last layers
+start at zero, so an untrained regressor predicts exactly what fitting starts from (``SceneSpec.initial``, placed
+over the landmarks when given), up to ``BOUNDED_MARGIN`` for sliders whose initial value sits on a bound.
 """
 
 from __future__ import annotations
@@ -16,18 +16,8 @@ from torch import Tensor, nn
 
 from f2p.nets.landmarks import LandmarkEncoder
 from f2p.pretrained import ImageNetNormalize, torchvision_state_dict
-from f2p.scene.color_basis import SMOOTH_COLOR_PRIOR_STD
-from f2p.scene.objective import LOG_FOCAL_PRIOR_STD, POSE_PRIOR_STD, VERTEX_COLOR_PRIOR_STD
-from f2p.scene.params import LIGHT, LOG_FOCAL, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
+from f2p.scene.params import SceneSpec
 
-TRANSLATION_SCALE = (0.02, 0.02, 0.2)
-"""Metres per unit of network output for the head translation, x, y, z: depth is poorly determined by an image
-(it trades against the focal length), so it gets a wider scale."""
-LIGHT_SCALE = 0.5
-"""SH coefficient change per unit of network output (the default ambient coefficient is about 2.5)."""
-SCENE_SCALES = {POSE: POSE_PRIOR_STD, TRANSLATION: TRANSLATION_SCALE, LOG_FOCAL: LOG_FOCAL_PRIOR_STD,
-                LIGHT: LIGHT_SCALE, SMOOTH_COLOR: SMOOTH_COLOR_PRIOR_STD, VERTEX_COLOR: VERTEX_COLOR_PRIOR_STD}
-"""Output scale of the scene groups (model groups use their prior standard deviations)."""
 BOUNDED_MARGIN = 0.01
 """A bounded group starts this fraction of its range inside the bound nearest to its initial value."""
 
@@ -80,17 +70,18 @@ class ParamHead(nn.Module):
         super().__init__()
         self.sizes = spec.sizes()
         initial = {name: value[0] for name, value in spec.initial(1).items()}
+        scales = spec.output_scales()
         self.heads = nn.ModuleDict()
         self.bounded: dict[str, bool] = {}
         for name, K in self.sizes.items():
-            group = spec.model.groups.get(name)
             layers = [nn.Linear(feature_dim, K)] if K <= bottleneck else [
                 nn.Linear(feature_dim, bottleneck), nn.Linear(bottleneck, K)]
             nn.init.zeros_(layers[-1].weight)
             nn.init.zeros_(layers[-1].bias)
             self.heads[name] = nn.Sequential(*layers)
-            self.bounded[name] = group is not None and group.bounded
+            self.bounded[name] = name not in scales
             if self.bounded[name]:
+                group = spec.model.groups[name]
                 lower, upper = torch.tensor(group.lower), torch.tensor(group.upper)
                 start = ((initial[name].cpu() - lower) / (upper - lower).clamp_min(1e-12))
                 start = start.clamp(BOUNDED_MARGIN, 1 - BOUNDED_MARGIN)
@@ -99,8 +90,7 @@ class ParamHead(nn.Module):
                 self.register_buffer(f"lower_{name}", lower, persistent=False)
                 self.register_buffer(f"range_{name}", upper - lower, persistent=False)
             else:
-                scale = torch.tensor(group.prior_std if group is not None else SCENE_SCALES[name]).expand(K).clone()
-                self.register_buffer(f"scale_{name}", scale, persistent=False)
+                self.register_buffer(f"scale_{name}", scales[name].cpu(), persistent=False)
 
     def scale(self, name: str) -> Tensor:
         """(K,) size of one standard deviation of group ``name`` (the range of a bounded group)."""

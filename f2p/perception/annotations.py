@@ -11,10 +11,13 @@ On-disk conventions and what is done with them:
   with its 0-based predictions, so taken as 0-based. Its points are integers (+-0.5 px).
 - Plain arrays (``.npy``, ``.json``, ``.txt``/``.csv`` with one "x y" row per point) and 5-point detections
   (Deep3DFaceRecon ``lm5``, from a Python detector): taken as already 0-based.
+- Face-set files (the shared face set's ``annotations.json`` layout, any file name): the stored values are the
+  sources' own; each entry's ``origin`` (1 for the 1-based sources above, else 0) is subtracted.
 
 Families. AFLW2000-3D and 300W-LP jaw points follow the 3D jaw line of a fitted face model even where it is hidden
 ("3D-consistent"); 300-W, LFPW, 300-VW and menpo jaw points follow the visible silhouette. Evaluate the two apart
-(``Annotation.contour_3d``) or on the 51 inner points only.
+(``Annotation.contour_3d``) or on the 51 inner points only. The family and the jaw come from the annotation itself
+(a face-set entry's ``markup`` and ``jaw``, or the file format), never from file names.
 """
 
 from __future__ import annotations
@@ -41,18 +44,23 @@ MATLAB_OFFSET = -1.0
 """Added to 1-based MATLAB pixel coordinates (AFLW2000-3D, 300W-LP) to get f2p pixels."""
 
 THREE_D_CONSISTENT_FAMILIES = frozenset({"aflw2000-3d", "300w-lp"})
+"""Families whose jaw points are 3D-consistent; used when an annotation does not say how its jaw was marked."""
 
-# File-name prefix in the shared face set -> (family, offset added to the "lm68"/"lm5" values of annotations.json,
-# which are copied unchanged from the sources). See /work/shared/data/faces/README.txt, "Groups".
-FACE_SET_GROUPS: dict[str, tuple[str, float]] = {
-    "aflw2000_": ("aflw2000-3d", MATLAB_OFFSET),
-    "300wlp_": ("300w-lp", MATLAB_OFFSET),
-    "300vw_": ("300vw", PTS_OFFSET),
-    "lfpw_": ("300w", PTS_OFFSET),
-    "menpo_": ("menpo", PTS_OFFSET),
-    "celeba_": ("celeba-5pt", 0.0),
-    "idpair_": ("identity-only", 0.0),
-}
+JAW_3D = "3d-consistent"
+"""``jaw`` of annotations whose 17 jaw points follow the 3D jaw line, hidden or not."""
+JAW_VISIBLE = "visible-contour"
+"""``jaw`` of annotations whose 17 jaw points follow the visible silhouette."""
+
+FACE_SET_FILE = "annotations.json"
+"""The face-set file of a folder (``read_face_set``); face-set files of any other name are read by content."""
+MARKUP_NONE = "none"
+"""Face-set ``markup`` of an entry without landmarks (identity label only)."""
+MARKUP_OTHER = "other"
+"""Family of a face-set entry with landmarks whose ``markup`` is not given."""
+POSE_FIELD = "pose_pitch_yaw_roll_rad"
+"""Face-set field of AFLW2000-3D's head pose (``Pose_Para[0:3]``, radians)."""
+POINT_FIELDS = {"lm68": NUM_LANDMARKS, "lm5": NUM_LANDMARKS_5}
+"""Face-set fields holding the landmarks of an entry, with their point counts; ``lm68`` wins when both are given."""
 
 
 class AnnotationError(PathError):
@@ -68,10 +76,12 @@ class Annotation:
             the photo has no landmarks (identity label only).
         confidence: (L,) per-point weight in [0, 1]; ones from these readers (none of the formats marks missing
             points); None with ``points``.
-        family: source markup, e.g. "aflw2000-3d", "300w-lp", "300w", "300vw", "menpo", "celeba-5pt", "ibug-pts",
-            "array".
+        family: source markup: a face-set entry's ``markup`` ("aflw2000-3d", "300w-lp", "300w", "300vw", "menpo",
+            "5pt-detected", "none", ...; ``MARKUP_OTHER`` when the entry gives none), "aflw2000-3d" for ``.mat``
+            files, "ibug-pts" for ``.pts`` files, "array" for plain arrays.
         pose_deg: (pitch, yaw, roll) in degrees as given by the source (AFLW2000-3D ``Pose_Para``), or None.
         identity: person label (same label = same person), or None.
+        jaw: how the jaw points were marked, ``JAW_3D`` or ``JAW_VISIBLE``, when the source says so, else None.
     """
 
     points: Tensor | None
@@ -79,11 +89,13 @@ class Annotation:
     family: str
     pose_deg: tuple[float, float, float] | None = None
     identity: str | None = None
+    jaw: str | None = None
 
     @property
     def contour_3d(self) -> bool:
-        """True when jaw points follow the 3D jaw line (AFLW2000-3D, 300W-LP), False for the visible silhouette."""
-        return self.family in THREE_D_CONSISTENT_FAMILIES
+        """True when jaw points follow the 3D jaw line, False for the visible silhouette: ``jaw`` when given, else
+        whether ``family`` is one of ``THREE_D_CONSISTENT_FAMILIES``."""
+        return self.jaw == JAW_3D if self.jaw is not None else self.family in THREE_D_CONSISTENT_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -105,17 +117,19 @@ class FaceSetImage:
     video_id: str | None = None
 
 
-def _points(values: object, path: str | os.PathLike, offset: float = 0.0) -> Tensor:
-    """Nested numbers -> (L, 2) float32 tensor (L = 68 or 5) plus ``offset``; raises AnnotationError otherwise."""
+def _points(values: object, path: str | os.PathLike, offset: float = 0.0, where: str = "",
+            counts: tuple[int, ...] = (NUM_LANDMARKS, NUM_LANDMARKS_5)) -> Tensor:
+    """Nested numbers -> (L, 2) float32 tensor (L one of ``counts``) plus ``offset``; raises AnnotationError
+    (``where`` prefixed to its reason) otherwise."""
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise AnnotationError(path, f"not a numeric point array ({error})") from error
-    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] not in (NUM_LANDMARKS, NUM_LANDMARKS_5):
-        raise AnnotationError(path, f"expected {NUM_LANDMARKS}x2 or {NUM_LANDMARKS_5}x2 points, got shape "
-                                    f"{array.shape}")
+        raise AnnotationError(path, f"{where}not a numeric point array ({error})") from error
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] not in counts:
+        expected = " or ".join(f"{count}x2" for count in counts)
+        raise AnnotationError(path, f"{where}expected {expected} points, got shape {array.shape}")
     if not np.isfinite(array).all():
-        raise AnnotationError(path, "points contain NaN or infinity")
+        raise AnnotationError(path, f"{where}points contain NaN or infinity")
     return torch.from_numpy(array + offset).float()
 
 
@@ -177,37 +191,104 @@ def read_annotation(path: str | os.PathLike) -> Annotation:
     return Annotation(points, torch.ones(len(points)), "ibug-pts" if suffix == ".pts" else "array")
 
 
-def read_face_set(faces_dir: str | os.PathLike) -> dict[str, FaceSetImage]:
-    """The shared face set (``annotations.json`` layout) -> ``FaceSetImage`` per key ``"images/<file>"``.
-
-    ``lm68``/``lm5`` are shifted per group (``FACE_SET_GROUPS``) since annotations.json keeps the source values.
-    """
-    faces_dir = Path(faces_dir)
-    index = faces_dir / "annotations.json"
+def is_face_set(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a face-set file (read with ``read_face_set_file``) rather than one photo's annotation:
+    a ``.json`` file named ``FACE_SET_FILE`` or whose top level is a JSON object (plain point arrays are lists)."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return False
+    if path.name == FACE_SET_FILE:
+        return True
     try:
-        entries = json.loads(index.read_text())
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def read_face_set(faces_dir: str | os.PathLike) -> dict[str, FaceSetImage]:
+    """The face set of a folder: ``read_face_set_file`` of its ``FACE_SET_FILE``."""
+    return read_face_set_file(Path(faces_dir) / FACE_SET_FILE)
+
+
+def read_face_set_file(path: str | os.PathLike) -> dict[str, FaceSetImage]:
+    """A face-set JSON file (the shared face set's ``annotations.json`` layout, any file name) -> ``FaceSetImage``
+    per key (an image path relative to the file's folder, e.g. ``"images/<file>"``).
+
+    Each entry is an object with ``width`` and ``height`` (pixels) and, unless its ``markup`` is ``MARKUP_NONE``,
+    ``lm68`` (68 [x, y]) or ``lm5`` (5 [x, y]). The family is the entry's ``markup`` (``MARKUP_OTHER`` when absent);
+    ``origin`` (default 0) is subtracted from the stored points; ``jaw`` is ``JAW_3D`` or ``JAW_VISIBLE``. Optional:
+    ``lm68_reannotated_3ddfa`` (68 points, 0-based), ``pose_pitch_yaw_roll_rad``, ``identity``, ``video_id``; other
+    fields are ignored.
+
+    Raises:
+        AnnotationError: an unreadable file or a malformed entry, one line naming the file and the entry.
+    """
+    path = Path(path)
+    try:
+        entries = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise AnnotationError(index, f"cannot read ({error})") from error
-    images = {}
-    for key, entry in entries.items():
-        name = Path(key).name
-        group = next((prefix for prefix in FACE_SET_GROUPS if name.startswith(prefix)), None)
-        if group is None:
-            raise AnnotationError(index, f"{key}: unknown group (known file prefixes: {', '.join(FACE_SET_GROUPS)})")
-        family, offset = FACE_SET_GROUPS[group]
-        raw = entry.get("lm68", entry.get("lm5"))
-        points = None if raw is None else _points(raw, index, offset)
-        pose = entry.get("pose_pitch_yaw_roll_rad")
-        annotation = Annotation(
-            points, None if points is None else torch.ones(len(points)), family,
-            pose_deg=None if pose is None else tuple(math.degrees(angle) for angle in pose),
-            identity=entry.get("identity"))
-        reannotated = entry.get("lm68_reannotated_3ddfa")
-        images[key] = FaceSetImage(
-            image=faces_dir / key,
-            image_size=(int(entry["height"]), int(entry["width"])),
-            annotation=annotation,
-            reannotated=None if reannotated is None else Annotation(
-                _points(reannotated, index), torch.ones(NUM_LANDMARKS), family, annotation.pose_deg),
-            video_id=entry.get("video_id"))
-    return images
+        raise AnnotationError(path, f"cannot read ({error})") from error
+    if not isinstance(entries, dict):
+        raise AnnotationError(path, f"not a face-set file: the top level must be a JSON object of entries keyed by "
+                                    f"image path, got a JSON {_json_type(entries)}")
+    return {key: _face_set_image(key, entry, path) for key, entry in entries.items()}
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for error messages."""
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), "null")
+
+
+def _face_set_image(key: str, entry: object, path: Path) -> FaceSetImage:
+    """One face-set entry, validated (see ``read_face_set_file``)."""
+    where = f"entry {key!r}: "
+    if not isinstance(entry, dict):
+        raise AnnotationError(path, f"{where}must be a JSON object, got a JSON {_json_type(entry)}")
+    size = [entry.get("height"), entry.get("width")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size):
+        raise AnnotationError(path, f"{where}needs 'width' and 'height', positive integers (pixels), got "
+                                    f"width {entry.get('width')!r} and height {entry.get('height')!r}")
+    field = next((name for name in POINT_FIELDS if name in entry), None)
+    markup = entry.get("markup", MARKUP_NONE if field is None else MARKUP_OTHER)
+    if not isinstance(markup, str) or not markup:
+        raise AnnotationError(path, f"{where}'markup' must be a non-empty string, got {markup!r}")
+    if field is None and markup != MARKUP_NONE:
+        raise AnnotationError(path, f"{where}markup {markup!r} but no points ('lm68' or 'lm5')")
+    origin = entry.get("origin", 0)
+    if not _is_finite_number(origin):
+        raise AnnotationError(path, f"{where}'origin' must be a finite number (pixels), got {origin!r}")
+    jaw = entry.get("jaw")
+    if jaw not in (None, JAW_3D, JAW_VISIBLE):
+        raise AnnotationError(path, f"{where}'jaw' must be {JAW_3D!r} or {JAW_VISIBLE!r}, got {jaw!r}")
+    points = None if field is None else _points(entry[field], path, -origin, f"{where}{field}: ",
+                                                (POINT_FIELDS[field],))
+    pose = entry.get(POSE_FIELD)
+    if pose is not None:
+        if not (isinstance(pose, list) and len(pose) == 3 and all(map(_is_finite_number, pose))):
+            raise AnnotationError(path, f"{where}{POSE_FIELD!r} must be a list of 3 finite numbers (radians)")
+        pose = tuple(math.degrees(angle) for angle in pose)
+    identity, video_id = (_label(entry, name, path, where) for name in ("identity", "video_id"))
+    annotation = Annotation(points, None if points is None else torch.ones(len(points)), markup, pose, identity, jaw)
+    reannotated = entry.get("lm68_reannotated_3ddfa")
+    return FaceSetImage(
+        image=path.parent / key,
+        image_size=(size[0], size[1]),
+        annotation=annotation,
+        reannotated=None if reannotated is None else Annotation(
+            _points(reannotated, path, 0.0, f"{where}lm68_reannotated_3ddfa: ", (NUM_LANDMARKS,)),
+            torch.ones(NUM_LANDMARKS), markup, pose, jaw=jaw),
+        video_id=video_id)
+
+
+def _is_finite_number(value: object) -> bool:
+    """True for a JSON number (not a boolean) that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _label(entry: dict, name: str, path: Path, where: str) -> str | None:
+    """An optional string field of a face-set entry (``identity``, ``video_id``)."""
+    value = entry.get(name)
+    if value is not None and not isinstance(value, str):
+        raise AnnotationError(path, f"{where}{name!r} must be a string, got a JSON {_json_type(value)}")
+    return value

@@ -29,6 +29,8 @@ ARCFACE_TEMPLATE = (
 """ArcFace (InsightFace) 5-point template in pixels of a 112 x 112 crop."""
 
 CROP_SIZE = 224
+MIN_CROP_SIZE = 64
+"""Smallest crop side a fit accepts: below it the face's features (eyes, lips) are a pixel or two."""
 CROP_MARGIN = 0.25
 
 

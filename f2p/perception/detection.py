@@ -8,7 +8,7 @@ back with the pixel-centre rule ``x_photo = (x_small + 0.5) * W / w_small - 0.5`
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -34,6 +34,9 @@ class FaceDetection:
         landmarks: (68, 2) iBUG-68 points in pixels.
         landmark_confidence: (68,) per-point confidence in [0, 1]; all ones for detectors that give none (dlib).
         detector: name of the detector that produced it (``LandmarkDetector.name``).
+        dense_landmarks: (478, 2) MediaPipe face-mesh points in pixels (468 mesh points, then the subject's right
+            and left irises, see ``f2p.face_mesh``), or None for detectors without a dense mesh.
+        dense_confidence: (478,) per-point confidence in [0, 1] of ``dense_landmarks``, None with them.
     """
 
     box: Tensor
@@ -41,6 +44,8 @@ class FaceDetection:
     landmarks: Tensor
     landmark_confidence: Tensor
     detector: str
+    dense_landmarks: Tensor | None = None
+    dense_confidence: Tensor | None = None
 
     @property
     def area(self) -> float:
@@ -51,9 +56,12 @@ class FaceDetection:
     def rescaled(self, scale_x: float, scale_y: float) -> FaceDetection:
         """The detection in an image resized by (scale_x, scale_y), with the pixel-centre rule."""
         scale = torch.tensor([scale_x, scale_y], dtype=self.landmarks.dtype)
-        box = ((self.box.view(2, 2) + 0.5) * scale - 0.5).view(4)
-        return FaceDetection(box, self.score, (self.landmarks + 0.5) * scale - 0.5, self.landmark_confidence,
-                             self.detector)
+
+        def resize(points: Tensor) -> Tensor:  # (..., 2) pixels
+            return (points + 0.5) * scale - 0.5
+
+        return replace(self, box=resize(self.box.view(2, 2)).view(4), landmarks=resize(self.landmarks),
+                       dense_landmarks=None if self.dense_landmarks is None else resize(self.dense_landmarks))
 
 
 @runtime_checkable

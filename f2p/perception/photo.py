@@ -6,6 +6,7 @@ Shared by ``reconstruct``, the fitting data module and the regressor's photo dat
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +14,13 @@ import torch
 from torch import Tensor
 
 from f2p.errors import PathError
-from f2p.perception.annotations import AnnotationError, read_annotation, read_face_set
+from f2p.naming import path_key
+from f2p.perception.annotations import AnnotationError, is_face_set, read_annotation, read_face_set_file
 from f2p.perception.crop import CROP_SIZE, crop_faces
 from f2p.perception.detection import LandmarkDetector, detect_faces
 from f2p.perception.image_io import ImageReadError, load_image
 from f2p.perception.masks import face_region_mask
+from f2p.perception.plausible import implausible_landmarks
 
 MASK_SOFTNESS = 1.5  # pixels of soft edge on the face-region mask
 
@@ -52,26 +55,40 @@ class PhotoSample:
 
 
 class LandmarkFile:
-    """Landmarks given by the user instead of a detector.
+    """Landmarks given by the user instead of a detector, each matched to its own photo.
 
-    Either one annotation file (``.pts``, ``.mat``, ``.npy``, ``.json``, ``.txt``) used for a single photo, or an
-    ``annotations.json`` face-set file whose entries are matched to photos by file name.
+    Either one annotation file (``.pts``, ``.mat``, ``.npy``, ``.json``, ``.txt``), which holds the landmarks of one
+    photo: the photo of the same stem (``img.pts`` for ``img.jpg``), or the run's only photo; or an
+    annotations file in the face-set layout (``annotations.json``, or any JSON object of that layout) whose entries
+    are matched to photos by file name. A photo the file has no
+    landmarks for fails alone (``PhotoError``), never takes another photo's.
+
+    Args:
+        path: the landmark file.
+        photos: the run's photos (decides which photo a single annotation file belongs to).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, photos: Sequence[Path] = ()) -> None:
         self.path = Path(path)
         self.by_name: dict[str, Tensor] | None = None
         self.single: Tensor | None = None
-        if self.path.name == "annotations.json":
-            entries = read_face_set(self.path.parent)
+        self.owner: str | None = None
+        if is_face_set(self.path):
+            entries = read_face_set_file(self.path)
             self.by_name = {Path(key).name: entry.annotation.points for key, entry in entries.items()
                             if entry.annotation.points is not None and len(entry.annotation.points) == 68}
         else:
             self.single = read_annotation(self.path).points
+            same_stem = [photo for photo in photos if Path(photo).stem == self.path.stem]
+            owners = same_stem or (list(photos) if len(photos) == 1 else [])
+            self.owner = path_key(owners[0]) if len(owners) == 1 else None
 
     def landmarks_for(self, photo: Path) -> Tensor:
         """(68, 2) landmarks of ``photo`` in photo pixels; ``PhotoError`` if the file has none for it."""
         if self.single is not None:
+            if self.owner != path_key(photo):
+                raise PhotoError(photo, f"no landmarks for this photo: {self.path} holds one photo's landmarks "
+                                        f"(the photo named {self.path.stem}.*, or the only photo of a run)")
             return self.single
         points = self.by_name.get(photo.name)
         if points is None:
@@ -84,7 +101,8 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
     """Load, landmark (detector or file), crop and mask one photo.
 
     Raises:
-        PhotoError: unreadable file, no face, or no landmarks for it in ``landmark_file``.
+        PhotoError: unreadable file, no face, no landmarks for it in ``landmark_file``, or landmarks no face could
+            have (``perception.plausible``).
     """
     path = Path(path)
     if landmark_file is None and detector is None:
@@ -102,6 +120,9 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
             raise PhotoError(path, f"no face found (detector {detector.name})")
         face = faces[0]
         landmarks, confidence, source = face.landmarks.float(), face.landmark_confidence.float(), face.detector
+    problem = implausible_landmarks(landmarks, tuple(photo.shape[-2:]))
+    if problem:
+        raise PhotoError(path, f"{problem} (from {source})")
     return align_sample(path, photo, landmarks, confidence, source, crop_size)
 
 
@@ -126,18 +147,20 @@ class PhotoLoader:
             file (see ``LandmarkFile``).
         crop_size: side of the aligned crop.
         device: torch device of the detector.
+        photos: the run's photos (see ``LandmarkFile``).
 
     Raises:
         AnnotationError, OSError: an unreadable landmark file.
     """
 
-    def __init__(self, landmarks: str = "auto", crop_size: int = CROP_SIZE, device: str = "cpu") -> None:
+    def __init__(self, landmarks: str = "auto", crop_size: int = CROP_SIZE, device: str = "cpu",
+                 photos: Sequence[Path] = ()) -> None:
         from f2p.perception.detectors import DETECTOR_NAMES
 
         self.crop_size = crop_size
         self.device = device
         self.detector_name = landmarks if landmarks in DETECTOR_NAMES else None
-        self.landmark_file = None if self.detector_name else LandmarkFile(landmarks)
+        self.landmark_file = None if self.detector_name else LandmarkFile(landmarks, photos)
         self._detector: LandmarkDetector | None = None
 
     def __call__(self, path: str | os.PathLike) -> PhotoSample:

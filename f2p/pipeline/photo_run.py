@@ -3,13 +3,20 @@
 For each batch of inputs: photos whose results are already complete are skipped (resume), the others are loaded
 and perceived (a ``PhotoLoader``: detection or landmark file, crop, mask), their parameters estimated by any
 ``Estimator`` (fitting, or a regressor's one-pass prediction), and each photo's outputs exported into its folder
-(``export.photo``); a photo that fails at any step fails alone with a one-line reason. ``summary.csv`` lists every
-input; under DDP each rank processes its own share and rank 0 writes the summary of all ranks.
+(``export.photo``); a photo that fails at any step (unreadable, no face, implausible landmarks, a diverged fit, a
+write error such as a full disk) fails alone with a one-line reason. ``summary.csv`` lists every input; under DDP
+each rank processes its own share and rank 0 writes the summary of all ranks.
+
+Resume: a photo is done when its folder's ``metrics.json`` (written last) is readable and records the same source
+(absolute path and SHA-256 of the file, ``naming.source_record``) and the same ``settings`` (the options that
+change results); anything else (no, empty or truncated metrics.json, another photo's results, other settings) is
+redone.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +30,15 @@ from f2p.export.results import DONE_MARKER
 from f2p.export.summary import summary_row, write_summary
 from f2p.fitting.estimate import Estimate, Estimator
 from f2p.fitting.fitter import OnStep
+from f2p.naming import source_record
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.perception.photo import PhotoError, PhotoSample
 from f2p.scene.observations import Observations
 
+log = logging.getLogger("f2p")
+
+Settings = dict[str, str | int | float | bool | None]
+"""The options of a run that change its results (model, landmarks, steps, crop size, ...), kept in metrics.json."""
 PhotoLoad = Callable[[Path], PhotoSample]
 """Photo file -> aligned sample, raising ``PhotoError`` (``perception.photo.PhotoLoader``)."""
 
@@ -44,12 +56,23 @@ def observations(samples: list[PhotoSample], embedder: FaceEmbedder | None, devi
                         face_mask=torch.stack([s.face_mask for s in samples]).to(device), embedding=embedding)
 
 
-def completed(image: Path, out_dir: Path) -> PhotoOutcome | None:
-    """The outcome of a photo whose outputs are complete (its ``metrics.json`` exists), else None."""
+def completed(image: Path, out_dir: Path, settings: Settings) -> PhotoOutcome | None:
+    """The outcome of a photo whose outputs in ``out_dir`` are complete and were made from this very photo with
+    ``settings``, else None (see the module docstring)."""
     done = out_dir / DONE_MARKER
     if not done.is_file():
         return None
-    return PhotoOutcome(str(image), "ok", "", json.loads(done.read_text()), out_dir)
+    try:
+        metrics = json.loads(done.read_text())
+        source = source_record(image)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(metrics, dict):
+        return None
+    if metrics.get("source") != source or metrics.get("settings") != settings:
+        log.info("redoing %s: %s holds results of another photo or of other settings", image, out_dir)
+        return None
+    return PhotoOutcome(str(image), "ok", "", metrics, out_dir)
 
 
 def outcome_line(outcome: PhotoOutcome) -> str:
@@ -70,24 +93,31 @@ class PhotoRun:
         out_dir: the run's output folder; photo ``name``'s outputs go to ``out_dir/name/``.
         exporter: renders, measures and writes one photo's parameters.
         embedder: identity network for the identity-similarity metric (and the estimator's identity term), or None.
+        settings: the options that change results, recorded in metrics.json and compared on resume.
         order: inputs in the order summary.csv lists them (others follow, sorted by path); None sorts by path.
     """
 
     def __init__(self, out_dir: Path, exporter: PhotoExporter, embedder: FaceEmbedder | None = None,
-                 order: list[Path] | None = None) -> None:
+                 settings: Settings | None = None, order: list[Path] | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.exporter = exporter
         self.embedder = embedder
+        self.settings = dict(settings or {})
         self.order = {str(path): i for i, path in enumerate(order or [])}
         self.rows: dict[str, dict[str, str]] = {}
+        self.summary_error = ""
+        """Why the last summary.csv write failed, "" when it succeeded."""
+        self._pending: set[str] = set()
 
     def resume(self, paths: list[Path], names: list[str]) -> list[int]:
-        """Record the photos whose outputs are complete; the indices of those still to do."""
+        """Record the photos whose outputs are complete; the indices of those still to do (``process`` does not
+        check them again)."""
         todo = []
         for i, (path, name) in enumerate(zip(paths, names)):
-            done = completed(path, self.out_dir / name)
+            done = completed(path, self.out_dir / name, self.settings)
             if done is None:
                 todo.append(i)
+                self._pending.add(str(path))
             else:
                 self._record(done)
         return todo
@@ -105,7 +135,7 @@ class PhotoRun:
         outcomes: dict[int, PhotoOutcome] = {}
         samples, sample_names, positions = [], [], []
         for i, (path, name) in enumerate(zip(paths, names)):
-            done = completed(path, self.out_dir / name)
+            done = None if str(path) in self._pending else completed(path, self.out_dir / name, self.settings)
             if done is not None:
                 outcomes[i] = self._record(done)
                 continue
@@ -147,10 +177,15 @@ class PhotoRun:
                 outcomes.append(self._record(PhotoOutcome(sample.path, "failed", estimate.errors[i], {})))
                 continue
             params = {group: value[i:i + 1] for group, value in estimate.params.items()}
-            metrics = {"method": method, "seconds": seconds, **estimate.metrics[i]}
             scene = None if estimate.scene is None else estimate.scene.row(i)
             embedding = None if embeddings is None else embeddings[i:i + 1]
-            outcome = self.exporter.export(sample, params, self.out_dir / name, metrics, embedding, scene)
+            try:
+                source = source_record(sample.path) if Path(sample.path).is_file() else {"path": sample.path}
+                metrics = {"method": method, "seconds": seconds, **estimate.metrics[i], "source": source,
+                           "settings": self.settings}
+                outcome = self.exporter.export(sample, params, self.out_dir / name, metrics, embedding, scene)
+            except OSError as error:  # a full disk, a read-only folder: this photo fails, the run goes on
+                outcome = PhotoOutcome(sample.path, "failed", f"cannot write its outputs: {_one_line(error)}", {})
             outcomes.append(self._record(outcome))
         return outcomes
 
@@ -170,8 +205,14 @@ class PhotoRun:
         self._write(self.rows)
 
     def _write(self, rows: dict[str, dict[str, str]]) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        write_summary(self.out_dir / "summary.csv", self._sorted(rows))
+        """Write summary.csv; a write error is logged (one line) and remembered in ``summary_error``."""
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            write_summary(self.out_dir / "summary.csv", self._sorted(rows))
+            self.summary_error = ""
+        except OSError as error:
+            self.summary_error = f"cannot write {self.out_dir / 'summary.csv'}: {_one_line(error)}"
+            log.error("%s", self.summary_error)
 
     def _sorted(self, rows: dict[str, dict[str, str]]) -> list[dict[str, str]]:
         last = len(self.order)
@@ -180,3 +221,9 @@ class PhotoRun:
     def _record(self, outcome: PhotoOutcome) -> PhotoOutcome:
         self.rows[outcome.path] = summary_row(outcome)
         return outcome
+
+
+def _one_line(error: OSError) -> str:
+    """An OS error as one line: its message and file, without the traceback."""
+    detail = error.strerror or str(error)
+    return f"{detail} ({error.filename})" if error.filename else detail

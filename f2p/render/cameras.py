@@ -26,13 +26,13 @@ from torch import Tensor
 from f2p.conventions import MODEL_TO_OPENCV
 from f2p.render.rasterize.fragments import MIN_DEPTH  # the rasterizers' near plane; projection divides by at least it
 
-DEFAULT_FOV_DEG = 12.6
-"""Field of view across the shorter image side of ``default_camera``: the focal length 1015 px at
-224 px of Deep3DFaceRecon-style face crops."""
+DEFAULT_FOV_DEG = 12.0
+"""Field of view across the image width of ``default_camera`` and of a fitted scene at ``log_focal = 0``
+(``scene.params.SceneSpec``): a portrait lens, the focal length 1066 px at 224 px."""
 
 DEFAULT_DISTANCE = 1.0
-"""Metres from the camera to the model origin in ``default_camera``: at 12.6 degrees the frame
-spans 0.22 m, a face from chin to forehead."""
+"""Metres from the camera to the model origin in ``default_camera``: at 12 degrees the frame spans
+0.21 m, a face from chin to forehead."""
 
 
 def _check_batch(name: str, value: Tensor, shape: tuple[int, ...]) -> None:
@@ -163,9 +163,9 @@ class OrthographicCamera(_Extrinsics):
 Camera = PinholeCamera | OrthographicCamera
 
 
-def default_focal_px(image_size: tuple[int, int]) -> float:
-    """Focal length (pixels) giving ``DEFAULT_FOV_DEG`` across the shorter side of ``image_size``."""
-    return 0.5 * min(image_size) / math.tan(math.radians(DEFAULT_FOV_DEG) / 2)
+def default_focal_px(image_size: tuple[int, int], fov_deg: float = DEFAULT_FOV_DEG) -> float:
+    """Focal length (pixels) giving ``fov_deg`` across the width of ``image_size`` (H, W)."""
+    return 0.5 * image_size[1] / math.tan(math.radians(fov_deg) / 2)
 
 
 def default_camera(batch_size: int, image_size: tuple[int, int], focal_px: float | None = None,
@@ -175,7 +175,7 @@ def default_camera(batch_size: int, image_size: tuple[int, int], focal_px: float
 
     ``R = MODEL_TO_OPENCV`` (no head rotation), ``t = (0, 0, distance)``, principal point at the
     image centre, square pixels with ``focal_px`` (default ``default_focal_px(image_size)``, a
-    12.6-degree field of view: at 224 px, f = 1015 px and the frame spans 0.22 m at 1 m).
+    12-degree field of view across the width: at 224 px, f = 1066 px and the frame spans 0.21 m at 1 m).
     """
     _check_image_size(image_size)
     H, W = image_size

@@ -27,8 +27,6 @@ from f2p.morphable.base import MorphableModel
 
 NUM_SMOOTH_COLORS = 64
 """Eigenfunctions in the basis (the constant one included), per colour channel."""
-SMOOTH_COLOR_PRIOR_STD = 0.1
-"""Prior standard deviation of each coefficient (the basis functions have unit RMS over the vertices)."""
 _SHIFT = -1e-3
 """Shift-invert target of the eigen-solver, just below the smallest eigenvalue (0, the constant function)."""
 
@@ -146,7 +144,6 @@ def smooth_color_basis(model: MorphableModel) -> Tensor:
 
 
 def smooth_colors(model: MorphableModel, coefficients: Tensor) -> Tensor:
-    """(B, K * 3) coefficients (K functions x RGB, function-major) -> (B, V, 3) colour offsets."""
-    basis = smooth_color_basis(model)
-    B = coefficients.shape[0]
-    return torch.einsum("vk,bkc->bvc", basis, coefficients.reshape(B, basis.shape[1], 3))
+    """(B, K, 3) coefficients (K functions x RGB, ``SceneSpec.smooth_color_coefficients``) -> (B, V, 3) colour
+    offsets."""
+    return torch.einsum("vk,bkc->bvc", smooth_color_basis(model), coefficients)

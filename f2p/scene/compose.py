@@ -13,8 +13,7 @@ from f2p.render.cameras import PinholeCamera
 from f2p.render.renderer import MeshRenderer, RenderOutput
 from f2p.render.rotations import head_pose_extrinsics
 from f2p.scene.color_basis import smooth_colors
-from f2p.scene.params import (BASE_COLOR, LIGHT, LOG_FOCAL, NUM_SH, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR,
-                              SceneSpec)
+from f2p.scene.params import BASE_COLOR, LOG_FOCAL, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
 
 
 @dataclass(frozen=True)
@@ -71,9 +70,9 @@ def scene_colors(spec: SceneSpec, params: dict[str, Tensor], mesh: MeshOutput) -
     B, V, _ = mesh.verts.shape
     colors = mesh.verts.new_tensor(BASE_COLOR).expand(B, V, 3)
     if SMOOTH_COLOR in params:
-        colors = colors + smooth_colors(spec.model, params[SMOOTH_COLOR])
+        colors = colors + smooth_colors(spec.model, spec.smooth_color_coefficients(params))
     if VERTEX_COLOR in params:
-        colors = colors + params[VERTEX_COLOR].reshape(B, V, 3)
+        colors = colors + spec.vertex_colors(params)
     return colors.clamp(0.0, 1.0)
 
 
@@ -99,8 +98,6 @@ def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRende
         return SceneOutput(camera, camera.project(spec.model.landmarks(**model_params)), None, None, None)
     mesh = spec.model(**model_params)
     colors = scene_colors(spec, params, mesh)
-    B = mesh.verts.shape[0]
-    sh = params[LIGHT].reshape(B, NUM_SH, 3)
-    render = renderer(mesh.verts, spec.model.faces if faces is None else faces, camera, sh, colors=colors,
-                      landmarks=mesh.landmarks)
+    render = renderer(mesh.verts, spec.model.faces if faces is None else faces, camera, spec.lighting(params),
+                      colors=colors, landmarks=mesh.landmarks)
     return SceneOutput(camera, render.landmarks2d, mesh, colors, render)

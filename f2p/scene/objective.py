@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -11,15 +9,12 @@ from f2p import conventions as C
 from f2p.losses import bound_penalty, gaussian_prior, identity_loss, landmark_loss, photometric_loss
 from f2p.losses.landmark import face_size
 from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
+from f2p.perception.identity.base import FaceEmbedder
 from f2p.render.rotations import axis_angle_to_matrix
-from f2p.scene.color_basis import SMOOTH_COLOR_PRIOR_STD
 from f2p.scene.compose import SceneOutput
 from f2p.scene.observations import Observations
-from f2p.scene.params import LIGHT, LOG_FOCAL, NUM_SH, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
+from f2p.scene.params import POSE, VERTEX_COLOR, SceneSpec
 
-POSE_PRIOR_STD = 0.6  # radians: soft, only keeps runaway poses in check
-LOG_FOCAL_PRIOR_STD = 0.3
-VERTEX_COLOR_PRIOR_STD = 0.2
 JAW_FADE = 0.35
 """How fast the far-side jaw landmarks lose weight as the face turns: weight = clamp(n_z / JAW_FADE, 0, 1)
 where n_z is the camera-facing component of the jaw side's direction."""
@@ -49,27 +44,15 @@ class FittingObjective(nn.Module):
 
     Args:
         spec: the scene specification.
-        embedder: identity network with ``embed(images, landmarks) -> (B, D)``, or None.
+        embedder: identity network for the identity term, or None.
     """
 
-    def __init__(self, spec: SceneSpec, embedder: nn.Module | None = None) -> None:
+    def __init__(self, spec: SceneSpec, embedder: FaceEmbedder | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.embedder = embedder
-        model = spec.model
-        self.register_buffer("edges", mesh_edges(model.faces), persistent=False)
-        device = model.device
-        prior_std: dict[str, Tensor] = {name: torch.tensor(group.prior_std, device=device)
-                                        for name, group in model.groups.items()}
-        prior_std[POSE] = torch.full((3,), POSE_PRIOR_STD, device=device)
-        prior_std[LOG_FOCAL] = torch.full((1,), LOG_FOCAL_PRIOR_STD, device=device)
-        prior_std[TRANSLATION] = torch.full((3,), math.inf, device=device)  # no prior on where the head is
-        prior_std[LIGHT] = torch.full((NUM_SH * 3,), math.inf, device=device)
-        if spec.free_vertex_color:
-            sizes = spec.sizes()
-            prior_std[SMOOTH_COLOR] = torch.full((sizes[SMOOTH_COLOR],), SMOOTH_COLOR_PRIOR_STD, device=device)
-            prior_std[VERTEX_COLOR] = torch.full((sizes[VERTEX_COLOR],), VERTEX_COLOR_PRIOR_STD, device=device)
-        for name, std in prior_std.items():  # buffers move with .to() (systems are built on the CPU)
+        self.register_buffer("edges", mesh_edges(spec.model.faces), persistent=False)
+        for name, std in spec.prior_stds().items():  # buffers move with .to() (systems are built on the CPU)
             self.register_buffer(f"prior_std_{name}", std, persistent=False)
 
     def terms(self, params: dict[str, Tensor], scene: SceneOutput, obs: Observations, wanted: set[str],
@@ -88,7 +71,7 @@ class FittingObjective(nn.Module):
             out["identity"] = identity_loss(self.embedder.embed(scene.render.image, scene.landmarks2d), obs.embedding)
         if "prior" in wanted:
             prior = params[POSE].new_zeros(B)
-            for name in trainable & set(params):
+            for name in (g for g in params if g in trainable):  # params order: the same sum on every process
                 prior = prior + gaussian_prior(params[name], getattr(self, f"prior_std_{name}"))
             out["prior"] = prior
         if "bounds" in wanted:

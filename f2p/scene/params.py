@@ -1,5 +1,10 @@
 """Named per-photo parameters beyond the face model's own: head pose, translation, focal length, lighting and
-(for models without an albedo space) a smooth colour field and free per-vertex colour."""
+(for models without an albedo space) a smooth colour field and free per-vertex colour.
+
+Each is a ``SceneGroup``, the scene's counterpart of the model's ``ParamGroup``: its one definition gives the
+unflattened shape, the fitting prior and the regressor's output scale. Parameters travel flattened, as
+{group name: (B, K)}; ``SceneSpec.lighting`` and friends give them their shapes back.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import torch
 from torch import Tensor
 
 from f2p.morphable.base import MorphableModel
-from f2p.render.lighting import default_sh
+from f2p.render.cameras import DEFAULT_FOV_DEG, default_focal_px
+from f2p.render.lighting import NUM_SH, default_sh
 from f2p.scene.color_basis import num_smooth_colors
 
 POSE = "pose"  # (B, 3) axis-angle head rotation in model space
@@ -21,13 +27,84 @@ SMOOTH_COLOR = "smooth_color"  # (B, K * 3) smooth colour offsets (scene.color_b
 VERTEX_COLOR = "vertex_color"  # (B, V * 3) free per-vertex colour offsets, only for models without albedo
 
 SCENE_GROUPS = (POSE, TRANSLATION, LOG_FOCAL, LIGHT, SMOOTH_COLOR, VERTEX_COLOR)
-NUM_SH = 9
-DEFAULT_FOV_DEG = 12.0
-"""Default horizontal field of view of the crop (a portrait lens at about 1 m)."""
 DEFAULT_FACE_DISTANCE = 1.0
 """Default distance of the face from the camera in metres."""
 BASE_COLOR = (0.7, 0.55, 0.45)
 """Skin tone that free per-vertex colours start from (models without albedo)."""
+
+
+@dataclass(frozen=True)
+class SceneGroup:
+    """One named group of per-photo scene parameters.
+
+    Attributes:
+        name: the group's key in a params dict.
+        shape: shape of one photo's values, e.g. (9, 3) for the light; params hold them flattened row-major to
+            (B, K), K = ``size``.
+        prior_std: standard deviation of the fitting prior, a zero-mean Gaussian on every component; math.inf for
+            no prior.
+        scale: the regressor's output change per unit of network output (``nets.encoder.ParamHead``), one value
+            for every component or one per component; None for ``prior_std``.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    prior_std: float
+    scale: float | tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scale, tuple) and len(self.scale) != self.size:
+            raise ValueError(f"scene group {self.name!r}: scale has {len(self.scale)} entries, expected {self.size}")
+        if self.scale is None and not math.isfinite(self.prior_std):
+            raise ValueError(f"scene group {self.name!r}: a group without a prior needs a scale")
+
+    @property
+    def size(self) -> int:
+        """K, the number of components."""
+        return math.prod(self.shape)
+
+    def prior_stds(self, device: torch.device | str | None = None) -> Tensor:
+        """(K,) prior standard deviation of every component (math.inf for none)."""
+        return torch.full((self.size,), self.prior_std, device=device)
+
+    def output_scales(self, device: torch.device | str | None = None) -> Tensor:
+        """(K,) regressor output scale of every component."""
+        scale = self.prior_std if self.scale is None else self.scale
+        return torch.tensor(scale, device=device).expand(self.size).clone()
+
+    def flatten(self, values: Tensor) -> Tensor:
+        """(..., *shape) -> (..., K)."""
+        if tuple(values.shape[values.ndim - len(self.shape):]) != self.shape:
+            raise ValueError(f"{self.name} values must have shape (..., {', '.join(map(str, self.shape))}), "
+                             f"got {tuple(values.shape)}")
+        return values.flatten(values.ndim - len(self.shape))
+
+    def unflatten(self, values: Tensor) -> Tensor:
+        """(..., K) -> (..., *shape)."""
+        if values.ndim == 0 or values.shape[-1] != self.size:
+            raise ValueError(f"{self.name} values must have shape (..., {self.size}), got {tuple(values.shape)}")
+        return values.unflatten(-1, self.shape)
+
+
+POSE_GROUP = SceneGroup(POSE, (3,), prior_std=0.6)
+"""Radians: a soft prior that only keeps runaway poses in check."""
+TRANSLATION_GROUP = SceneGroup(TRANSLATION, (3,), prior_std=math.inf, scale=(0.02, 0.02, 0.2))
+"""No prior on where the head is. Regressor scale in metres, x, y, z: depth is poorly determined by an image (it
+trades against the focal length), so it gets a wider scale."""
+LOG_FOCAL_GROUP = SceneGroup(LOG_FOCAL, (1,), prior_std=0.3)
+"""About 35 % either way from the base focal length at one standard deviation."""
+LIGHT_GROUP = SceneGroup(LIGHT, (NUM_SH, 3), prior_std=math.inf, scale=0.5)
+"""No prior on the light. Regressor scale in SH coefficient units (the default ambient coefficient is about 2.5)."""
+COMMON_GROUPS = (POSE_GROUP, TRANSLATION_GROUP, LOG_FOCAL_GROUP, LIGHT_GROUP)
+"""The scene groups of every model (their shapes do not depend on it)."""
+
+
+def color_groups(num_vertices: int) -> tuple[SceneGroup, SceneGroup]:
+    """The colour groups of a model without an albedo space and with ``num_vertices`` vertices V: the smooth
+    colour field, (K, 3) coefficients of ``scene.color_basis`` (whose functions have unit RMS over the vertices),
+    and the free per-vertex colour offsets, (V, 3)."""
+    return (SceneGroup(SMOOTH_COLOR, (num_smooth_colors(num_vertices), 3), prior_std=0.1),
+            SceneGroup(VERTEX_COLOR, (num_vertices, 3), prior_std=0.2))
 
 
 def landmark_frame(landmarks2d: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
@@ -64,21 +141,61 @@ class SceneSpec:
 
     @property
     def base_focal(self) -> float:
-        """Focal length in pixels at ``log_focal = 0``."""
-        return 0.5 * self.image_size[1] / math.tan(math.radians(self.fov_deg) / 2)
+        """Focal length in pixels at ``log_focal = 0``: ``fov_deg`` across the image width."""
+        return default_focal_px(self.image_size, self.fov_deg)
 
     @property
     def free_vertex_color(self) -> bool:
         return not self.model.has_albedo
 
+    def scene_groups(self) -> dict[str, SceneGroup]:
+        """{group name: SceneGroup} of the scene: ``COMMON_GROUPS``, then ``color_groups`` for models without
+        albedo."""
+        groups = COMMON_GROUPS + (color_groups(self.model.num_vertices) if self.free_vertex_color else ())
+        return {group.name: group for group in groups}
+
     def sizes(self) -> dict[str, int]:
         """{group name: K} for every group, model groups first."""
         sizes = {name: group.size for name, group in self.model.groups.items()}
-        sizes.update({POSE: 3, TRANSLATION: 3, LOG_FOCAL: 1, LIGHT: NUM_SH * 3})
-        if self.free_vertex_color:
-            sizes[SMOOTH_COLOR] = num_smooth_colors(self.model.num_vertices) * 3
-            sizes[VERTEX_COLOR] = self.model.num_vertices * 3
+        sizes.update({name: group.size for name, group in self.scene_groups().items()})
         return sizes
+
+    def prior_stds(self) -> dict[str, Tensor]:
+        """{group name: (K,) prior standard deviation} for every group (math.inf where there is no prior), model
+        groups first, on the model's device."""
+        device = self.model.device
+        stds = {name: torch.tensor(group.prior_std, device=device) for name, group in self.model.groups.items()}
+        stds.update({name: group.prior_stds(device) for name, group in self.scene_groups().items()})
+        return stds
+
+    def output_scales(self) -> dict[str, Tensor]:
+        """{group name: (K,) regressor output per unit of network output} for every unbounded group (bounded model
+        groups span their range instead): model groups their prior std, scene groups their ``scale``; on the
+        model's device."""
+        device = self.model.device
+        scales = {name: torch.tensor(group.prior_std, device=device)
+                  for name, group in self.model.groups.items() if not group.bounded}
+        scales.update({name: group.output_scales(device) for name, group in self.scene_groups().items()})
+        return scales
+
+    @staticmethod
+    def lighting(params: dict[str, Tensor]) -> Tensor:
+        """(B, 9, 3) SH coefficients (9 x RGB) of ``params`` (B, 27); a single photo's (27,) gives (9, 3)."""
+        return LIGHT_GROUP.unflatten(params[LIGHT])
+
+    def smooth_color_coefficients(self, params: dict[str, Tensor]) -> Tensor:
+        """(B, K, 3) coefficients of the smooth colour field (``scene.color_basis``) of ``params``."""
+        return self._unflatten(SMOOTH_COLOR, params)
+
+    def vertex_colors(self, params: dict[str, Tensor]) -> Tensor:
+        """(B, V, 3) free per-vertex colour offsets of ``params``."""
+        return self._unflatten(VERTEX_COLOR, params)
+
+    def _unflatten(self, name: str, params: dict[str, Tensor]) -> Tensor:
+        groups = self.scene_groups()
+        if name not in groups:
+            raise KeyError(f"model {self.model.name!r} has an albedo space: its scene has no {name!r} group")
+        return groups[name].unflatten(params[name])
 
     def initial(self, batch_size: int, landmarks2d: Tensor | None = None) -> dict[str, Tensor]:
         """Neutral face, frontal pose, default light; placed to cover ``landmarks2d`` when given.
@@ -95,11 +212,10 @@ class SceneSpec:
         params[POSE] = torch.zeros(B, 3, device=device)
         params[TRANSLATION] = torch.tensor([0.0, 0.0, DEFAULT_FACE_DISTANCE], device=device).repeat(B, 1)
         params[LOG_FOCAL] = torch.zeros(B, 1, device=device)
-        params[LIGHT] = default_sh(B).to(device).reshape(B, NUM_SH * 3)
+        params[LIGHT] = LIGHT_GROUP.flatten(default_sh(B).to(device))
         if self.free_vertex_color:
-            sizes = self.sizes()
-            params[SMOOTH_COLOR] = torch.zeros(B, sizes[SMOOTH_COLOR], device=device)
-            params[VERTEX_COLOR] = torch.zeros(B, sizes[VERTEX_COLOR], device=device)
+            for group in color_groups(self.model.num_vertices):
+                params[group.name] = torch.zeros(B, group.size, device=device)
         if landmarks2d is not None:
             params[TRANSLATION] = self.translation_covering(landmarks2d)
         return params

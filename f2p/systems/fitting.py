@@ -21,7 +21,7 @@ from f2p.perception.identity.embedder import create_embedder
 from f2p.pipeline import PhotoRun, outcome_line
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.params import SceneSpec
-from f2p.systems.regressor import load_regressor
+from f2p.systems.checkpoints import load_regressor
 
 log = logging.getLogger("f2p")
 
@@ -55,6 +55,8 @@ class FittingSystem(L.LightningModule):
         self.init_checkpoint = init_checkpoint
         self.estimator: FittingEstimator | None = None
         self.run: PhotoRun | None = None
+        self.exit_code = 0
+        """What ``python -m f2p fit`` exits with: 0 all photos ok, 1 some failed, 2 no photos."""
 
     def configure_optimizers(self) -> None:
         """No module weights: each batch's photo parameters get their own optimiser inside ``training_step``."""
@@ -70,7 +72,9 @@ class FittingSystem(L.LightningModule):
         if self.init_checkpoint is not None:
             initializer = load_regressor(self.init_checkpoint, map_location=self.device, expect=spec).predict_params
         self.estimator = FittingEstimator(Fitter(spec, self.renderer, self.stages, self.embedder), initializer)
-        self.run = PhotoRun(self.output_dir, PhotoExporter(spec, self.renderer, self.embedder), self.embedder)
+        settings = {"model": str(self.hparams.model), "crop_size": self.crop_size, "identity": self.embedder is not None,
+                    "steps": self.estimator.steps, "init": self.init_checkpoint}
+        self.run = PhotoRun(self.output_dir, PhotoExporter(spec, self.renderer, self.embedder), self.embedder, settings)
 
     def training_step(self, batch: PhotoBatch, batch_idx: int) -> dict[str, list[PhotoOutcome]]:
         """Fit the photos of ``batch`` not done yet and write their outputs; returns their outcomes."""
@@ -88,6 +92,10 @@ class FittingSystem(L.LightningModule):
     def on_train_end(self) -> None:
         """Gather every rank's rows and write summary.csv once (rank 0)."""
         rows = self.run.finish()
+        failed = sum(row["status"] != "ok" for row in rows)
+        self.exit_code = 2 if not rows else 1 if failed or self.run.summary_error else 0
         if self.trainer.is_global_zero:
-            failed = sum(row["status"] != "ok" for row in rows)
-            log.info("%d/%d photos ok; summary: %s", len(rows) - failed, len(rows), self.output_dir / "summary.csv")
+            if not rows:
+                log.error("no photos found (data.images)")
+            else:
+                log.info("%d/%d photos ok; summary: %s", len(rows) - failed, len(rows), self.output_dir / "summary.csv")

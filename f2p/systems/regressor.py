@@ -14,30 +14,27 @@ perceptual networks are left out (``FROZEN_PREFIXES``) and taken from the live m
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from f2p.data import batch as K
+from f2p.data import batch as keys
 from f2p.data.batch import batch_observations
-from f2p.errors import ModelFileError
-from f2p.evaluation.shape_weights import shape_variance, shape_weighted_rmse
+from f2p.evaluation.parameters import recovery_errors, vertex_errors_mm
 from f2p.fitting.schedule import FINAL_LR_FRACTION
 from f2p.losses.priors import gaussian_prior
+from f2p.morphable.base import MorphableModel
 from f2p.morphable.registry import load_model
 from f2p.nets.encoder import FaceRegressor
 from f2p.perception.identity.embedder import create_embedder
 from f2p.render.renderer import MeshRenderer
-from f2p.render.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from f2p.scene.compose import SceneOutput, render_scene
 from f2p.scene.objective import FittingObjective
 from f2p.scene.observations import Observations
-from f2p.scene.params import POSE, SceneSpec
+from f2p.scene.params import SceneSpec
 
 FROZEN_PREFIXES = ("objective.embedder.", "perceptual.")
 """State-dict keys of frozen networks, never written to checkpoints."""
@@ -73,7 +70,7 @@ class LossWeights:
 
 
 @dataclass(frozen=True)
-class Translation:
+class RegressorOutput:
     """What the regressor makes of a batch of crops.
 
     Attributes:
@@ -87,38 +84,22 @@ class Translation:
     refined: Tensor
 
 
-def vertex_error_mm(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str, Tensor]) -> Tensor:
-    """(B,) mean distance in millimetres of the face-region vertices of the unposed meshes of ``params`` and
-    ``truth`` ({group: (B, K)}, the model's groups are used)."""
-    model = spec.model
-    verts = model(**{g: params[g] for g in model.groups}).verts[:, model.face_region]
-    true_verts = model(**{g: truth[g] for g in model.groups}).verts[:, model.face_region]
-    return (verts - true_verts).norm(dim=-1).mean(1) * 1000.0
-
-
 def parameter_errors(spec: SceneSpec, params: dict[str, Tensor], truth: dict[str, Tensor],
                      scales: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Errors of predicted against true parameters, each (B,).
+    """Errors of predicted against true parameters, each (B,), under the names the regressor logs them by.
 
-    ``param_error``: RMS over every component of the model's groups, in units of ``scales`` (prior standard
-    deviations, or a slider's range), and ``param_error_<group>`` per model group; ``param_error_shape`` and
-    ``param_error_<group>_shape`` (groups that move the face): the same weighed by each component's share of the
-    face's shape variance (``f2p.evaluation.shape_weights``: components no image shows count little);
+    ``f2p.evaluation.parameters.recovery_errors`` in the units of ``scales`` (the head's: prior standard
+    deviations, or a slider's range): ``param_error``, the standardised RMSE over every component of the model's
+    groups, and ``param_error_<group>`` per model group; ``param_error_shape`` and ``param_error_<group>_shape``
+    (groups that move the face): the same weighed by each component's share of the face's shape variance;
     ``vertex_error_mm``: mean distance of face-region vertices of the unposed meshes, millimetres;
     ``pose_error_deg``: angle of the relative head rotation, degrees.
     """
-    groups = list(spec.model.groups)
-    standardised = {g: (params[g] - truth[g]) / scales[g] for g in groups}
-    errors = {"param_error": torch.cat(list(standardised.values()), dim=1).pow(2).mean(1).sqrt()}
-    errors.update({f"param_error_{g}": value.pow(2).mean(1).sqrt() for g, value in standardised.items()})
-    variance = shape_variance(spec.model, {g: scales[g] for g in groups})
-    errors["param_error_shape"] = shape_weighted_rmse(standardised, variance)
-    errors.update({f"param_error_{g}_shape": shape_weighted_rmse({g: value}, variance)
-                   for g, value in standardised.items() if variance[g].sum() > 0})
-    errors["vertex_error_mm"] = vertex_error_mm(spec, params, truth)
-    relative = axis_angle_to_matrix(params[POSE]).transpose(1, 2) @ axis_angle_to_matrix(truth[POSE])
-    errors["pose_error_deg"] = matrix_to_axis_angle(relative).norm(dim=-1).rad2deg()
-    return errors
+    errors = recovery_errors(spec.model, params, truth, scales)
+    return {"param_error": errors.rmse, **{f"param_error_{g}": value for g, value in errors.group_rmse.items()},
+            "param_error_shape": errors.shape_rmse,
+            **{f"param_error_{g}_shape": value for g, value in errors.group_shape_rmse.items()},
+            "vertex_error_mm": errors.vertex_mm["none"].mean(1), "pose_error_deg": errors.pose_deg["geodesic"]}
 
 
 class RegressorSystem(LightningModule):
@@ -128,7 +109,8 @@ class RegressorSystem(LightningModule):
         encoder: image encoder, (B, 3, S, S) in [0, 1] -> (B, D), with a ``feature_dim`` attribute.
         refiner: render buffers -> refined portrait (``forward(render, photo) -> (B, 3, S, S)``).
         renderer: the mesh renderer (default ``MeshRenderer()``: PyTorch3D on GPU, torch on CPU).
-        face_model: name or path for ``load_model``; must match the data's.
+        face_model: name or path for ``load_model`` (or a loaded model: ``systems.checkpoints``); must match the
+            data's.
         image_size: side S of the crops the regressor takes; must match the data's.
         use_landmarks: feed the crops' landmarks to the parameter head (see ``FaceRegressor``).
         head_bottleneck: rank of the heads of large groups (per-vertex colour).
@@ -142,7 +124,7 @@ class RegressorSystem(LightningModule):
     """
 
     def __init__(self, encoder: nn.Module, refiner: nn.Module, renderer: MeshRenderer | None = None,
-                 face_model: str = "ict", image_size: int = 64, use_landmarks: bool = True, head_bottleneck: int = 64,
+                 face_model: str | MorphableModel = "ict", image_size: int = 64, use_landmarks: bool = True, head_bottleneck: int = 64,
                  weights: LossWeights | None = None, perceptual: nn.Module | None = None,
                  init_weights: str | None = None, lr: float = 1e-3, weight_decay: float = 1e-4) -> None:
         super().__init__()
@@ -150,7 +132,7 @@ class RegressorSystem(LightningModule):
         self.weights = weights or LossWeights()
         if self.weights.perceptual > 0 and perceptual is None:
             raise ValueError("weights.perceptual > 0 needs a perceptual module (f2p.losses.perceptual.PerceptualLoss)")
-        self.face_model = load_model(face_model)
+        self.face_model = face_model if isinstance(face_model, MorphableModel) else load_model(face_model)
         self.spec = SceneSpec(self.face_model, (image_size, image_size))
         self.regressor = FaceRegressor(encoder, self.spec, use_landmarks, head_bottleneck)
         self.refiner = refiner
@@ -170,11 +152,11 @@ class RegressorSystem(LightningModule):
         return self.spec.image_size[0]
 
     # ------------------------------------------------------------------ inference
-    def forward(self, images: Tensor, landmarks: Tensor | None) -> Translation:
+    def forward(self, images: Tensor, landmarks: Tensor | None) -> RegressorOutput:
         """(B, 3, S, S) crops and (B, 68, 2) landmarks in their pixels -> parameters, render, refined portrait."""
         params = self.regressor(images, landmarks)
         scene = render_scene(self.spec, params, self.renderer)
-        return Translation(params, scene, self.refiner(scene.render, images))
+        return RegressorOutput(params, scene, self.refiner(scene.render, images))
 
     @torch.no_grad()
     def predict_params(self, crops: Tensor, landmarks: Tensor | None = None) -> dict[str, Tensor]:
@@ -205,7 +187,7 @@ class RegressorSystem(LightningModule):
         return {name: value.to(crops.device) for name, value in params.items()}
 
     # ------------------------------------------------------------------ losses
-    def loss_terms(self, out: Translation, obs: Observations, truth: dict[str, Tensor] | None) -> dict[str, Tensor]:
+    def loss_terms(self, out: RegressorOutput, obs: Observations, truth: dict[str, Tensor] | None) -> dict[str, Tensor]:
         """{term: (B,)} for every term of ``LossWeights`` that applies (expensive ones only when weighted)."""
         w = self.weights
         groups = set(out.params)
@@ -223,7 +205,7 @@ class RegressorSystem(LightningModule):
             terms["params"] = sum(gaussian_prior(out.params[name] - value, scales[name])
                                   for name, value in truth.items())
             if w.vertices > 0:
-                terms["vertices"] = vertex_error_mm(self.spec, out.params, truth)
+                terms["vertices"] = vertex_errors_mm(self.spec.model, out.params, truth)["none"].mean(1)
         return terms
 
     def total_loss(self, terms: dict[str, Tensor]) -> Tensor:
@@ -233,15 +215,15 @@ class RegressorSystem(LightningModule):
 
     def _photo_embedding(self, batch: dict) -> Tensor | None:
         """(B, D) identity embedding of the photos when the identity term needs one the batch does not carry."""
-        if self.objective.embedder is None or K.EMBEDDING in batch:
+        if self.objective.embedder is None or keys.EMBEDDING in batch:
             return None
         with torch.no_grad():
-            return self.objective.embedder.embed(batch[K.IMAGE], batch[K.LANDMARKS])
+            return self.objective.embedder.embed(batch[keys.IMAGE], batch[keys.LANDMARKS])
 
     def _step(self, batch: dict, stage: str) -> Tensor:
         obs = batch_observations(batch, self._photo_embedding(batch))
         out = self(obs.image, obs.landmarks)
-        truth = batch.get(K.PARAMS)
+        truth = batch.get(keys.PARAMS)
         terms = self.loss_terms(out, obs, truth)
         loss = self.total_loss(terms)
         B = obs.batch_size
@@ -269,7 +251,7 @@ class RegressorSystem(LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
         """{group: (B, K)} parameters of the crops, written out by ``regressor_callbacks.PredictionWriter``."""
-        return self.regressor(batch[K.IMAGE], batch[K.LANDMARKS])
+        return self.regressor(batch[keys.IMAGE], batch[keys.LANDMARKS])
 
     # ------------------------------------------------------------------ training set-up
     def setup(self, stage: str) -> None:
@@ -297,40 +279,3 @@ def _drop_frozen_keys(module: nn.Module, state_dict: dict, prefix: str, local_me
 def _allow_missing_frozen_keys(module: nn.Module, incompatible_keys) -> None:
     missing = incompatible_keys.missing_keys
     missing[:] = [k for k in missing if not k.startswith(FROZEN_PREFIXES)]
-
-
-def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device = "cpu",
-                   expect: SceneSpec | None = None) -> RegressorSystem:
-    """A trained regressor from a checkpoint of ``python -m f2p fit --config configs/regressor*.yaml``.
-
-    Loaded with ``weights_only=True`` (no code runs from the file); the system is rebuilt from the config saved
-    in the checkpoint, so the face model must be available here too (``init_weights`` is not read again). Returned
-    in eval mode.
-
-    Args:
-        checkpoint_path: the checkpoint file.
-        map_location: device of the loaded networks.
-        expect: the scene the predictions are for (fitting's or an evaluation's): the regressor must predict the
-            same face model with the same parameter groups, or None to accept any.
-
-    Raises:
-        ModelFileError: the file is missing, is not a checkpoint, holds networks that differ from this version's,
-            or predicts another face model than ``expect``'s (one line naming the file).
-    """
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise ModelFileError(path, "no such regressor checkpoint")
-    try:
-        system = RegressorSystem.load_from_checkpoint(path, map_location=map_location, weights_only=True,
-                                                      init_weights=None)
-    except (RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as error:
-        detail = " ".join(str(error).split())[:300]
-        raise ModelFileError(path, f"not a regressor checkpoint this f2p version can load ({detail})") from error
-    if expect is not None:
-        theirs = {name: group.size for name, group in system.spec.model.groups.items()}
-        ours = {name: group.size for name, group in expect.model.groups.items()}
-        if system.spec.model.name != expect.model.name or theirs != ours:
-            raise ModelFileError(path, f"the regressor predicts model {system.spec.model.name!r} {theirs}, but "
-                                       f"{expect.model.name!r} {ours} is used here (pass --model "
-                                       f"{system.spec.model.name})")
-    return system.eval()

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.loggers import WandbLogger
 from PIL import Image, ImageDraw
 
-from f2p.data import batch as K
+from f2p.data import batch as keys
 from f2p.export.figures import DETECTED_COLOR, FITTED_COLOR, blend, draw_landmarks, to_pil
 from f2p.export.photo import PhotoExporter
 from f2p.fitting.estimate import Estimate
@@ -36,7 +36,7 @@ GRID_TITLES = ("photo", "raw render", "refined", "overlay")
 def render_grid(pl_module: LightningModule, batch: dict, max_rows: int) -> Image.Image:
     """One row per item: photo | raw render | refined portrait | raw render over the photo with the observed
     (green) and predicted (red) landmarks."""
-    images, landmarks = batch[K.IMAGE][:max_rows], batch[K.LANDMARKS][:max_rows]
+    images, landmarks = batch[keys.IMAGE][:max_rows], batch[keys.LANDMARKS][:max_rows]
     with torch.no_grad():
         out = pl_module(images, landmarks)
     render = out.scene.render
@@ -112,7 +112,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer: Trainer, pl_module: LightningModule, prediction: dict, batch_indices,
                            batch: dict, batch_idx: int, dataloader_idx: int) -> None:
-        names = list(batch[K.NAME])
+        names = list(batch[keys.NAME])
         seconds = (time.perf_counter() - self._began) / len(names)
         samples = [self._sample(batch, i) for i in range(len(names))]
         if self.run is None:  # photo crops are all crop_size, synthetic items all the data's size
@@ -129,11 +129,11 @@ class PredictionWriter(BasePredictionWriter):
 
     def _sample(self, batch: dict, i: int) -> PhotoSample:
         """The ``PhotoSample`` of item ``i``: rebuilt from its photo file, or the synthetic crop as its own photo."""
-        crop, landmarks = batch[K.IMAGE][i].cpu(), batch[K.LANDMARKS][i].cpu()
-        confidence, source = batch[K.CONFIDENCE][i].cpu(), batch[K.SOURCE][i]
-        if K.PATH not in batch:
-            return PhotoSample(batch[K.NAME][i], crop, landmarks, confidence, source, crop, landmarks,
-                               torch.eye(2, 3), batch[K.FACE_MASK][i].cpu())
-        photo_landmarks = apply_affine(batch[K.TO_PHOTO][i:i + 1].cpu(), landmarks[None])[0]
-        path = batch[K.PATH][i]
+        crop, landmarks = batch[keys.IMAGE][i].cpu(), batch[keys.LANDMARKS][i].cpu()
+        confidence, source = batch[keys.CONFIDENCE][i].cpu(), batch[keys.SOURCE][i]
+        if keys.PATH not in batch:
+            return PhotoSample(batch[keys.NAME][i], crop, landmarks, confidence, source, crop, landmarks,
+                               torch.eye(2, 3), batch[keys.FACE_MASK][i].cpu())
+        photo_landmarks = apply_affine(batch[keys.TO_PHOTO][i:i + 1].cpu(), landmarks[None])[0]
+        path = batch[keys.PATH][i]
         return align_sample(path, load_image(path), photo_landmarks, confidence, source, self.crop_size)
