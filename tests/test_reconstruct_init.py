@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from f2p.cli import main, run_lightning
+from f2p.naming import output_name
 
 pytestmark = pytest.mark.slow
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "regressor.yaml"
@@ -31,7 +32,7 @@ def test_fit_starts_from_the_regressor(checkpoint, tmp_path, faces_dir):
     code = main(["reconstruct", str(photo), "--out", str(tmp_path), "--model", "procedural", "--init", str(checkpoint),
                  "--landmarks", "dlib", "--steps", "20", "--crop-size", "64", "--no-identity"])
     assert code == 0
-    metrics = json.loads((tmp_path / "celeba_000002" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / output_name(photo) / "metrics.json").read_text())
     assert metrics["landmark_rmse_px"] > 0
 
 
