@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from f2p import face_mesh
 from f2p.conventions import MM_PER_M
 from f2p.data import batch as keys
 from f2p.data.synthetic import SceneSampler, SyntheticFaces
@@ -84,15 +85,25 @@ def synthetic_sampler() -> SceneSampler:
                         light_std=0.3, tone_std=0.15, color_std=0.08, background_std=0.15, specular_max=0.0)
 
 
-def observe(items: list[dict], landmark_noise: Tensor, device: torch.device) -> tuple[Observations, Tensor]:
+def observe(items: list[dict], landmark_noise: Tensor, device: torch.device, dense_noise: Tensor | None = None,
+            spec: SceneSpec | None = None, truth: dict[str, Tensor] | None = None) -> tuple[Observations, Tensor]:
     """``SyntheticFaces`` items -> observations on ``device`` with ``landmark_noise`` (B, 68, 2) pixels added to the
-    landmarks (and the face mask made from the noisy ones), and the (B, 68, 2) true landmarks."""
+    landmarks (and the face mask made from the noisy ones), and the (B, 68, 2) true landmarks.
+
+    With ``dense_noise`` ((B, 468, 2) pixels), the observations also carry the true dense landmarks of the items'
+    parameters ``truth`` in ``spec`` (``morphable.dense`` projected through their cameras) plus that noise: a
+    perfect dense detector up to the noise, for measuring the dense-landmark pipeline."""
     images = torch.stack([item[keys.IMAGE] for item in items]).to(device)
     true_landmarks = torch.stack([item[keys.LANDMARKS] for item in items]).to(device)
     landmarks = true_landmarks + landmark_noise.to(device)
     H, W = images.shape[-2:]
+    dense_points = dense_confidence = None
+    if dense_noise is not None:
+        dense_points = render_scene(spec, truth, None, dense=True).dense2d + dense_noise.to(device)
+        dense_confidence = torch.ones_like(dense_points[..., 0])
     obs = Observations(image=images, landmarks=landmarks, confidence=torch.ones_like(landmarks[..., 0]),
-                       face_mask=face_region_mask(landmarks, H, W, softness=MASK_SOFTNESS))
+                       face_mask=face_region_mask(landmarks, H, W, softness=MASK_SOFTNESS), dense=dense_points,
+                       dense_confidence=dense_confidence)
     return obs, true_landmarks
 
 
@@ -125,7 +136,8 @@ def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Ten
 
 def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estimator, method: str, count: int,
                        seed: int = 0, landmark_noise: float = 0.0, batch_size: int = 8, worst: int = 6,
-                       on_batch: Callable[[int, int], None] | None = None) -> SyntheticEvaluation:
+                       dense: bool = False, on_batch: Callable[[int, int], None] | None = None
+                       ) -> SyntheticEvaluation:
     """Render ``count`` synthetic faces, estimate their parameters and score the recovery.
 
     Args:
@@ -139,21 +151,25 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
         landmark_noise: standard deviation in pixels of Gaussian noise on the observed landmarks.
         batch_size: faces fitted together.
         worst: how many of the worst fits to draw.
+        dense: also observe the 468 dense landmarks (with the same noise level), as MediaPipe gives them.
         on_batch: called as ``on_batch(faces done, count)`` after each batch.
     """
     device = spec.model.device
     # SyntheticFaces draws its parameters on the CPU, so it renders with a CPU copy of the model.
     data_spec = spec if device.type == "cpu" else replace(spec, model=copy.deepcopy(spec.model).cpu())
     faces = SyntheticFaces(data_spec, synthetic_sampler(), count, seed)
-    noise = torch.randn(count, 68, 2, generator=torch.Generator().manual_seed(NOISE_SEED + seed)) * landmark_noise
+    generator = torch.Generator().manual_seed(NOISE_SEED + seed)
+    noise = torch.randn(count, 68, 2, generator=generator) * landmark_noise
+    dense_noise = torch.randn(count, face_mesh.NUM_MESH_POINTS, 2, generator=generator) * landmark_noise
     records: list[dict] = []
     fitted: dict[str, list[Tensor]] = {}
     for start in range(0, count, batch_size):
         indices = list(range(start, min(start + batch_size, count)))
         items = faces.__getitems__(indices)
-        obs, true_landmarks = observe(items, noise[indices], device)
         batch_truth = {name: torch.stack([item[keys.PARAMS][name] for item in items]).to(device)
                        for name in items[0][keys.PARAMS]}
+        obs, true_landmarks = observe(items, noise[indices], device, dense_noise[indices] if dense else None, spec,
+                                      batch_truth)
         began = time.perf_counter()
         estimated = estimate(obs)
         seconds = (time.perf_counter() - began) / len(indices)
@@ -165,12 +181,13 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
                             **scores, "seconds": seconds})
         if on_batch is not None:
             on_batch(indices[-1] + 1, count)
-    summary = summarise_faces(spec, records, method=method, seed=seed, landmark_noise=landmark_noise)
+    summary = summarise_faces(spec, records, method=method, seed=seed, landmark_noise=landmark_noise, dense=dense)
     figures = draw_worst(spec, renderer, faces, {k: torch.cat(v) for k, v in fitted.items()}, records, worst)
     return SyntheticEvaluation(records, summary, figures)
 
 
-def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int, landmark_noise: float) -> dict:
+def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int, landmark_noise: float,
+                    dense: bool = False) -> dict:
     """Aggregate of ``score_faces`` records over the faces that did not fail (landmark CED counts failures)."""
     ok = [r for r in records if r["status"] == "ok"]
 
@@ -182,7 +199,7 @@ def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int
               for space, (prefix, _) in VERTEX_SPACES.items()}
     return {
         "settings": {"model": spec.model.name, "faces": len(records), "image_size": list(spec.image_size),
-                     "method": method, "seed": seed, "landmark_noise_px": landmark_noise,
+                     "method": method, "seed": seed, "landmark_noise_px": landmark_noise, "dense_landmarks": dense,
                      "yaw_limit_deg": YAW_LIMIT_DEG, "face_region_vertices": int(spec.model.face_region.sum()),
                      "sampler": asdict(synthetic_sampler())},
         "counts": {"faces": len(records), "ok": len(ok), "failed": len(records) - len(ok)},

@@ -34,3 +34,26 @@ def face_size(landmarks: Tensor) -> Tensor:
     """(B, L, 2) landmarks -> (B,) sqrt of their bounding-box area in pixels."""
     extent = landmarks.amax(1) - landmarks.amin(1)  # (B, 2)
     return (extent[:, 0] * extent[:, 1]).clamp_min(1e-8).sqrt()
+
+
+def robust_landmark_loss(pred: Tensor, target: Tensor, weights: Tensor, scale: Tensor, sigma: float) -> Tensor:
+    """Weighted mean Geman-McClure landmark distance, normalised by a per-image face size.
+
+    ``d_bl = ||pred_bl - target_bl|| / s_b``, ``loss_b = sum_l w_bl * sigma^2 d^2 / (d^2 + sigma^2) / sum_l w_bl``:
+    like ``landmark_loss`` for errors well below ``sigma`` (in face sizes), bounded above for outliers (a detector's
+    wrong point pulls no harder than ``sigma`` of error).
+
+    Args:
+        pred, target: (B, L, 2) pixel positions.
+        weights: (B, L) non-negative weights.
+        scale: (B,) face size in pixels.
+        sigma: error (in face sizes) beyond which a point's pull levels off.
+
+    Returns:
+        (B,) loss per image.
+    """
+    if target.shape != pred.shape:
+        raise ValueError(f"pred and target must both be (B, L, 2), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    d2 = ((pred - target) ** 2).sum(-1) / scale.clamp_min(1e-8)[:, None] ** 2  # (B, L)
+    rho = sigma**2 * d2 / (d2 + sigma**2)
+    return (weights * rho).sum(1) / weights.sum(1).clamp_min(1e-8)

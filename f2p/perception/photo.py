@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from f2p.errors import PathError
+from f2p.face_mesh import NUM_MESH_POINTS
 from f2p.naming import path_key
 from f2p.perception.annotations import AnnotationError, is_face_set, read_annotation, read_face_set_file
 from f2p.perception.crop import CROP_SIZE, crop_faces
@@ -41,6 +42,8 @@ class PhotoSample:
         crop: (3, S, S) aligned crop; crop_landmarks: (68, 2) in crop pixels.
         to_photo: (2, 3) crop pixels -> photo pixels.
         face_mask: (1, S, S) soft skin-region mask of the crop.
+        dense: (468, 2) MediaPipe face-mesh points in photo pixels (``face_mesh``) when the detector gives them,
+            else None; dense_confidence: (468,); crop_dense: (468, 2) in crop pixels.
     """
 
     path: str
@@ -52,6 +55,9 @@ class PhotoSample:
     crop_landmarks: Tensor
     to_photo: Tensor
     face_mask: Tensor
+    dense: Tensor | None = None
+    dense_confidence: Tensor | None = None
+    crop_dense: Tensor | None = None
 
 
 class LandmarkFile:
@@ -111,6 +117,7 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
         photo = load_image(path)
     except ImageReadError as error:
         raise PhotoError(path, error.reason) from None
+    dense = None
     if landmark_file is not None:
         landmarks = landmark_file.landmarks_for(path).float()
         confidence, source = torch.ones(68), str(landmark_file.path.name)
@@ -120,20 +127,25 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
             raise PhotoError(path, f"no face found (detector {detector.name})")
         face = faces[0]
         landmarks, confidence, source = face.landmarks.float(), face.landmark_confidence.float(), face.detector
+        if face.dense_landmarks is not None:
+            dense = (face.dense_landmarks[:NUM_MESH_POINTS].float(), face.dense_confidence[:NUM_MESH_POINTS].float())
     problem = implausible_landmarks(landmarks, tuple(photo.shape[-2:]))
     if problem:
         raise PhotoError(path, f"{problem} (from {source})")
-    return align_sample(path, photo, landmarks, confidence, source, crop_size)
+    return align_sample(path, photo, landmarks, confidence, source, crop_size, dense)
 
 
 def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, confidence: Tensor, source: str,
-                 crop_size: int = CROP_SIZE) -> PhotoSample:
-    """Crop and mask a loaded photo whose (68, 2) landmarks (photo pixels) and (68,) confidence are known."""
+                 crop_size: int = CROP_SIZE, dense: tuple[Tensor, Tensor] | None = None) -> PhotoSample:
+    """Crop and mask a loaded photo whose (68, 2) landmarks (photo pixels) and (68,) confidence are known, with
+    its (468, 2) dense points and (468,) confidences when ``dense`` gives them."""
     crop = crop_faces(photo[None], landmarks[None], size=crop_size)
     crop_landmarks = crop.to_crop(landmarks[None])[0]
     mask = face_region_mask(crop_landmarks[None], crop_size, crop_size, softness=MASK_SOFTNESS)[0]
+    points, point_confidence = dense if dense is not None else (None, None)
+    crop_dense = None if points is None else crop.to_crop(points[None])[0]
     return PhotoSample(str(path), photo, landmarks, confidence, source, crop.images[0].clamp(0, 1), crop_landmarks,
-                       crop.inverse[0], mask)
+                       crop.inverse[0], mask, points, point_confidence, crop_dense)
 
 
 class PhotoLoader:

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from f2p.export.photo import PhotoExporter, PhotoOutcome
+from f2p.face_mesh import NUM_MESH_POINTS
 from f2p.export.results import DONE_MARKER
 from f2p.export.summary import summary_row, write_summary
 from f2p.fitting.estimate import Estimate, Estimator
@@ -44,16 +45,25 @@ PhotoLoad = Callable[[Path], PhotoSample]
 
 
 def observations(samples: list[PhotoSample], embedder: FaceEmbedder | None, device: torch.device) -> Observations:
-    """Stack samples into batched observations on ``device`` (embedding the crops when an embedder is given)."""
+    """Stack samples into batched observations on ``device`` (embedding the crops when an embedder is given).
+
+    Dense landmarks are observed when any sample has them; a sample without them gets zero confidence there."""
     crops = torch.stack([s.crop for s in samples]).to(device)
     landmarks = torch.stack([s.crop_landmarks for s in samples]).to(device)
     embedding = None
     if embedder is not None:
         with torch.no_grad():
             embedding = embedder.embed(crops, landmarks)
+    dense = dense_confidence = None
+    if any(s.crop_dense is not None for s in samples):
+        dense = torch.stack([torch.zeros(NUM_MESH_POINTS, 2) if s.crop_dense is None else s.crop_dense
+                             for s in samples]).to(device)
+        dense_confidence = torch.stack([torch.zeros(NUM_MESH_POINTS) if s.dense_confidence is None
+                                        else s.dense_confidence for s in samples]).to(device)
     return Observations(image=crops, landmarks=landmarks,
                         confidence=torch.stack([s.confidence for s in samples]).to(device),
-                        face_mask=torch.stack([s.face_mask for s in samples]).to(device), embedding=embedding)
+                        face_mask=torch.stack([s.face_mask for s in samples]).to(device), embedding=embedding,
+                        dense=dense, dense_confidence=dense_confidence)
 
 
 def completed(image: Path, out_dir: Path, settings: Settings) -> PhotoOutcome | None:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from f2p.morphable.base import MeshOutput, MorphableModel
+from f2p.morphable.dense import dense_landmarks
 from f2p.render.cameras import PinholeCamera
 from f2p.render.renderer import MeshRenderer, RenderOutput
 from f2p.render.rotations import head_pose_extrinsics
@@ -27,6 +28,7 @@ class SceneOutput:
             landmark-only scene.
         colors: (B, V, 3) per-vertex colour that was rendered; None for a landmark-only scene.
         render: the renderer's output; None for a landmark-only scene.
+        dense2d: (B, 468, 2) projected dense landmarks (``morphable.dense``) in pixels, when asked for, else None.
     """
 
     camera: PinholeCamera
@@ -34,6 +36,7 @@ class SceneOutput:
     mesh: MeshOutput | None
     colors: Tensor | None
     render: RenderOutput | None
+    dense2d: Tensor | None = None
 
     def row(self, i: int) -> SceneOutput:
         """The scene of item ``i`` alone, as a batch of 1 (every batched tensor, camera and render included)."""
@@ -83,7 +86,7 @@ def face_triangles(model: MorphableModel) -> Tensor:
 
 
 def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRenderer | None,
-                 faces: Tensor | None = None) -> SceneOutput:
+                 faces: Tensor | None = None, dense: bool = False) -> SceneOutput:
     """Build the mesh and camera of ``params`` and render them (or only project landmarks if no renderer).
 
     Args:
@@ -91,13 +94,15 @@ def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRende
         params: {group name: (B, K)} as produced by ``SceneSpec.initial`` (or a regressor).
         renderer: the mesh renderer, or None for a landmark-only scene (no mesh is built: landmark stages).
         faces: (F', 3) triangles to render (e.g. ``face_triangles``), or None for all of the model's.
+        dense: also project the 468 dense landmarks (``SceneOutput.dense2d``).
     """
     model_params = {name: params[name] for name in spec.model.groups if name in params}
     camera = scene_camera(spec, params)
+    dense2d = camera.project(dense_landmarks(spec.model, **model_params)) if dense else None
     if renderer is None:
-        return SceneOutput(camera, camera.project(spec.model.landmarks(**model_params)), None, None, None)
+        return SceneOutput(camera, camera.project(spec.model.landmarks(**model_params)), None, None, None, dense2d)
     mesh = spec.model(**model_params)
     colors = scene_colors(spec, params, mesh)
     render = renderer(mesh.verts, spec.model.faces if faces is None else faces, camera, spec.lighting(params),
                       colors=colors, landmarks=mesh.landmarks)
-    return SceneOutput(camera, render.landmarks2d, mesh, colors, render)
+    return SceneOutput(camera, render.landmarks2d, mesh, colors, render, dense2d)

@@ -7,14 +7,20 @@ from torch import Tensor, nn
 
 from f2p import conventions as C
 from f2p.losses import bound_penalty, gaussian_prior, identity_loss, landmark_loss, photometric_loss
-from f2p.losses.landmark import face_size
+from f2p.losses.landmark import face_size, robust_landmark_loss
 from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
+from f2p.morphable.correspondence import dense_correspondence
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.render.rotations import axis_angle_to_matrix
 from f2p.scene.compose import SceneOutput
 from f2p.scene.observations import Observations
 from f2p.scene.params import POSE, VERTEX_COLOR, SceneSpec
 
+DENSE_CONTOUR_WEIGHT = 0.3
+"""Weight of the dense face-oval points (``DenseCorrespondence.contour``): on a turned head the detected oval is
+the silhouette, which slides over the surface, so their fixed surface points are right only near frontal."""
+DENSE_SIGMA = 0.05
+"""Robust scale of the dense term in face sizes: a dense point further off than this pulls no harder."""
 JAW_FADE = 0.35
 """How fast the far-side jaw landmarks lose weight as the face turns: weight = clamp(n_z / JAW_FADE, 0, 1)
 where n_z is the camera-facing component of the jaw side's direction."""
@@ -64,6 +70,10 @@ class FittingObjective(nn.Module):
         if "landmark" in wanted:
             weights = obs.confidence * self.spec.model.landmark_confidence * jaw_weights(params[POSE])
             out["landmark"] = landmark_loss(scene.landmarks2d, obs.landmarks, weights, face_size(obs.landmarks))
+        if "dense" in wanted and obs.dense is not None and scene.dense2d is not None:
+            weights = obs.dense_confidence * self._dense_point_weights()
+            out["dense"] = robust_landmark_loss(scene.dense2d, obs.dense, weights, face_size(obs.landmarks),
+                                                DENSE_SIGMA)
         if "photometric" in wanted and scene.render is not None:
             mask = scene.render.mask if obs.face_mask is None else scene.render.mask * obs.face_mask
             out["photometric"] = photometric_loss(scene.render.image, obs.image, mask)
@@ -84,3 +94,8 @@ class FittingObjective(nn.Module):
         if "smoothness" in wanted and VERTEX_COLOR in params and scene.colors is not None:
             out["smoothness"] = vertex_color_smoothness(scene.colors, self.edges)
         return out
+
+    def _dense_point_weights(self) -> Tensor:
+        """(468,) per-point weights of the dense term: ``DENSE_CONTOUR_WEIGHT`` on the face oval, 1 elsewhere."""
+        contour = dense_correspondence(self.spec.model).contour.to(self.spec.model.device)
+        return torch.where(contour, DENSE_CONTOUR_WEIGHT, 1.0)

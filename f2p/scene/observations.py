@@ -18,6 +18,8 @@ class Observations:
         confidence: (B, 68) landmark weights in [0, 1].
         face_mask: (B, 1, H, W) skin-region weights, or None for everywhere.
         embedding: (B, D) identity embedding of the photo, or None.
+        dense: (B, 468, 2) dense landmarks (MediaPipe's face-mesh points, ``face_mesh``) in crop pixels, or None.
+        dense_confidence: (B, 468) their weights in [0, 1] (0 for a photo without dense points), or None.
     """
 
     image: Tensor
@@ -25,6 +27,8 @@ class Observations:
     confidence: Tensor
     face_mask: Tensor | None = None
     embedding: Tensor | None = None
+    dense: Tensor | None = None
+    dense_confidence: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -37,7 +41,8 @@ class Observations:
     def select(self, index: Tensor) -> Observations:
         """Rows ``index`` (long (N,)) of every field."""
         return Observations(*(None if f is None else f[index] for f in
-                              (self.image, self.landmarks, self.confidence, self.face_mask, self.embedding)))
+                              (self.image, self.landmarks, self.confidence, self.face_mask, self.embedding,
+                               self.dense, self.dense_confidence)))
 
     def rescaled(self, scale: float) -> Observations:
         """Images and masks resized by ``scale`` (area filter), landmarks mapped with the pixel-centre rule."""
@@ -45,10 +50,11 @@ class Observations:
             return self
         H, W = self.image_size
         size = (max(1, round(H * scale)), max(1, round(W * scale)))
-        sx, sy = size[1] / W, size[0] / H
-        landmarks = self.landmarks.clone()
-        landmarks[..., 0] = (landmarks[..., 0] + 0.5) * sx - 0.5
-        landmarks[..., 1] = (landmarks[..., 1] + 0.5) * sy - 0.5
+        scale = self.landmarks.new_tensor([size[1] / W, size[0] / H])
+
+        def pixels(points: Tensor | None) -> Tensor | None:  # the pixel-centre rule x' = (x + 0.5) * s - 0.5
+            return None if points is None else (points + 0.5) * scale - 0.5
+
         mask = None if self.face_mask is None else F.interpolate(self.face_mask, size=size, mode="area")
-        return replace(self, image=F.interpolate(self.image, size=size, mode="area"), landmarks=landmarks,
-                       face_mask=mask)
+        return replace(self, image=F.interpolate(self.image, size=size, mode="area"), landmarks=pixels(self.landmarks),
+                       face_mask=mask, dense=pixels(self.dense))

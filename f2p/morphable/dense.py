@@ -1,0 +1,47 @@
+"""The 468 dense landmarks of a face model's meshes, straight from its parameters.
+
+``dense_landmarks(model, **params)`` evaluates the model's ``DenseCorrespondence`` surface points. For linear
+models (ICT, SFM, BFM, rigs, the procedural model) the bases are restricted once to the three corners of each
+point's triangle and blended with the barycentric weights, so no full mesh is built (what ``landmarks`` does for
+the 68 points); other models (FLAME's skinning) build the mesh and pick the points.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import Tensor
+
+from f2p.morphable.base import LinearMorphableModel, MorphableModel
+from f2p.morphable.correspondence import DenseCorrespondence, dense_correspondence
+
+_bases: weakref.WeakKeyDictionary[MorphableModel, tuple[Tensor, dict[str, Tensor]]] = weakref.WeakKeyDictionary()
+
+
+def _restricted(model: LinearMorphableModel, dense: DenseCorrespondence) -> tuple[Tensor, dict[str, Tensor]]:
+    """(468, 3) mean points and {group: (K, 468, 3)} point bases of a linear model, on its device."""
+    cached = _bases.get(model)
+    if cached is not None and cached[0].device == model.device:
+        return cached
+    faces = model.faces
+    with torch.no_grad():
+        mean = dense.points(model.mean[None], faces)[0]
+        bases = {g: dense.points(model.basis(g), faces) for g in model.shape_group_names}
+    _bases[model] = (mean, bases)
+    return mean, bases
+
+
+def dense_landmarks(model: MorphableModel, **params: Tensor) -> Tensor:
+    """(B, 468, 3) dense landmarks in model space (metres) of the meshes of ``params`` ({group: (B, K)})."""
+    dense = dense_correspondence(model)
+    if not isinstance(model, LinearMorphableModel):
+        return dense.points(model(**params).verts, model.faces)
+    B = model.check_params(params)
+    mean, bases = _restricted(model, dense)
+    points = mean.expand(B, -1, -1)
+    for group, basis in bases.items():
+        if group in params:
+            K = basis.shape[0]
+            points = points + (params[group] @ basis.reshape(K, -1)).reshape(B, -1, 3)
+    return points
