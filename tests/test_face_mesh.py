@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -29,20 +30,24 @@ def test_table_sizes_and_ranges() -> None:
     assert M.NUM_DENSE_POINTS == 478 and M.NUM_MESH_POINTS == 468
     assert M.RIGHT_IRIS == (468, 469, 470, 471, 472) and M.LEFT_IRIS == (473, 474, 475, 476, 477)
     assert len(M.FACE_OVAL) == len(set(M.FACE_OVAL)) == 36
-    assert len(M.IBUG68_INNER) == len(C.INNER_51)
-    assert all(1 <= len(entry) <= 2 for entry in M.IBUG68_INNER)
-    used = [*M.FACE_OVAL, *(i for entry in M.IBUG68_INNER for i in entry)]
+    assert len(M.IBUG68_JAW) == len(C.JAW) and len(M.IBUG68_INNER) == len(C.INNER_51)
+    assert M.IBUG68_TABLE == M.IBUG68_JAW + M.IBUG68_INNER and len(M.IBUG68_TABLE) == C.NUM_LANDMARKS
+    assert all(1 <= len(entry) <= 2 for entry in M.IBUG68_TABLE)
+    used = [*M.FACE_OVAL, *(i for entry in M.IBUG68_TABLE for i in entry)]
     assert all(0 <= i < M.NUM_MESH_POINTS for i in used)
     assert sorted(M.MIRROR_468) == list(range(M.NUM_MESH_POINTS))
     assert all(M.MIRROR_468[M.MIRROR_468[i]] == i for i in range(M.NUM_MESH_POINTS))
     assert [i for i in range(M.NUM_MESH_POINTS) if M.MIRROR_468[i] == i] == list(M.MIDLINE)
 
 
-def test_jaw_contour_bounds_are_pinned() -> None:
-    assert (M.JAW_RIGHT_END, M.CHIN_POINT, M.JAW_LEFT_END) == (127, 152, 356)
-    assert M.JAW_CONTOUR[0] == M.JAW_RIGHT_END and M.JAW_CONTOUR[-1] == M.JAW_LEFT_END
-    assert M.JAW_CONTOUR[len(M.JAW_CONTOUR) // 2] == M.CHIN_POINT
-    assert len(M.JAW_CONTOUR) == 23 and set(M.JAW_CONTOUR) <= set(M.FACE_OVAL)
+def test_jaw_runs_along_the_face_oval_from_ear_to_ear() -> None:
+    assert (M.IBUG68_JAW[0], M.IBUG68_JAW[C.CHIN], M.IBUG68_JAW[16]) == ((127,), (152,), (356,))
+    assert all(set(entry) <= set(M.FACE_OVAL) for entry in M.IBUG68_JAW)
+    # The oval loop runs up the subject's right side after the chin: reversed, it runs from the right ear (127)
+    # over the chin to the left ear (356), the iBUG jaw order; each entry's mean moves strictly along it.
+    lower = list(reversed(M.FACE_OVAL[M.FACE_OVAL.index(356):M.FACE_OVAL.index(127) + 1]))
+    places = [sum(lower.index(i) for i in entry) / len(entry) for entry in M.IBUG68_JAW]
+    assert lower[0] == 127 and lower[-1] == 356 and places == sorted(set(places))
 
 
 def test_face_oval_is_a_closed_edge_loop_of_the_canonical_mesh(canonical) -> None:
@@ -75,11 +80,11 @@ def test_ibug68_view_landmarks_are_where_they_belong(canonical) -> None:
     view = M.ibug68_view(verts)
     jaw = view[list(C.JAW)]
     assert int(jaw[:, 1].argmin()) == C.CHIN
-    assert torch.allclose(view[C.CHIN], verts[M.CHIN_POINT])
-    assert torch.allclose(view[0], verts[M.JAW_RIGHT_END]) and torch.allclose(view[16], verts[M.JAW_LEFT_END])
+    assert torch.allclose(view[C.CHIN], verts[152])
+    assert torch.allclose(view[0], verts[127]) and torch.allclose(view[16], verts[356])
     # The jaw ends are the widest oval points, near the height of the outer eye corners.
     oval_x = verts[list(M.FACE_OVAL), 0]
-    assert verts[M.JAW_RIGHT_END, 0] == oval_x.min() and verts[M.JAW_LEFT_END, 0] == oval_x.max()
+    assert view[0, 0] == oval_x.min() and view[16, 0] == oval_x.max()
     assert abs(float(view[0, 1] - view[C.RIGHT_EYE_OUTER, 1])) < 1.0  # cm
     assert int(view[:, 2].argmax()) == C.NOSE_TIP
     assert float(verts[:, 2].max() - view[C.NOSE_TIP, 2]) < 0.1  # cm: the most forward region of the mesh
@@ -88,27 +93,21 @@ def test_ibug68_view_landmarks_are_where_they_belong(canonical) -> None:
     assert int(eyes[:, 0].argmax()) == len(C.RIGHT_EYE) + C.LEFT_EYE.index(C.LEFT_EYE_OUTER)
 
 
-def test_jaw_is_equally_spaced_by_arc_length(canonical) -> None:
+def test_chin_stays_on_the_menton_of_a_turned_face(canonical) -> None:
+    """The jaw is fixed mesh points, so the image of a turned face has its chin where the menton's image is."""
     verts, _ = canonical
-    for points in (verts, verts[:, :2]):
-        jaw = M.ibug68_view(points)[list(C.JAW)]
-        contour = points[list(M.JAW_CONTOUR)]
-        total = (contour[1:] - contour[:-1]).norm(dim=-1).sum()
-        # Chords are at most the arc between them; on this smooth contour they are close to it.
-        chords = (jaw[1:] - jaw[:-1]).norm(dim=-1)
-        assert torch.all(chords <= total / 16 + 1e-9) and torch.all(chords > 0.95 * total / 16)
+    for yaw in (math.radians(-40.0), math.radians(25.0)):
+        turn = torch.tensor([[math.cos(yaw), 0.0, math.sin(yaw)], [0.0, 1.0, 0.0],
+                             [-math.sin(yaw), 0.0, math.cos(yaw)]], dtype=torch.float64)
+        scale = torch.tensor([3.0, -3.0], dtype=torch.float64)  # pixels per cm, image y down
 
+        def camera(points: torch.Tensor) -> torch.Tensor:  # orthographic image of the turned face
+            return (points @ turn.T)[:, :2] * scale + 100.0
 
-def test_resample_by_arc_length_on_a_known_path() -> None:
-    # An L-shaped path with unevenly placed vertices: 3 units along x, then 1 up (total length 4).
-    path = torch.tensor([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0], [3.0, 0.0], [3.0, 1.0]], dtype=torch.float64)
-    out = M.resample_by_arc_length(path, 5)
-    expected = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [3.0, 1.0]], dtype=torch.float64)
-    assert torch.allclose(out, expected)
-    batched = M.resample_by_arc_length(torch.stack([path, 2 * path])[:, None], 5)  # (2, 1, 5, 2)
-    assert batched.shape == (2, 1, 5, 2) and torch.allclose(batched[1, 0], 2 * expected)
-    with pytest.raises(ValueError):
-        M.resample_by_arc_length(path[:1], 5)
+        view = M.ibug68_view(camera(verts))
+        assert torch.allclose(view[C.CHIN], camera(verts)[152])
+        # The view commutes with an affine camera: the image of the 3-D view is the view of the image.
+        assert torch.allclose(view, camera(M.ibug68_view(verts)))
 
 
 def test_ibug68_view_shapes_and_dense_input() -> None:

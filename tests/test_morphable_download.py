@@ -1,4 +1,5 @@
-"""Downloads over file:// URLs: SHA-256 checks, atomic writes, fetching and converting a model into the cache."""
+"""Downloads over file:// URLs: SHA-256 checks, atomic writes, fetching and converting a model into the cache, and
+F2P_OFFLINE refusing them all."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ import torch
 
 from f2p.morphable import download
 from f2p.morphable.base import LinearMorphableModel, ModelFileError
-from f2p.morphable.download import DownloadError, download_file, fetch_model
+from f2p.morphable.download import OFFLINE_ENV, DownloadError, DownloadRefusedError, download_file, fetch_model
 from f2p.morphable.registry import load_model
 from f2p.morphable.sfm import load_sfm
+
+
+@pytest.fixture(autouse=True)
+def _online(monkeypatch) -> None:
+    """The tests run with F2P_OFFLINE unset unless they set it: file:// downloads are downloads too."""
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
 
 
 @pytest.fixture
@@ -45,6 +52,26 @@ def test_hash_mismatch_leaves_nothing_behind(source, tmp_path):
         download_file(source.as_uri(), dest, "0" * 64, progress=False)
     assert dest.read_bytes() == b"previous content"  # the old file is not clobbered
     assert isinstance(DownloadError("u", "p"), ModelFileError)
+
+
+@pytest.mark.parametrize("value", ["1", "yes"])
+def test_offline_refuses_every_download_before_opening_it(source, tmp_path, monkeypatch, value):
+    monkeypatch.setenv(OFFLINE_ENV, value)
+    assert download.downloads_disabled()
+    dest = tmp_path / "local" / "blob.bin"
+    opened = []
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *args, **kwargs: opened.append(args))
+    with pytest.raises(DownloadRefusedError, match=r"blob\.bin: download refused because F2P_OFFLINE is set") as error:
+        download_file(source.as_uri(), dest, sha256(source), progress=False)
+    assert isinstance(error.value, DownloadError) and "\n" not in str(error.value)
+    assert opened == [] and not dest.parent.exists()
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_offline_unset_or_zero_allows_downloads(source, tmp_path, monkeypatch, value):
+    monkeypatch.setenv(OFFLINE_ENV, value)
+    assert not download.downloads_disabled()
+    assert download_file(source.as_uri(), tmp_path / "blob.bin", sha256(source), progress=False) == sha256(source)
 
 
 def test_unreachable_url(tmp_path):
@@ -90,6 +117,15 @@ def test_load_model_downloads_converts_and_caches(sfm_from_file_urls, models_dir
     assert torch.equal(model(**params).verts, reference(**params).verts)
     monkeypatch.setitem(download.REMOTE_MODELS, "sfm", dataclasses.replace(sfm_from_file_urls, base_url="file:///gone/"))
     assert load_model("sfm", download=True).num_vertices == 3448  # from the cache, no second download
+
+
+def test_offline_load_model_fetches_nothing(sfm_from_file_urls, tmp_path, monkeypatch):
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    monkeypatch.setenv("F2P_MODEL_PATH", str(tmp_path / "no_models"))
+    monkeypatch.setenv("F2P_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DownloadRefusedError, match="F2P_OFFLINE"):
+        load_model("sfm", download=True)
+    assert not any(path.is_file() for path in (tmp_path / "cache").rglob("*"))
 
 
 def test_fetch_with_a_bad_hash_keeps_the_cache_clean(sfm_from_file_urls, tmp_path):

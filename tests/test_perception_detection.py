@@ -59,7 +59,7 @@ def test_dlib_landmarks_agree_with_68_point_annotations(faces_dir: Path, dlib_de
 def test_dlib_finds_every_frontal_photo(faces_dir: Path, dlib_detector: DlibDetector) -> None:
     """CelebA crops (5 detected points) and the identity photos are frontal: dlib must find each face."""
     for key, item in read_face_set(faces_dir).items():
-        if item.annotation.family not in ("celeba-5pt", "identity-only"):
+        if item.annotation.family not in ("5pt-detected", "none"):
             continue
         result = detect_photo(item.image, dlib_detector)
         assert isinstance(result, PhotoFaces), result.message
@@ -147,21 +147,31 @@ def test_fan_weight_files_are_the_face_alignment_names() -> None:
     assert [path.name for path in fan_weight_files("blazeface")][1:] == ["blazeface.pth", "anchors.npy"]
 
 
-def test_auto_uses_dlib_without_fan_weights_and_says_why(monkeypatch, tmp_path: Path, caplog) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch hub: no FAN weights
+@pytest.fixture
+def without_mediapipe(monkeypatch, tmp_path: Path) -> Path:
+    """No MediaPipe models (empty F2P_MODEL_PATH and cache) and an empty torch hub (no FAN weights); returns the
+    folder holding them all."""
+    monkeypatch.setenv("F2P_MODEL_PATH", str(tmp_path / "models"))
+    monkeypatch.setenv("F2P_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path
+
+
+def test_auto_uses_dlib_without_mediapipe_or_fan_and_says_why(without_mediapipe: Path, monkeypatch, caplog) -> None:
+    monkeypatch.delenv("F2P_OFFLINE", raising=False)  # "auto" must not download even when it could
     with caplog.at_level(logging.INFO, logger="f2p"):
-        detector = detectors.create_detector("auto")
+        detector = detectors.create_detector("auto", allow_download=True)
     assert detector.name == "dlib-hog"
     lines = [record.getMessage() for record in caplog.records if record.name == "f2p"]
-    assert len(lines) == 1 and lines[0].startswith("landmark detector: dlib-hog (FAN weights not found")
-    assert str(tmp_path) in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("landmark detector: dlib-hog (auto: MediaPipe models not found")
+    assert "face_landmark.tflite" in lines[0] and "FAN weights not found" in lines[0]
+    assert str(without_mediapipe / "torch") in lines[0]
     with pytest.raises(DetectorUnavailableError, match="FAN weights not found: .*2DFAN4-11f355bf06.pth.tar"):
         detectors.create_detector("fan")
-    assert not any((tmp_path / "hub" / "checkpoints").glob("*")), "nothing may be downloaded"
+    assert not any(path.is_file() for path in without_mediapipe.rglob("*")), "nothing may be downloaded"
 
 
-def test_auto_prefers_fan_when_its_weights_are_on_disk(monkeypatch, tmp_path: Path, caplog) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+def test_auto_prefers_fan_to_dlib_when_its_weights_are_on_disk(without_mediapipe: Path, monkeypatch, caplog) -> None:
     for path in fan_weight_files("sfd"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"placeholder")
@@ -170,11 +180,12 @@ def test_auto_prefers_fan_when_its_weights_are_on_disk(monkeypatch, tmp_path: Pa
     class RecordingFan:  # stands in for FanDetector: the placeholder files are not real weights
         name = "fan-sfd"
 
-        def __init__(self, device: str, allow_download: bool) -> None:
-            built.append((device, allow_download))
+        def __init__(self, device: str) -> None:
+            built.append(device)
 
     monkeypatch.setattr(detectors, "FanDetector", RecordingFan)
     with caplog.at_level(logging.INFO, logger="f2p"):
         assert detectors.create_detector("auto", device="cpu").name == "fan-sfd"
-    assert built == [("cpu", False)]
-    assert "landmark detector: fan-sfd (FAN weights found)" in caplog.text
+    assert built == ["cpu"]
+    assert "landmark detector: fan-sfd (auto: MediaPipe models not found" in caplog.text
+    assert caplog.text.rstrip().endswith("FAN weights found)")

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+import f2p.perception.detectors as detectors
+from f2p.morphable.download import OFFLINE_ENV
 from f2p.perception.annotations import read_face_set
 from f2p.perception.detection import DetectionFailure, PhotoFaces, detect_photo
 from f2p.perception.fan_detector import (
+    DetectorUnavailableError,
     FanDetector,
     checkpoint_dir,
     fan_detections,
@@ -35,6 +38,17 @@ def test_fan_results_become_detections_largest_first() -> None:
     torch.testing.assert_close(faces[1].landmark_confidence, torch.full((68,), 0.8))
     assert faces[0].detector == "fan-sfd" and faces[0].box.shape == (4,)
     assert fan_detections(None, None, None, flip_input=True, name="fan-sfd") == []
+
+
+def test_offline_refuses_to_download_fan_weights(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch hub: no FAN weights
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    for build in (lambda: FanDetector(allow_download=True),
+                  lambda: detectors.create_detector("fan", allow_download=True)):
+        with pytest.raises(DetectorUnavailableError, match="F2P_OFFLINE forbids downloading") as error:
+            build()
+        assert "2DFAN4-11f355bf06.pth.tar" in str(error.value) and "\n" not in str(error.value)
+    assert not any(tmp_path.rglob("*.pth*")), "nothing may be downloaded"
 
 
 @pytest.fixture

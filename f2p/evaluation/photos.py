@@ -39,7 +39,10 @@ of the photo: it is reported as failed (wrong face) instead of scored, as ``perc
 matches faces. The detected (not the fitted) landmarks decide, so a poor fit of the right face is scored."""
 YAW_BINS = ("0-30", "30-60", "60+")
 """AFLW2000-3D protocol (3DDFA): NME per |yaw| bin [0, 30], (30, 60], above 60 degrees and the mean of the bins."""
-RECORD_FIELDS = ("image", "status", "error", "family", "markup", "person", *LANDMARK_METRICS, "nme68_box_reannotated",
+DETECTED_METRICS = ("detected_nme68_box", "detected_nme51_box")
+"""The same NME of the landmarks the fit was given (its detector's), to show whether the fit improves on them."""
+RECORD_FIELDS = ("image", "status", "error", "family", "markup", "person", *LANDMARK_METRICS, *DETECTED_METRICS,
+                 "nme68_box_reannotated",
                  "nme5_eyes", *(f"{a}_deg" for a in POSE_ANGLES), *(f"gt_{a}_deg" for a in POSE_ANGLES),
                  *(f"{a}_error_deg" for a in POSE_ANGLES), "pose_error_deg", "source_yaw_deg", "fit_png")
 """Columns of report.csv for photos; angles in f2p's convention (``f2p.evaluation.pose``)."""
@@ -101,6 +104,8 @@ def score_photo(output: PhotoOutput, truth: GroundTruth | None) -> dict:
         record["nme5_eyes"] = float(five_point_nme(fitted, annotation.points[None])[0])
     elif record["markup"] is not None:
         record.update({k: float(v[0]) for k, v in landmark_nme(fitted, annotation.points[None]).items()})
+        detected = landmark_nme(output.detected[None], annotation.points[None])
+        record.update({f"detected_{k}": float(detected[k][0]) for k in ("nme68_box", "nme51_box")})
         if truth.reannotated is not None:
             reannotated = landmark_nme(fitted, truth.reannotated.points[None])["nme68_box"]
             record["nme68_box_reannotated"] = float(reannotated[0])

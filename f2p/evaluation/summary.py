@@ -45,6 +45,10 @@ def landmark_summary(records: list[dict]) -> dict:
     ok = [r for r in records if r["status"] == "ok"]
     summary = {"count": len(records), "failed": len(records) - len(ok),
                **{metric: statistics([r[metric] for r in ok]) for metric in LANDMARK_METRICS}}
+    for metric in ("detected_nme68_box", "detected_nme51_box"):  # the fit's input, where the records have it
+        values = [r[metric] for r in ok if r.get(metric) is not None]
+        if values:
+            summary[metric] = statistics(values)
     reannotated = [r["nme68_box_reannotated"] for r in ok if r.get("nme68_box_reannotated") is not None]
     if reannotated:
         summary["nme68_box_reannotated"] = statistics(reannotated)

@@ -43,7 +43,7 @@ from f2p.morphable.registry import ModelNotFoundError, cache_dir, model_roots
 CANONICAL_FACE = Path("mediapipe") / "canonical_face_model.obj"
 """MediaPipe's canonical face (mediapipe/modules/face_geometry/data/), found inside a model root."""
 CACHE_FOLDER = "correspondence"
-CACHE_VERSION = b"f2p-dense-correspondence-1"
+CACHE_VERSION = b"f2p-dense-correspondence-2"
 """Part of the cache key: change it whenever the registration changes, so old cache files are not used."""
 
 TPS_SMOOTHING_M = 1e-4

@@ -8,6 +8,11 @@ SHA-256 where one is known; the folder is then converted into one f2p ``.npz`` a
 Pinned hashes: the four SFM files and ICT's ``vertex_indices.json`` (byte-for-byte copies of the upstream
 files were available to compute them). The ICT OBJ files have no pinned hash yet: for them integrity rests
 on the commit-pinned HTTPS URL, and their hashes are logged so that they can be pinned.
+
+Offline use. While the environment variable ``F2P_OFFLINE`` is set (to anything but "" or "0"),
+``download_file``, through which every f2p download goes, refuses before opening any URL (file:// included)
+with a one-line ``DownloadRefusedError``; ``downloads_disabled`` is that check, for downloads made by other
+libraries (FAN's weights, see ``f2p.perception.fan_detector``).
 """
 
 from __future__ import annotations
@@ -36,10 +41,16 @@ ICT_COMMIT = "da5f95a607f5e6b37755b38d3385d7f2853732e5"
 SFM_COMMIT = "ce984207a51c2edd2e7568a64fec9b98ef61aeed"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
+OFFLINE_ENV = "F2P_OFFLINE"
+"""Set (to anything but "" or "0") to forbid every download."""
 
 
 class DownloadError(ModelFileError):
     """A download failed or its content does not match the pinned SHA-256. The message names the URL."""
+
+
+class DownloadRefusedError(DownloadError):
+    """A download not even tried, because ``F2P_OFFLINE`` forbids downloads."""
 
 
 @dataclass(frozen=True)
@@ -98,13 +109,21 @@ SFM_REMOTE = RemoteModel(
 REMOTE_MODELS = {remote.name: remote for remote in (ICT_REMOTE, SFM_REMOTE)}
 
 
+def downloads_disabled() -> bool:
+    """True when ``F2P_OFFLINE`` forbids downloads."""
+    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
+
+
 def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None, *, progress: bool = True) -> str:
     """Download ``url`` to ``dest`` atomically, with a progress bar; return the content's SHA-256 (hex).
 
-    Raises ``DownloadError`` when the download fails or ``sha256`` is given and differs; ``dest`` is then
-    left untouched (no partial file).
+    Raises ``DownloadRefusedError`` when ``F2P_OFFLINE`` is set (nothing is opened), ``DownloadError`` when the
+    download fails or ``sha256`` is given and differs; ``dest`` is then left untouched (no partial file).
     """
     dest = Path(dest)
+    if downloads_disabled():
+        raise DownloadRefusedError(url, f"download refused because {OFFLINE_ENV} is set; copy the file to {dest} by "
+                                 f"hand, or unset {OFFLINE_ENV}")
     log.info("downloading %s -> %s", url, dest)
     digest = hashlib.sha256()
     try:

@@ -39,20 +39,48 @@ class DlibDetector:
         self._hog = None if cnn else dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
 
-    def _find_boxes(self, array: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
+    def find_boxes(self, array: np.ndarray) -> list[tuple[Tensor, float]]:
+        """Face boxes (4,) x0, y0, x1, y1 in f2p pixels (``rectangle_box``) with their detector scores.
+
+        Args:
+            array: (H, W, 3) uint8 RGB image (``to_uint8_hwc``).
+        """
         if self._cnn is not None:
-            return [(found.rect, float(found.confidence)) for found in self._cnn(array, self.upsample)]
-        rects, scores, _ = self._hog.run(array, self.upsample, self.threshold)
-        return list(zip(rects, scores))
+            found = [(found.rect, float(found.confidence)) for found in self._cnn(array, self.upsample)]
+        else:
+            rects, scores, _ = self._hog.run(array, self.upsample, self.threshold)
+            found = zip(rects, scores)
+        return [(rectangle_box(rect), float(score)) for rect, score in found]
+
+    def predict(self, array: np.ndarray, box: Tensor) -> Tensor:
+        """dlib's 68 points of the face in ``box``.
+
+        Args:
+            array: (H, W, 3) uint8 RGB image.
+            box: (4,) x0, y0, x1, y1 in f2p pixels, from dlib's face detector or derived the way its boxes relate to
+                faces (dlib's predictor is trained on them).
+
+        Returns:
+            (68, 2) float32 points in f2p pixels (whole pixels).
+        """
+        shape = self._predictor(array, box_rectangle(box))
+        return torch.tensor([[shape.part(i).x, shape.part(i).y] for i in range(NUM_LANDMARKS)], dtype=torch.float32)
 
     def detect(self, image: Tensor) -> list[FaceDetection]:
         """(3, H, W) RGB image in [0, 1] -> faces, largest box first."""
         array = to_uint8_hwc(image)
-        faces = []
-        for rect, score in self._find_boxes(array):
-            shape = self._predictor(array, rect)
-            points = torch.tensor([[shape.part(i).x, shape.part(i).y] for i in range(NUM_LANDMARKS)],
-                                  dtype=torch.float32)
-            box = torch.tensor([rect.left() - 0.5, rect.top() - 0.5, rect.right() + 0.5, rect.bottom() + 0.5])
-            faces.append(FaceDetection(box, float(score), points, torch.ones(NUM_LANDMARKS), self.name))
+        faces = [FaceDetection(box, score, self.predict(array, box), torch.ones(NUM_LANDMARKS), self.name)
+                 for box, score in self.find_boxes(array)]
         return largest_first(faces)
+
+
+def rectangle_box(rect: dlib.rectangle) -> Tensor:
+    """A dlib rectangle (inclusive integer pixel bounds) -> (4,) box edges x0, y0, x1, y1 in f2p pixels."""
+    return torch.tensor([rect.left() - 0.5, rect.top() - 0.5, rect.right() + 0.5, rect.bottom() + 0.5])
+
+
+def box_rectangle(box: Tensor) -> dlib.rectangle:
+    """(4,) box edges x0, y0, x1, y1 in f2p pixels -> the dlib rectangle of the pixels they enclose (edges rounded
+    to the nearest pixel edge); the inverse of ``rectangle_box``."""
+    x0, y0, x1, y1 = (round(float(edge) + 0.5) for edge in box)
+    return dlib.rectangle(x0, y0, x1 - 1, y1 - 1)

@@ -10,7 +10,9 @@ from a machine that has them (same names, nothing to unpack):
   ``face_detector="blazeface"``
 
 The exact names come from ``face_alignment``'s own URL tables (``fan_weight_files`` lists them for the installed
-version). ``FanDetector`` never downloads unless ``allow_download=True``.
+version). ``FanDetector`` never downloads unless ``allow_download=True``, and not even then while ``F2P_OFFLINE`` is
+set (``f2p.morphable.download.downloads_disabled``): missing weights are then refused before ``face_alignment`` can
+fetch them.
 
 Coordinates: FAN's points and SFD's boxes are taken as ``face_alignment`` returns them. Its heatmap decoding
 inherits a 1-based Lua convention, so its points may sit up to about 1 px off f2p's pixel centres; this was not
@@ -32,6 +34,7 @@ from face_alignment.detection.blazeface.blazeface_detector import models_urls as
 from face_alignment.detection.sfd.sfd_detector import models_urls as sfd_urls
 from torch import Tensor
 
+from f2p.morphable.download import OFFLINE_ENV, downloads_disabled
 from f2p.perception.detection import FaceDetection, largest_first, to_uint8_hwc
 
 FAN_NETWORK = "2DFAN-4"
@@ -103,15 +106,20 @@ class FanDetector:
         device: torch device string ("cpu", "cuda", ...).
         face_detector: "sfd" (accurate) or "blazeface" (fast, frontal, close-up faces).
         flip_input: average with a horizontally flipped pass (more accurate, twice the cost).
-        allow_download: let ``face_alignment`` download missing weights; otherwise missing weights raise.
+        allow_download: let ``face_alignment`` download missing weights (refused while ``F2P_OFFLINE`` is set);
+            otherwise missing weights raise.
 
     Raises:
-        DetectorUnavailableError: weights missing and ``allow_download`` is False.
+        DetectorUnavailableError: weights missing and ``allow_download`` False or ``F2P_OFFLINE`` set.
     """
 
     def __init__(self, device: str = "cpu", face_detector: str = "sfd", flip_input: bool = True,
                  allow_download: bool = False) -> None:
         missing = missing_fan_weights(face_detector)
+        if missing and allow_download and downloads_disabled():
+            raise DetectorUnavailableError(
+                f"FAN weights not found: {', '.join(map(str, missing))}, and {OFFLINE_ENV} forbids downloading them "
+                f"(place them there by hand, or unset {OFFLINE_ENV}; see f2p.perception.fan_detector)")
         if missing and not allow_download:
             raise DetectorUnavailableError(
                 f"FAN weights not found: {', '.join(map(str, missing))} (place them there for offline use, or allow "

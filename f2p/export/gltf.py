@@ -1,0 +1,319 @@
+"""The fitted head as a glTF 2.0 binary (.glb): identity mesh, expression morph targets, colours, pose.
+
+What the file holds (one scene, one node, one mesh with one triangle primitive, one material):
+
+- Frame and units: glTF's own, which are f2p's model space unchanged: metres, +Y up, +Z forward (out of the
+  face, towards the viewer), +X towards the subject's left (glTF's "left" of an asset facing +Z). No axis flip or
+  scale is applied anywhere.
+- Base mesh (``POSITION``): the fitted identity at neutral expression, ``model(identity = fitted, every
+  expression group = 0)``. Groups that are neither identity nor expression (FLAME's ``jaw_pose``, ``neck_pose``,
+  ``eye_pose``) keep their fitted values and are baked into the base and the targets (see "FLAME" below).
+- Morph targets: one per expression component (groups ``EXPRESSION_GROUPS``: ``expression``, a rig's
+  ``sliders``), POSITION deltas ``target_k = mesh(identity, e_k = s_k) - mesh(identity, e = 0)`` with every
+  other expression component at 0. For a linear model the deltas do not depend on the expression, so
+  ``base + sum_k w_k target_k`` equals the model's mesh at the fitted parameters; identity-dependent expression
+  shapes stay right because the deltas are taken at the fitted identity. No NORMAL deltas are written (engines
+  shade morphed meshes with the base normals or recompute them).
+- Weight mapping: ``s_k`` (``ExpressionComponent.scale``) is the slider's upper bound, so that the morph target
+  at weight 1 is the slider at its max; a slider whose max is 0 (range [min, 0]) uses its min, an unbounded
+  component (FLAME, BFM) uses 1. The glTF morph weight of a slider value ``v`` is ``w = v / s``: [0, 1] sliders
+  are unchanged, a game slider in [-1, 1] gives weights in [-1, 1] (glTF morph weights may be negative), one in
+  [0, 100] gives ``v / 100``. The fitted expression is the mesh's default ``weights``; the target names (the
+  model's component names, ``<group>_<k>`` where it has none) are in ``mesh.extras.targetNames`` and the scales
+  in ``mesh.extras.f2p.targetScales`` (the slider value at weight 1, so ``v = w * s``), with each target's
+  parameter group in ``mesh.extras.f2p.targetGroups``.
+- Colours (``COLOR_0``, float RGB): the given per-vertex colours, which f2p fits against photo pixels and so are
+  sRGB-encoded, converted to the linear values glTF specifies for vertex colours (IEC 61966-2-1 transfer function).
+- UVs (``TEXCOORD_0``) where the model has them, with glTF's origin at the top left (``v_gltf = 1 - v``, OBJ and
+  f2p keep OBJ's bottom-left origin). glTF has one UV per vertex, so a vertex on a UV seam (several UVs) is
+  written once per UV: ``vertex_layout`` gives the model vertex behind each glTF vertex. Models without UVs keep
+  their vertex order and count.
+- Normals (``NORMAL``): area-weighted unit normals of the base mesh, computed on the model's own triangles
+  (smooth across UV seams); a vertex in no triangle of non-zero area gets +Z.
+- Head pose: the node's ``rotation`` quaternion (x, y, z, w) is the fitted axis-angle head rotation ``R_head``
+  of ``f2p.conventions`` (applied in model space, before the camera), so the node's world vertices are
+  ``R_head @ v``, the posed mesh in model space. The head's translation is not written: f2p keeps it in the
+  camera frame (``params.json``), not in model space.
+- Material: a white, non-metallic, double-sided material (the vertex colours carry the colour; ICT's and SFM's
+  skin meshes are open surfaces whose back faces show through the mouth and neck).
+
+FLAME: no glTF skin is written. FLAME's linear blend skinning carries pose-corrective blendshapes (a function
+of the joint rotations that glTF skins cannot express) and joints regressed from the expressed mesh, so a glTF
+skin would only approximate FLAME away from the fitted pose. The fitted ``jaw_pose``, ``neck_pose`` and
+``eye_pose`` are instead baked into the base mesh and the expression targets: the file reproduces the fitted
+mesh exactly (FLAME is linear in its expression coefficients at a fixed pose) and animates the expression at the
+fitted jaw, neck and eye rotation, but the jaw, neck and eyes are not animatable joints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pygltflib
+import torch
+from torch import Tensor
+
+from f2p.atomic import atomic_writer
+from f2p.morphable.base import MorphableModel
+from f2p.render.normals import vertex_normals
+from f2p.render.rotations import axis_angle_to_matrix, matrix_to_quaternion
+
+EXPRESSION_GROUPS = ("expression", "sliders")
+"""Parameter groups written as morph targets (expression blendshapes, a game rig's sliders)."""
+GENERATOR = "f2p"
+MATERIAL_ROUGHNESS = 0.7
+"""Roughness of the head's material (skin reads as moderately rough; no specular map is fitted)."""
+DEFAULT_NORMAL = (0.0, 0.0, 1.0)
+"""Normal of a vertex in no triangle of non-zero area (glTF requires unit normals)."""
+SRGB_LINEAR_THRESHOLD = 0.04045
+"""sRGB-encoded value below which the IEC 61966-2-1 transfer function is linear."""
+SRGB_LINEAR_SLOPE = 12.92
+SRGB_OFFSET = 0.055
+SRGB_GAMMA = 2.4
+BUFFER_ALIGNMENT = 4
+"""glTF aligns every buffer view to 4 bytes (the largest component used here)."""
+
+
+@dataclass(frozen=True)
+class ExpressionComponent:
+    """One expression component of a model, written as one morph target.
+
+    Attributes:
+        group: its parameter group (one of ``EXPRESSION_GROUPS``).
+        index: its position in the group.
+        name: the model's component name, or ``<group>_<index>`` where the model names none.
+        scale: the parameter value at morph weight 1 (module docstring: the slider's max, its min when the max is
+            0, 1 when unbounded).
+    """
+
+    group: str
+    index: int
+    name: str
+    scale: float
+
+
+@dataclass(frozen=True)
+class HeadMorphs:
+    """The head as a base mesh plus morph targets, on the model's vertices (metres, model space).
+
+    Attributes:
+        base: (V, 3) fitted identity at neutral expression.
+        targets: (K, V, 3) position deltas of each expression component at morph weight 1.
+        weights: (K,) fitted morph weights (parameter value / component scale).
+        components: (K,) the expression components, in target order.
+    """
+
+    base: np.ndarray
+    targets: np.ndarray
+    weights: np.ndarray
+    components: tuple[ExpressionComponent, ...]
+
+    def morphed(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """(V, 3) ``base + sum_k weights[k] * targets[k]``, with the fitted weights by default."""
+        w = self.weights if weights is None else np.asarray(weights, dtype=np.float64)
+        K, V, _ = self.targets.shape
+        return self.base + (w @ self.targets.reshape(K, V * 3)).reshape(V, 3)
+
+
+@dataclass(frozen=True)
+class VertexLayout:
+    """The glTF vertices of a model: one per (model vertex, UV) pair used by a triangle, or the model's own.
+
+    Attributes:
+        source: (N,) model vertex of each glTF vertex.
+        faces: (F, 3) triangles indexing the N glTF vertices, in the model's triangle order.
+        uv: (N, 2) texture coordinates with glTF's top-left origin, or None when the model has no UVs.
+    """
+
+    source: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray | None
+
+
+def expression_components(model: MorphableModel) -> tuple[ExpressionComponent, ...]:
+    """The model's expression components (groups ``EXPRESSION_GROUPS``, in the model's group order)."""
+    components = []
+    for group in model.groups.values():
+        if group.name not in EXPRESSION_GROUPS:
+            continue
+        for k in range(group.size):
+            name = group.component_names[k] if group.component_names else f"{group.name}_{k}"
+            scale = 1.0
+            if group.bounded:
+                scale = group.upper[k] if group.upper[k] != 0 else (group.lower[k] if group.lower[k] != 0 else 1.0)
+            components.append(ExpressionComponent(group.name, k, name, float(scale)))
+    return tuple(components)
+
+
+def _batched_params(model: MorphableModel, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """{group: (K,) or (1, K)} for one face, any extra (scene) keys ignored -> {model group: (1, K)} float32."""
+    single = {name: torch.as_tensor(value).detach().reshape(1, -1).to(model.device, torch.float32)
+              for name, value in params.items() if name in model.groups}
+    model.check_params(single)
+    return single
+
+
+def head_morphs(model: MorphableModel, params: dict[str, Tensor]) -> HeadMorphs:
+    """Base mesh, expression morph targets and fitted weights of one face (see the module docstring).
+
+    Args:
+        model: the face model.
+        params: {group: (K,)} fitted parameters of one face (``PhotoResult.params``; keys that are not groups of
+            the model, such as ``pose``, are ignored; missing groups are zero).
+
+    Returns:
+        HeadMorphs on the model's V vertices, float64.
+    """
+    components = expression_components(model)
+    fitted = _batched_params(model, params)
+    K = len(components)
+    # Row 0: neutral expression; row 1 + k: component k at its scale, every other expression component 0.
+    batch = {name: value.expand(K + 1, -1).clone() for name, value in fitted.items()}
+    for group in {c.group for c in components}:
+        batch[group] = torch.zeros(K + 1, model.groups[group].size, device=model.device)
+    for k, component in enumerate(components):
+        batch[component.group][1 + k, component.index] = component.scale
+    with torch.no_grad():
+        verts = model(**batch).verts.double().cpu().numpy()  # (K + 1, V, 3)
+    return HeadMorphs(base=verts[0], targets=verts[1:] - verts[:1], weights=morph_weights(model, params),
+                      components=components)
+
+
+def morph_weights(model: MorphableModel, params: dict[str, Tensor]) -> np.ndarray:
+    """(K,) float64 morph weights (parameter value / component scale) of one face's ``{group: (K,)}`` params, in
+    ``expression_components`` order; a missing group is zero."""
+    fitted = _batched_params(model, params)
+    return np.array([float(fitted[c.group][0, c.index]) / c.scale if c.group in fitted else 0.0
+                     for c in expression_components(model)], dtype=np.float64)
+
+
+def vertex_layout(model: MorphableModel) -> VertexLayout:
+    """The glTF vertices of ``model``: split at UV seams where it has UVs (``faces_uv``), else its own vertices.
+
+    With UVs, each distinct (vertex, UV index) pair of a triangle corner becomes one glTF vertex, sorted by model
+    vertex then UV index (vertices in no triangle are left out: they carry no surface).
+    """
+    faces = model.faces.cpu().numpy()
+    uv = getattr(model, "uv", None)
+    if uv is None:
+        return VertexLayout(source=np.arange(model.num_vertices), faces=faces, uv=None)
+    corners = np.stack([faces.reshape(-1), model.faces_uv.cpu().numpy().reshape(-1)], axis=1)  # (3F, 2)
+    pairs, corner_vertex = np.unique(corners, axis=0, return_inverse=True)  # (N, 2), (3F,)
+    texcoords = uv.double().cpu().numpy()[pairs[:, 1]]
+    texcoords[:, 1] = 1.0 - texcoords[:, 1]  # OBJ's bottom-left origin -> glTF's top-left
+    return VertexLayout(source=pairs[:, 0], faces=corner_vertex.reshape(faces.shape), uv=texcoords)
+
+
+def pose_quaternion(pose: Tensor) -> tuple[float, float, float, float]:
+    """(3,) axis-angle head pose ``R_head`` (radians, model space) -> glTF rotation quaternion (x, y, z, w)."""
+    w, x, y, z = matrix_to_quaternion(axis_angle_to_matrix(torch.as_tensor(pose).detach().double().cpu()))
+    return float(x), float(y), float(z), float(w)
+
+
+def srgb_to_linear(values: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear values in [0, 1] (IEC 61966-2-1), any shape."""
+    values = np.clip(values, 0.0, 1.0)
+    return np.where(values <= SRGB_LINEAR_THRESHOLD, values / SRGB_LINEAR_SLOPE,
+                    ((values + SRGB_OFFSET) / (1.0 + SRGB_OFFSET)) ** SRGB_GAMMA)
+
+
+def _unit_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) vertices, (F, 3) faces -> (V, 3) area-weighted unit normals, ``DEFAULT_NORMAL`` where undefined."""
+    normals = vertex_normals(torch.from_numpy(verts)[None], torch.from_numpy(faces))[0].numpy()
+    undefined = np.linalg.norm(normals, axis=1) < 0.5
+    normals[undefined] = DEFAULT_NORMAL
+    return normals
+
+
+class _BinaryWriter:
+    """Collects buffer views and accessors of one glTF binary buffer."""
+
+    def __init__(self, gltf: pygltflib.GLTF2) -> None:
+        self.gltf = gltf
+        self.chunks: list[bytes] = []
+        self.length = 0
+
+    def accessor(self, array: np.ndarray, kind: str, target: int, min_max: bool = False) -> int:
+        """Append ``array`` ((N,) or (N, C), float32 or uint32) as a tightly packed view; return its accessor."""
+        data = np.ascontiguousarray(array).tobytes()
+        self.gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=self.length, byteLength=len(data),
+                                                          target=target))
+        padding = -len(data) % BUFFER_ALIGNMENT
+        self.chunks.append(data + b"\0" * padding)
+        self.length += len(data) + padding
+        component = pygltflib.FLOAT if array.dtype == np.float32 else pygltflib.UNSIGNED_INT
+        rows = array.reshape(len(array), -1)
+        self.gltf.accessors.append(pygltflib.Accessor(
+            bufferView=len(self.gltf.bufferViews) - 1, componentType=component, count=len(array), type=kind,
+            min=rows.min(axis=0).tolist() if min_max else None, max=rows.max(axis=0).tolist() if min_max else None))
+        return len(self.gltf.accessors) - 1
+
+    def blob(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def head_gltf(model: MorphableModel, params: dict[str, Tensor], colors: Tensor | None = None,
+              pose: Tensor | None = None) -> bytes:
+    """The fitted head as a glTF 2.0 binary (see the module docstring for its content and conventions).
+
+    Args:
+        model: the face model.
+        params: {group: (K,)} fitted parameters of one face (scene keys are ignored).
+        colors: (V, 3) per-vertex colours in [0, 1], sRGB-encoded as f2p fits them (``PhotoResult.colors``), or
+            None for no ``COLOR_0``.
+        pose: (3,) axis-angle head pose (radians), or None for the identity rotation.
+
+    Returns:
+        The .glb file's bytes.
+    """
+    morphs = head_morphs(model, params)
+    layout = vertex_layout(model)
+    f32 = np.float32
+    gltf = pygltflib.GLTF2(asset=pygltflib.Asset(version="2.0", generator=GENERATOR))
+    writer = _BinaryWriter(gltf)
+    array_buffer = pygltflib.ARRAY_BUFFER
+    attributes = pygltflib.Attributes(
+        POSITION=writer.accessor(morphs.base[layout.source].astype(f32), pygltflib.VEC3, array_buffer, min_max=True),
+        NORMAL=writer.accessor(_unit_normals(morphs.base, model.faces.cpu().numpy())[layout.source].astype(f32),
+                               pygltflib.VEC3, array_buffer))
+    if layout.uv is not None:
+        attributes.TEXCOORD_0 = writer.accessor(layout.uv.astype(f32), pygltflib.VEC2, array_buffer)
+    if colors is not None:
+        rgb = colors.detach().double().cpu().numpy()
+        if rgb.shape != (model.num_vertices, 3):
+            raise ValueError(f"colors must have shape ({model.num_vertices}, 3), got {rgb.shape}")
+        attributes.COLOR_0 = writer.accessor(srgb_to_linear(rgb)[layout.source].astype(f32), pygltflib.VEC3,
+                                             array_buffer)
+    targets = [pygltflib.Attributes(POSITION=writer.accessor(delta[layout.source].astype(f32), pygltflib.VEC3,
+                                                             array_buffer, min_max=True)) for delta in morphs.targets]
+    indices = writer.accessor(layout.faces.reshape(-1).astype(np.uint32), pygltflib.SCALAR,
+                              pygltflib.ELEMENT_ARRAY_BUFFER, min_max=True)
+    gltf.materials.append(pygltflib.Material(
+        name=f"{model.name}_skin", doubleSided=True,
+        pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0,
+                                                            roughnessFactor=MATERIAL_ROUGHNESS)))
+    primitive = pygltflib.Primitive(attributes=attributes, indices=indices, material=0, mode=pygltflib.TRIANGLES,
+                                    targets=targets or None)
+    names = [c.name for c in morphs.components]
+    gltf.meshes.append(pygltflib.Mesh(
+        name=model.name, primitives=[primitive], weights=morphs.weights.tolist() if targets else None,
+        extras={"targetNames": names, "f2p": {"model": model.name, "targetScales": [c.scale for c in morphs.components],
+                                              "targetGroups": [c.group for c in morphs.components]}}))
+    rotation = None if pose is None else list(pose_quaternion(pose))
+    gltf.nodes.append(pygltflib.Node(name=f"{model.name}_head", mesh=0, rotation=rotation))
+    gltf.scenes.append(pygltflib.Scene(nodes=[0]))
+    gltf.scene = 0
+    blob = writer.blob()
+    gltf.buffers.append(pygltflib.Buffer(byteLength=len(blob)))
+    gltf.set_binary_blob(blob)
+    return b"".join(gltf.save_to_bytes())
+
+
+def write_head_glb(path: str | os.PathLike, model: MorphableModel, params: dict[str, Tensor],
+                   colors: Tensor | None = None, pose: Tensor | None = None) -> None:
+    """Write ``head_gltf(model, params, colors, pose)`` to ``path`` atomically."""
+    data = head_gltf(model, params, colors, pose)
+    with atomic_writer(path) as handle:
+        handle.write(data)
