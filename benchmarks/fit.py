@@ -2,6 +2,7 @@
 
     python benchmarks/fit.py                      # 8 photos fitted as one batch (reconstruct's default), 224 px
     python benchmarks/fit.py --quick              # 2 photos, a tenth of the steps: checks the script only
+    python benchmarks/fit.py --quality fast       # the Levenberg-Marquardt landmark stages only (schedule_for)
     python benchmarks/fit.py --photos 32 --batch-size 32 --device cuda   # the GPU target: 32 photos in one batch
 
 Stages timed: image load, landmark detection, crop + mask, identity embedding of the crops, each fitting stage,
@@ -12,8 +13,9 @@ are asked for than it has; outputs go to a temporary folder. The table shows sec
 line is ``seconds_per_photo: <x>`` (everything but setup, divided by the photos fitted).
 
 Target of the fitting issue: <= 10 s per photo at 224 x 224 on the 2-core CPU including detection; on a GPU a
-batch of 32 photos in <= 10 s. Nothing here asserts a time. On a shared or busy machine pass ``--threads 1``
-(more PyTorch threads than free cores slow small ops down a lot). Data: ``$F2P_DATA_PATH/faces`` (default
+batch of 32 photos in <= 10 s. Nothing here asserts a time. Threads: ``--threads auto`` (the default) chooses them
+as ``reconstruct`` does (``f2p.commands.threads``: usable cores minus the machine's load, 1 when other work fills
+the cores); ``--threads N`` fixes them. Data: ``$F2P_DATA_PATH/faces`` (default
 ``../shared/data/faces`` beside the repository); models: ``$F2P_MODEL_PATH``.
 """
 
@@ -36,7 +38,8 @@ def faces_dir() -> Path:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS
+    from f2p.commands.threads import thread_count
+    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, QUALITIES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=8, help="photos to fit (default 8)")
@@ -46,8 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="ict", help="face model (default ict)")
     parser.add_argument("--landmarks", default="auto", help="detector: auto | fan | dlib (default auto)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    parser.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--threads", type=lambda text: 0 if text == "auto" else thread_count(text), default="auto",
+                        help="PyTorch CPU threads: auto (default: as reconstruct chooses them) or N")
     parser.add_argument("--quick", action="store_true", help="2 photos, a tenth of the steps")
+    parser.add_argument("--quality", default="best", choices=QUALITIES,
+                        help="fitting schedule (f2p.fitting.schedule.schedule_for; default best, reconstruct's "
+                             "default_schedule); --steps scales its stages like default_schedule's")
     args = parser.parse_args(argv)
     if args.quick:
         args.photos, args.batch_size = 2, 2
@@ -125,9 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import torch
 
+    from f2p.commands.threads import apply_threads, choose_threads, usable_cores
     from f2p.export.photo import PhotoExporter
     from f2p.fitting.fitter import Fitter
-    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, default_schedule
+    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, schedule_for
     from f2p.morphable.registry import load_model
     from f2p.perception.detectors import create_detector
     from f2p.perception.identity.embedder import create_embedder
@@ -135,8 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = choose_threads(args.threads)
+    apply_threads(threads.threads)
     device = torch.device(args.device)
     available = find_photos([faces_dir() / "images"])
     if not available:
@@ -150,11 +158,11 @@ def main(argv: list[str] | None = None) -> None:
     embedder = create_embedder("dlib").to(device)
     spec = SceneSpec(model, (args.crop_size, args.crop_size))
     renderer = MeshRenderer()
-    fitter = Fitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS), embedder)
+    fitter = Fitter(spec, renderer, schedule_for(args.quality, args.steps / DEFAULT_TOTAL_STEPS), embedder)
     exporter = PhotoExporter(spec, renderer, embedder)
     with tempfile.TemporaryDirectory() as out:
         # warm-up (lazy initialisation, first-call costs): one photo, one step per stage, untimed
-        warm_up = Fitter(spec, renderer, default_schedule(1 / DEFAULT_TOTAL_STEPS), embedder)
+        warm_up = Fitter(spec, renderer, schedule_for(args.quality, 1 / DEFAULT_TOTAL_STEPS), embedder)
         fit_batch(photos[:1], 0, warm_up, exporter, detector, embedder, args.crop_size, Clock(device), Path(out))
         setup_seconds = setup.stop("setup")
         clock = Clock(device)
@@ -167,11 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     if not fitted:
         raise SystemExit("benchmarks/fit.py: no face was detected in any photo")
     total = sum(clock.seconds.values())
-    threads = torch.get_num_threads()
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {threads} torch threads"
+    machine = (f"{platform.processor() or platform.machine()}, {usable_cores()} usable cores, "
+               f"{torch.get_num_threads()} torch threads ({threads.reason}), load at the end {os.getloadavg()[0]:.1f}"
                if device.type == "cpu" else torch.cuda.get_device_name(device))
     print(f"fit benchmark: {fitted} photos in batches of {args.batch_size}, model {args.model}, {args.crop_size} px, "
-          f"{sum(stage.steps for stage in fitter.stages)} steps per photo, detector {detector.name}")
+          f"quality {args.quality}, {sum(stage.steps for stage in fitter.stages)} steps per photo (at most), "
+          f"detector {detector.name}")
     print(f"machine: {machine}; device {device}; torch {torch.__version__}; setup once per run (model, detector, "
           f"embedder, warm-up on one photo) {setup_seconds:.1f} s")
     if skipped:

@@ -123,7 +123,7 @@ def test_prepare_embeds_faces_with_the_identity_network(faces_dir: Path, tmp_pat
 
 
 def test_an_unexpected_error_fails_one_photo_only(faces_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    import f2p.commands.prepare as prepare
+    import f2p.perception.prepare as prepare  # f2p.commands.prepare imports it when it runs
 
     class FragileEmbedder(torch.nn.Module):
         """Embeds every photo except the 150-pixel-wide one."""

@@ -69,9 +69,11 @@ def test_photo_config_fast_dev_run_and_predict(tmp_path, faces_dir, models_dir, 
               "--model.init_args.face_model", "procedural"]
     cli = run_lightning(["fit", *common])
     assert cli.model.objective.embedder is not None  # identity on the refined portrait is on for photos
+    checkpoint = tmp_path / "photos.ckpt"
+    cli.trainer.save_checkpoint(checkpoint)  # fast_dev_run writes none
     out = tmp_path / "predictions"
     # the config's last callback is its PredictionWriter
-    run_lightning(["predict", *common, "--trainer.callbacks.output_dir", str(out),
+    run_lightning(["predict", *common, "--ckpt_path", str(checkpoint), "--trainer.callbacks.output_dir", str(out),
                    "--trainer.callbacks.crop_size", "96"])
     written = [d for d in out.iterdir() if d.is_dir()]
     assert len(written) == 2  # one batch of two photos
@@ -109,6 +111,26 @@ def test_checkpoint_round_trip_and_predict(tmp_path):
                    "--ckpt_path", str(checkpoint), "--trainer.callbacks.output_dir", str(out)])
     written = sorted(d.name for d in out.iterdir() if d.is_dir())
     assert len(written) == 2 and (out / "summary.csv").is_file() and all((out / name / "params.json").is_file() for name in written)
+
+
+def test_predict_refuses_a_checkpoint_naming_a_foreign_class(tmp_path, capsys, monkeypatch):
+    """LightningCLI rebuilds the model from a checkpoint's hyper-parameters; f2p's CLI imports only its own
+    networks from them (the rules of ``f2p.systems.checkpoints``)."""
+    run_lightning(["fit", "--config", str(SYNTHETIC), *tiny(), "--trainer.max_steps", "1", "--trainer.logger",
+                   "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path)])
+    (checkpoint,) = tmp_path.glob("*/version_0/checkpoints/last.ckpt")
+    marker = tmp_path / "imported"
+    (tmp_path / "f2p_test_foreign.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nclass Net: pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    content["hyper_parameters"]["encoder"] = {"class_path": "f2p_test_foreign.Net", "init_args": {}}
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save(content, foreign)
+    code = main(["predict", "--config", str(SYNTHETIC), *tiny(), "--trainer.logger", "false", "--ckpt_path",
+                 str(foreign), "--trainer.callbacks.output_dir", str(tmp_path / "predictions")])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "foreign.ckpt" in line and "refusing to import" in line
+    assert not marker.exists() and "f2p_test_foreign" not in sys.modules
 
 
 @pytest.mark.slow

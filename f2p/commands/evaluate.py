@@ -13,18 +13,18 @@ Writes report.json, report.csv, ced.png, per_photo.png and worst_fits.png into -
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
-from f2p.perception.crop import CROP_SIZE
+from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
+from f2p.perception.crop_size import CROP_SIZE
 
 DEFAULT_SYNTHETIC_OUT = Path("outputs") / "evaluation_synthetic"
 PHOTO_OUT = "evaluation"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS
-
     parser.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR",
                         help="output folder of `reconstruct`/`predict` to score")
     parser.add_argument("--annotations", type=Path, metavar="FILE_OR_DIR",
@@ -33,14 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help=f"report folder (default OUT_DIR/{PHOTO_OUT}, or "
                                                  f"{DEFAULT_SYNTHETIC_OUT} with --synthetic)")
     parser.add_argument("--worst", type=int, default=6, help="fits shown in worst_fits.png (default 6)")
+    parser.add_argument("--threads", type=thread_count, default=0, metavar="N", help=THREADS_HELP)
     synthetic = parser.add_argument_group("synthetic evaluation")
     synthetic.add_argument("--model", default="ict", help="ict | sfm | flame | bfm | procedural | path to a model file")
     synthetic.add_argument("--size", type=int, default=CROP_SIZE, help=f"image side in pixels (default {CROP_SIZE})")
-    synthetic.add_argument("--steps", type=int, default=DEFAULT_TOTAL_STEPS,
-                           help=f"total fitting steps over all stages (default {DEFAULT_TOTAL_STEPS}, as reconstruct)")
+    synthetic.add_argument("--steps", type=int, default=None,
+                           help="total fitting steps over all stages (default: the full default schedule, as "
+                                "reconstruct)")
     synthetic.add_argument("--checkpoint", type=Path,
                            help="predict with this regressor checkpoint instead of fitting")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the faces and the landmark noise")
+    synthetic.add_argument("--dense", action="store_true",
+                           help="also observe the 468 dense landmarks (MediaPipe's face mesh, same noise)")
     synthetic.add_argument("--landmark-noise", type=float, default=0.0,
                            help="standard deviation in pixels of noise added to the observed landmarks")
     synthetic.add_argument("--batch-size", type=int, default=8, help="faces estimated together")
@@ -77,6 +81,7 @@ def run_photos(args: argparse.Namespace) -> int:
     if evaluation.summary["counts"]["with_annotation"] == 0:
         return _fail(f"no photo of {args.out_dir / 'summary.csv'} has an annotation in {args.annotations} "
                      "(photos match annotations by file name or stem)")
+    set_threads(args.threads)
     out = args.out or args.out_dir / PHOTO_OUT
     write_report(out, evaluation.summary, evaluation.records, RECORD_FIELDS)
     figures = photo_figures(out, evaluation.records, args.worst)
@@ -99,6 +104,8 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from f2p.scene.params import SceneSpec
     from f2p.systems.checkpoints import load_regressor
 
+    if args.steps is None:
+        args.steps = DEFAULT_TOTAL_STEPS
     if min(args.synthetic, args.size, args.steps, args.batch_size) < 1 or args.landmark_noise < 0:
         return _fail("--synthetic, --size, --steps and --batch-size must be at least 1, --landmark-noise >= 0")
     try:
@@ -121,8 +128,10 @@ def run_synthetic(args: argparse.Namespace) -> int:
             return _fail(str(error))
         estimate = PredictionEstimator(regressor.predict_params)
         method = f"regressor {args.checkpoint}"
+    set_threads(args.threads)
     evaluation = evaluate_synthetic(
         spec, renderer, estimate, method, args.synthetic, seed=args.seed, landmark_noise=args.landmark_noise,
+        dense=args.dense,
         batch_size=args.batch_size, worst=args.worst,
         on_batch=lambda done, total: print(f"  {done}/{total} faces", file=sys.stderr, flush=True))
     out = args.out or DEFAULT_SYNTHETIC_OUT
@@ -135,6 +144,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.synthetic is not None:
         if args.out_dir is not None or args.annotations is not None:
             return _fail("give either OUT_DIR --annotations FILE_OR_DIR or --synthetic N, not both")

@@ -12,18 +12,20 @@ import argparse
 import json
 import logging
 import sys
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    from f2p.morphable.base import MorphableModel
 
-from f2p.morphable.base import ModelFileError, MorphableModel
-from f2p.morphable.obj_io import format_obj
-from f2p.morphable.registry import DEFAULT_MODEL, MODEL_NAMES, load_model
-
-SHOWN_NAMES = 6
+NAMES_WIDTH = 110
+"""Component names (every one of them) are wrapped at this many characters, under their group's line."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from f2p.morphable.registry import DEFAULT_MODEL, MODEL_NAMES
+
     parser.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                         help=f"model name ({', '.join(MODEL_NAMES)}; default {DEFAULT_MODEL}) or path to a model file "
                              "or folder")
@@ -62,9 +64,10 @@ def format_description(info: dict) -> str:
         bounds = "unbounded" if g["lower"] is None else _bounds_text(g["lower"], g["upper"])
         stds = sorted(set(g["prior_std"]))
         prior = f"prior std {stds[0]:g}" if len(stds) == 1 else f"prior std {stds[0]:g}..{stds[-1]:g}"
-        names = g["component_names"] or []
-        shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
-        lines.append(f"  {g['name']:<12} {g['size']:>4}  {prior:<18} {bounds:<12} {shown}".rstrip())
+        lines.append(f"  {g['name']:<12} {g['size']:>4}  {prior:<18} {bounds}")
+        if g["component_names"]:
+            lines.append(textwrap.fill(", ".join(g["component_names"]), NAMES_WIDTH, initial_indent=" " * 4,
+                                       subsequent_indent=" " * 4, break_long_words=False, break_on_hyphens=False))
     lines += [f"{key:<10} {value}" for key, value in info["metadata"].items()]
     return "\n".join(lines)
 
@@ -77,6 +80,10 @@ def _bounds_text(lower: list[float], upper: list[float]) -> str:
 
 def write_outputs(model: MorphableModel, info: dict, out: Path) -> tuple[Path, Path]:
     """Write ``<name>_neutral.obj`` (the all-zero-parameter mesh, metres) and ``<name>_model.json`` into ``out``."""
+    import torch
+
+    from f2p.morphable.obj_io import format_obj
+
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         verts = model(**model.zero_params(1)).verts[0].cpu().numpy()
@@ -88,6 +95,9 @@ def write_outputs(model: MorphableModel, info: dict, out: Path) -> tuple[Path, P
 
 
 def run(args: argparse.Namespace) -> int:
+    from f2p.morphable.base import ModelFileError
+    from f2p.morphable.registry import load_model
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         model = load_model(args.model, download=args.download)

@@ -1,8 +1,11 @@
-"""Option values shared by the commands, checked once: the torch device."""
+"""Option values shared by the commands, checked once: the torch device. Torch-free at import (help stays fast)."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
 
@@ -13,6 +16,8 @@ def resolve_device(name: str) -> torch.device:
     Raises:
         ValueError: not a device name, or CUDA asked for where none is available (one line).
     """
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

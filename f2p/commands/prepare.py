@@ -24,14 +24,8 @@ import json
 import logging
 from pathlib import Path
 
-from tqdm import tqdm
-
 from f2p.atomic import atomic_writer
-from f2p.perception.detection import DETECTION_MAX_SIDE, DetectionFailure
-from f2p.perception.detectors import DETECTOR_NAMES, create_detector
-from f2p.perception.image_io import find_photos
-from f2p.perception.prepare import EMBEDDER, cached_record, optional_identity_embedder, prepare_photo
-from f2p.perception.prepared import PreparedRecord, photo_key, record_path, write_record
+from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
 
 logger = logging.getLogger("f2p")
 
@@ -39,6 +33,9 @@ SUMMARY_FIELDS = ("image", "status", "faces", "record", "reason")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from f2p.perception.detection import DETECTION_MAX_SIDE
+    from f2p.perception.detectors import DETECTOR_NAMES
+
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGES_OR_DIRS",
                         help="photos, or folders whose photos (by suffix) are taken")
     parser.add_argument("--out", type=Path, required=True, help="cache folder (records/ and summary files)")
@@ -54,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="redo photos that already have a record")
     parser.add_argument("--download-weights", action="store_true",
                         help="let FAN download its weights when missing (online use)")
+    parser.add_argument("--threads", type=thread_count, default=0, metavar="N", help=THREADS_HELP)
 
 
 def write_summary(out: Path, rows: list[dict], detector: str, embedder: str | None) -> None:
@@ -71,11 +69,20 @@ def write_summary(out: Path, rows: list[dict], detector: str, embedder: str | No
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from f2p.perception.detection import DetectionFailure
+    from f2p.perception.detectors import create_detector
+    from f2p.perception.image_io import find_photos
+    from f2p.perception.prepare import EMBEDDER, cached_record, optional_identity_embedder, prepare_photo
+    from f2p.perception.prepared import PreparedRecord, photo_key, record_path, write_record
+
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     photos = find_photos(args.inputs, args.recursive)
     if not photos:
         logger.error("no photos found in %s", ", ".join(map(str, args.inputs)))
         return 1
+    set_threads(args.threads)
     detector = create_detector(args.detector, args.device, allow_download=args.download_weights)
     embedder = None if args.no_embed else optional_identity_embedder(args.device)
     embedder_name = None if embedder is None else EMBEDDER

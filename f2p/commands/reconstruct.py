@@ -12,10 +12,17 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from f2p.commands.options import DEVICE_HELP
-from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS
-from f2p.perception.crop import CROP_SIZE, MIN_CROP_SIZE
+from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
+from f2p.perception.crop_size import CROP_SIZE, MIN_CROP_SIZE
+
+if TYPE_CHECKING:
+    from f2p.export.run_log import RunLog
+    from f2p.fitting.estimate import Estimate, Estimator
+    from f2p.fitting.fitter import OnStep
+    from f2p.scene.observations import Observations
 
 log = logging.getLogger("f2p")
 
@@ -25,11 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--model", default="ict", help="ict | sfm | flame | bfm | procedural | path to a model file")
     parser.add_argument("--landmarks", default="auto",
-                        help="auto | fan | dlib | FILE (an annotation file for one photo, or an annotations.json)")
+                        help="auto | mediapipe | dlib | fan | dlib-mmod | FILE (an annotation file for one photo, or "
+                             "an annotations.json); auto: MediaPipe's face mesh with dlib's 68 points on its box")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--backend", default="auto", help="rasterizer: auto | torch | pytorch3d")
-    parser.add_argument("--steps", type=int, default=DEFAULT_TOTAL_STEPS,
-                        help=f"total optimisation steps per photo over all stages (default {DEFAULT_TOTAL_STEPS})")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="total optimisation steps per photo over all stages (default: the full default "
+                             "schedule; each stage is shortened in proportion)")
     parser.add_argument("--batch-size", type=int, default=8, help="photos optimised together")
     parser.add_argument("--crop-size", type=int, default=CROP_SIZE, help="side of the aligned crop that is fitted")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity loss and metric")
@@ -38,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "configs/regressor.yaml) instead of the mean face")
     parser.add_argument("--wandb", choices=("off", "offline", "online"), default="off",
                         help="log losses and overlays to Weights & Biases (offline needs no account)")
+    parser.add_argument("--threads", type=thread_count, default=0, metavar="N", help=THREADS_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.export.run_log import RunLog
     from f2p.fitting.estimate import FittingEstimator
     from f2p.fitting.fitter import Fitter
-    from f2p.fitting.schedule import default_schedule
+    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, default_schedule
     from f2p.morphable.registry import load_model
     from f2p.naming import output_names
     from f2p.perception.annotations import AnnotationError
@@ -76,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.scene.params import SceneSpec
     from f2p.systems.checkpoints import load_regressor
 
+    if args.steps is None:
+        args.steps = DEFAULT_TOTAL_STEPS
     if args.steps < 1 or args.batch_size < 1:
         return _fail("--steps and --batch-size must be at least 1")
     if args.crop_size < MIN_CROP_SIZE:
@@ -100,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         load = PhotoLoader(args.landmarks, args.crop_size, device=str(device), photos=images)
     except (AnnotationError, OSError) as error:
         return _fail(f"--landmarks {args.landmarks}: {error}")
+    set_threads(args.threads)
     estimator = FittingEstimator(Fitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS), embedder),
                                  initializer)
     names = output_names(images)
@@ -110,13 +123,14 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--out {args.out}: {error.strerror or error}")
     if removed:
         log.info("removed %d unfinished temporary file(s) of an interrupted run in %s", removed, args.out)
-    run_log = RunLog(args.out, args.wandb, {k: str(v) for k, v in vars(args).items()})
     photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder), embedder, settings(args), order=images)
     todo = [images[i] for i in photo_run.resume(images, [names[image] for image in images])]
     if len(todo) < len(images):
         log.info("skipping %d photo(s) already done in %s", len(images) - len(todo), args.out)
     last_steps = {stage.name: stage.steps - 1 for stage in estimator.fitter.stages}
     batches = [todo[start:start + args.batch_size] for start in range(0, len(todo), args.batch_size)]
+    run_log = RunLog(args.out, args.wandb, {k: str(v) for k, v in vars(args).items()}, len(batches))
+    logged = LoggedEstimator(estimator, run_log)
     bar = tqdm(total=len(batches) * estimator.steps, desc="fitting", unit="step", disable=None)
 
     def on_step(stage: str, step: int, loss: float) -> None:
@@ -125,9 +139,9 @@ def _run(args: argparse.Namespace) -> int:
         run_log.step(stage, step, loss, step == last_steps[stage])
 
     for batch in batches:
-        run_log.next_batch()
+        run_log.next_batch(len(batch))
         began = bar.n
-        for outcome in photo_run.process(batch, [names[image] for image in batch], load, estimator, on_step):
+        for outcome in photo_run.process(batch, [names[image] for image in batch], load, logged, on_step):
             tqdm.write(outcome_line(outcome))
             if outcome.status == "ok":
                 run_log.photo(outcome.out_dir.name, outcome, outcome.out_dir / "fit.png")
@@ -141,6 +155,21 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     print(f"{len(rows) - failed}/{len(rows)} photos ok; summary: {args.out / 'summary.csv'}")
     return 1 if failed else 0
+
+
+class LoggedEstimator:
+    """``estimator`` that tells ``run_log`` when each batch's fit starts (after its photos are loaded: the first
+    stage's clock) and ends (a stage that stopped early is logged then)."""
+
+    def __init__(self, estimator: Estimator, run_log: RunLog) -> None:
+        self.estimator, self.run_log = estimator, run_log
+        self.method, self.steps = estimator.method, estimator.steps
+
+    def __call__(self, obs: Observations, on_step: OnStep | None = None) -> Estimate:
+        self.run_log.fit_started()
+        estimate = self.estimator(obs, on_step)
+        self.run_log.fit_finished()
+        return estimate
 
 
 def settings(args: argparse.Namespace) -> dict[str, str | int | bool | None]:

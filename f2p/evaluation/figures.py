@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from f2p.evaluation.landmarks import cumulative_error
 from f2p.evaluation.photos import ALL_68, MARKUP_3D, MARKUP_VISIBLE, NME_TARGET
+from f2p.evaluation.report import FAILURE_RULE
 
 FONT_SIZE = 12
 DPI = 110
@@ -28,7 +31,7 @@ class CurvePanel:
     Attributes:
         title: panel title.
         xlabel: x-axis label, with units.
-        curves: {legend label: per-item errors}; None or inf marks a failed item (never below any threshold).
+        curves: {legend label: per-item errors}; None or inf marks a failed item (above every threshold).
         limit: the x axis runs from 0 to ``limit`` (in error units, before ``scale``).
         scale: display factor (100 shows fractions as percent).
         target: a dashed vertical line at this error, or None.
@@ -46,15 +49,19 @@ def _errors(values: Sequence[float | None]) -> np.ndarray:
     return np.array([math.inf if v is None else v for v in values], dtype=np.float64)
 
 
-def plot_ced(path: Path, panels: Sequence[CurvePanel], title: str) -> None:
-    """Cumulative error distribution: fraction of items with error <= x, one panel per ``CurvePanel``."""
+def plot_ced(path: Path, panels: Sequence[CurvePanel], title: str, caption: str = "") -> None:
+    """Cumulative error distribution: fraction of items with error <= x (``landmarks.cumulative_error``, the curve
+    of the reports' AUC), one panel per ``CurvePanel``; ``caption`` under the panels. The PNG keeps ``title`` and
+    ``caption`` as its Title and Description text."""
     figure = Figure(figsize=(6.4 * len(panels), 4.8), dpi=DPI, layout="constrained")
     figure.suptitle(title, fontsize=FONT_SIZE + 2)
+    if caption:
+        figure.supxlabel(caption, fontsize=FONT_SIZE - 1)
     for axes, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         thresholds = np.linspace(0.0, panel.limit, CURVE_POINTS)
         for color, (label, values) in zip(GROUP_COLORS, panel.curves.items()):
             errors = _errors(values)
-            fraction = (errors[None, :] <= thresholds[:, None]).mean(axis=1) if len(errors) else thresholds * 0
+            fraction = cumulative_error(torch.from_numpy(errors), torch.from_numpy(thresholds)).numpy()
             axes.plot(thresholds * panel.scale, fraction, color=color, linewidth=2.2,
                       label=f"{label} (n={len(errors)}, failed {int(np.isinf(errors).sum())})", drawstyle="steps-post")
         if panel.target is not None:
@@ -67,7 +74,7 @@ def plot_ced(path: Path, panels: Sequence[CurvePanel], title: str) -> None:
         for item in [axes.title, axes.xaxis.label, axes.yaxis.label]:
             item.set_fontsize(FONT_SIZE)
         axes.tick_params(labelsize=FONT_SIZE - 1)
-    figure.savefig(path)
+    figure.savefig(path, metadata={"Title": title, "Description": caption})
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,8 @@ def photo_figures(out_dir: Path, records: list[dict], worst: int) -> list[Path]:
                          {name: [r[metric] for r in members] for name, members in groups.items() if members},
                          PHOTO_CED_LIMIT, scale=100.0, target=NME_TARGET if metric == "nme68_box" else None)
               for points, metric in (("all 68 points", "nme68_box"), ("51 inner points (no jaw)", "nme51_box"))]
-    plot_ced(out_dir / CED_FILE, panels, "Landmark error of the fits: cumulative distribution (failures never count)")
+    plot_ced(out_dir / CED_FILE, panels, "Landmark error of the fits: cumulative distribution",
+             f"{FAILURE_RULE[0].upper()}{FAILURE_RULE[1:]}")
     bars = [Bar(Path(r["image"]).name, r["nme68_box"], r["markup"],
                 "" if r["nme68_box"] is not None else r["error"].split(" (")[0][:80]) for r in scored]
     plot_bars(out_dir / BARS_FILE, bars,
@@ -162,7 +170,8 @@ def photo_figures(out_dir: Path, records: list[dict], worst: int) -> list[Path]:
     if ranked:
         contact_sheet(out_dir / WORST_FILE, [_load(r["fit_png"]) for r in ranked],
                       [f"{Path(r['image']).name}: NME68 {r['nme68_box'] * 100:.2f} % ({r['markup']})" for r in ranked],
-                      f"The {len(ranked)} worst fits (photo | render | overlay: green detected, red fitted landmarks)")
+                      f"The {len(ranked)} worst fits (photo | render | overlay: green detected, red fitted landmarks "
+                      "| shape, front | shape, side)")
         written.append(out_dir / WORST_FILE)
     return written
 

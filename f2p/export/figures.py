@@ -1,6 +1,10 @@
-"""Pictures a person judges a fit by: the render over the photo and a photo | render | overlay strip."""
+"""Pictures a person judges a fit by: the render over the photo and a photo | render | overlay strip, optionally
+followed by untextured views of the fitted shape."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -10,6 +14,19 @@ DETECTED_COLOR = (40, 220, 60)  # green
 FITTED_COLOR = (230, 40, 40)  # red
 OVERLAY_ALPHA = 0.6
 PANEL_SIZE = 320
+SHAPE_BACKGROUND = 0.12
+"""Grey level behind the shape views (dark, so that the white captions read)."""
+CAPTION_COLOR = (255, 255, 255)
+
+
+@dataclass(frozen=True, eq=False)  # tensors inside: compare by identity
+class ShapeView:
+    """One untextured view of a fitted mesh: ``caption``, ``image`` (3, H, W) in [0, 1] and coverage ``mask``
+    (1, H, W), at the size of the photo crop."""
+
+    caption: str
+    image: Tensor
+    mask: Tensor
 
 
 def to_pil(image: Tensor) -> Image.Image:
@@ -33,24 +50,29 @@ def draw_landmarks(image: Image.Image, points: np.ndarray, color: tuple[int, int
         draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=color)
 
 
-def side_by_side(crop: Tensor, render: Tensor, mask: Tensor, detected: np.ndarray, fitted: np.ndarray) -> Image.Image:
-    """photo | render | overlay with detected (green) and fitted (red) landmarks, each panel PANEL_SIZE wide.
+def side_by_side(crop: Tensor, render: Tensor, mask: Tensor, detected: np.ndarray, fitted: np.ndarray,
+                 shape_views: Sequence[ShapeView] = ()) -> Image.Image:
+    """photo | render | overlay with detected (green) and fitted (red) landmarks [| shape views], each panel
+    PANEL_SIZE wide.
 
     Args:
         crop: (3, H, W) aligned photo crop; render: (3, H, W) its render; mask: (1, H, W) coverage.
         detected, fitted: (68, 2) landmarks in crop pixels.
+        shape_views: views of the fitted mesh drawn after the overlay, over ``SHAPE_BACKGROUND``.
     """
     _, H, W = crop.shape
     scale = PANEL_SIZE / W
     size = (PANEL_SIZE, round(H * scale))
     panels = [to_pil(crop), to_pil(render * mask + crop * (1 - mask) * 0.15), to_pil(blend(crop, render, mask))]
+    panels += [to_pil(view.image * view.mask + SHAPE_BACKGROUND * (1 - view.mask)) for view in shape_views]
     panels = [p.resize(size, Image.Resampling.BICUBIC) for p in panels]
     draw_landmarks(panels[2], detected, DETECTED_COLOR, scale)
     draw_landmarks(panels[2], fitted, FITTED_COLOR, scale)
-    figure = Image.new("RGB", (size[0] * 3, size[1]), (255, 255, 255))
+    figure = Image.new("RGB", (size[0] * len(panels), size[1]), (255, 255, 255))
     for i, panel in enumerate(panels):
         figure.paste(panel, (i * size[0], 0))
     caption = ImageDraw.Draw(figure)
-    for i, text in enumerate(("photo", "render", "overlay: green detected, red fitted")):
-        caption.text((i * size[0] + 6, 4), text, fill=(255, 255, 255))
+    captions = ("photo", "render", "overlay: green detected, red fitted", *(view.caption for view in shape_views))
+    for i, text in enumerate(captions):
+        caption.text((i * size[0] + 6, 4), text, fill=CAPTION_COLOR)
     return figure

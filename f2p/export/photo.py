@@ -10,17 +10,102 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from f2p.conventions import MODEL_TO_OPENCV
+from f2p.export.figures import ShapeView
 from f2p.export.results import PhotoResult, write_photo_outputs
+from f2p.morphable.base import MorphableModel
+from f2p.morphable.ict import EYE_SOCKETS, MOUTH_SOCKET, socket_vertices
 from f2p.perception.align import apply_affine
 from f2p.perception.identity.base import FaceEmbedder, identity_similarity
 from f2p.perception.photo import PhotoSample
+from f2p.render.cameras import PinholeCamera, default_focal_px
+from f2p.render.lighting import LAMBERT_BAND, NUM_SH, sh_basis
 from f2p.render.renderer import MeshRenderer
+from f2p.render.rotations import euler_to_matrix
 from f2p.scene.compose import SceneOutput, render_scene
 from f2p.scene.params import SceneSpec
 from f2p.scene.uncrop import uncrop_camera
 
 OVERLAY_MAX_SIDE = 1024
 """The photo-sized overlay is rendered at most this large, then resized to the photo."""
+
+SOCKET_GREYS = {EYE_SOCKETS: 0.55, MOUTH_SOCKET: 0.2}
+"""Neutral grey of a model's inner surfaces (``morphable.ict.socket_vertices``) in mesh.obj, overlay.png and fit.png,
+instead of the meaningless colours the fit leaves there (red blobs, dark holes): the eye sockets a mid grey that
+reads as an eyeball, the mouth a dark cavity."""
+
+CLAY_ALBEDO = 0.75
+"""Grey albedo of the shape views of fit.png."""
+
+SHAPE_YAWS_DEG = (0.0, 70.0)
+"""Head yaw of the shape views of fit.png, front then side (+yaw turns the face to the subject's left)."""
+
+SHAPE_LIGHT_DIRECTION = (0.0, 0.5, 1.0)
+"""Where the light of the shape views comes from, in the light frame (x right, y up, z to the viewer): front-top."""
+
+SHAPE_AMBIENT, SHAPE_DIRECT = 0.3, 0.8
+"""Shading of the shape views' light on a surface it does not reach, and the extra on one facing it."""
+
+SHAPE_MARGIN = 1.3
+"""The box of the fitted landmarks (brows to chin) fills 1 / SHAPE_MARGIN of the shape views' image."""
+
+
+def display_colors(model: MorphableModel, colors: Tensor) -> Tensor:
+    """(B, V, 3) colours with the model's inner surfaces (``socket_vertices``) in their ``SOCKET_GREYS``;
+    ``colors`` itself for models without them."""
+    for name, vertices in socket_vertices(model.name, model.num_vertices).items():
+        inner = torch.from_numpy(vertices).to(colors.device)[None, :, None]  # (1, V, 1)
+        colors = torch.where(inner, colors.new_tensor(SOCKET_GREYS[name]), colors)
+    return colors
+
+
+def clay_light(batch_size: int, device: torch.device | str | None = None) -> Tensor:
+    """(B, 9, 3) white SH light of the shape views: ``SHAPE_AMBIENT`` plus a directional light from
+    ``SHAPE_LIGHT_DIRECTION`` whose second-order SH approximation gives ``SHAPE_DIRECT`` on a surface facing it.
+
+    A delta light from unit direction d has radiance coefficients ``Y_k(d)``; ``sh_basis(d)_k = A_l / pi * Y_k(d)``
+    and ``LAMBERT_BAND[l] = A_l / pi`` give them back.
+    """
+    d = F.normalize(torch.tensor(SHAPE_LIGHT_DIRECTION, dtype=torch.float64), dim=0)
+    basis = sh_basis(d)  # (9,)
+    band = torch.tensor([LAMBERT_BAND[0]] + [LAMBERT_BAND[1]] * 3 + [LAMBERT_BAND[2]] * 5, dtype=torch.float64)
+    directional = basis / band  # Y_k(d)
+    directional = directional * SHAPE_DIRECT / float(directional @ basis)  # shading SHAPE_DIRECT at n = d
+    directional[0] += SHAPE_AMBIENT / basis[0]
+    return directional.float()[None, :, None].expand(batch_size, NUM_SH, 3).to(device).clone()
+
+
+def shape_cameras(points: Tensor, image_size: tuple[int, int],
+                  yaws_deg: tuple[float, ...] = SHAPE_YAWS_DEG) -> PinholeCamera:
+    """A camera per yaw (batch of K) that frames ``points`` of an unposed mesh with the head turned by that yaw.
+
+    Args:
+        points: (N, 3) what to frame (the mesh's landmarks), model space, without head pose.
+        image_size: (H, W).
+        yaws_deg: the K head yaws, degrees.
+
+    Each view centres the points' bounding box; all share the distance at which the frontal box, times
+    ``SHAPE_MARGIN``, fits the image, so that the views have the same scale.
+    """
+    H, W = image_size
+    focal = default_focal_px(image_size)
+    angles = points.new_tensor([[yaw, 0.0, 0.0] for yaw in yaws_deg])  # (K, 3) yaw, pitch, roll
+    R_head = euler_to_matrix(angles)  # (K, 3, 3)
+    turned = points @ R_head.transpose(1, 2)  # (K, N, 3) model space
+    low, high = turned.amin(1), turned.amax(1)  # (K, 3)
+    centre = (low + high) / 2
+    width, height = (high - low)[0, :2].unbind()
+    distance = focal * SHAPE_MARGIN * torch.maximum(width / W, height / H)
+    to_opencv = MODEL_TO_OPENCV.to(points)
+    R = to_opencv @ R_head
+    t = distance * points.new_tensor([0.0, 0.0, 1.0]) - centre @ to_opencv.T  # X_cam = M (R_head X - centre) + D z
+    K = len(yaws_deg)
+
+    def full(value: float) -> Tensor:
+        return points.new_full((K,), value)
+
+    return PinholeCamera(fx=full(focal), fy=full(focal), cx=full((W - 1) / 2), cy=full((H - 1) / 2), R=R, t=t,
+                         image_size=(H, W))
 
 
 @dataclass(frozen=True)
@@ -36,7 +121,8 @@ class PhotoOutcome:
 
 
 class PhotoExporter:
-    """Renders a photo's parameters in crop and photo pixels, measures them and writes ``out_dir``.
+    """Renders a photo's parameters in crop and photo pixels and its shape from the front and the side, measures
+    them and writes ``out_dir``.
 
     Args:
         spec: scene specification the parameters belong to.
@@ -69,7 +155,11 @@ class PhotoExporter:
         fitted_crop = scene.landmarks2d[0]
         device_to_photo = sample.to_photo[None].to(fitted_crop.device)
         fitted = apply_affine(sample.to_photo[None], fitted_crop[None].cpu())[0]
-        photo_render, photo_mask = self._render_photo(params, scene, device_to_photo, tuple(sample.photo.shape[-2:]))
+        colors = display_colors(self.spec.model, scene.colors)
+        crop_render = scene.render if colors is scene.colors else self.renderer(
+            scene.mesh.verts, self.spec.model.faces, scene.camera, self.spec.lighting(params), colors=colors)
+        photo_render, photo_mask = self._render_photo(params, scene, colors, device_to_photo,
+                                                      tuple(sample.photo.shape[-2:]))
         metrics = {"landmark_rmse_px": float(((fitted - sample.landmarks) ** 2).sum(-1).mean().sqrt()),
                    "landmarks_from": sample.source, **metrics}
         if self.embedder is not None and photo_embedding is not None:
@@ -78,15 +168,30 @@ class PhotoExporter:
         write_photo_outputs(out_dir, self.spec.model, PhotoResult(
             image_path=sample.path, params={k: v[0] for k, v in params.items()},
             camera=uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:])),
-            verts=scene.mesh.verts[0], faces=self.spec.model.faces, colors=scene.colors[0], photo=sample.photo,
+            verts=scene.mesh.verts[0], faces=self.spec.model.faces, colors=colors[0], photo=sample.photo,
             photo_render=photo_render.cpu(), photo_mask=photo_mask.cpu(), crop=sample.crop,
-            crop_render=scene.render.image[0].cpu(), crop_mask=scene.render.mask[0].cpu(), detected=sample.landmarks,
-            fitted=fitted, crop_detected=sample.crop_landmarks, crop_fitted=fitted_crop.cpu(), metrics=metrics))
+            crop_render=crop_render.image[0].cpu(), crop_mask=crop_render.mask[0].cpu(), detected=sample.landmarks,
+            fitted=fitted, crop_detected=sample.crop_landmarks, crop_fitted=fitted_crop.cpu(), metrics=metrics,
+            shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0])))
         return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
 
-    def _render_photo(self, params: dict[str, Tensor], scene: SceneOutput, to_photo: Tensor,
+    def shape_views(self, verts: Tensor, landmarks: Tensor) -> tuple[ShapeView, ...]:
+        """Grey (clay) renders of the (V, 3) unposed mesh at the crop's size, framed on its (68, 3) ``landmarks``, one
+        per ``SHAPE_YAWS_DEG``, with the fixed ``clay_light`` and the model's sockets in their ``SOCKET_GREYS``; on the
+        device of ``verts``."""
+        model = self.spec.model
+        K, (V, _) = len(SHAPE_YAWS_DEG), verts.shape
+        camera = shape_cameras(landmarks, self.spec.image_size)
+        clay = display_colors(model, verts.new_full((K, V, 3), CLAY_ALBEDO))
+        render = self.renderer(verts.expand(K, V, 3), model.faces, camera, clay_light(K, verts.device), colors=clay)
+        captions = [f"shape, yaw {yaw:g} deg" if yaw else "shape, front" for yaw in SHAPE_YAWS_DEG]
+        return tuple(ShapeView(caption, render.image[k].cpu(), render.mask[k].cpu())
+                     for k, caption in enumerate(captions))
+
+    def _render_photo(self, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor, to_photo: Tensor,
                       photo_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        """Render in the photo's pixels (at most OVERLAY_MAX_SIDE, resized up) -> (3, H, W) image, (1, H, W) mask."""
+        """Render with (1, V, 3) ``colors`` in the photo's pixels (at most OVERLAY_MAX_SIDE, resized up) -> (3, H, W)
+        image, (1, H, W) mask."""
         H, W = photo_size
         factor = min(1.0, OVERLAY_MAX_SIDE / max(H, W))
         size = (max(1, round(H * factor)), max(1, round(W * factor)))
@@ -95,7 +200,7 @@ class PhotoExporter:
         to_small = torch.cat([scale @ to_photo[0, :, :2], (scale @ (to_photo[0, :, 2:] + 0.5)) - 0.5], 1)[None]
         camera = uncrop_camera(scene.camera, to_small, size)
         render = self.renderer(scene.mesh.verts, self.spec.model.faces, camera, self.spec.lighting(params),
-                               colors=scene.colors)
+                               colors=colors)
         image, mask = render.image, render.mask
         if size != (H, W):
             image = F.interpolate(image, size=(H, W), mode="bilinear", align_corners=False)

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import Tensor
 
 from f2p.atomic import atomic_writer
-from f2p.export.figures import blend, side_by_side, to_pil
+from f2p.export.figures import ShapeView, blend, side_by_side, to_pil
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.obj_io import format_obj
 from f2p.render.cameras import PinholeCamera
@@ -37,6 +37,7 @@ class PhotoResult:
         crop, crop_render: (3, H, W) aligned crop and its render; crop_mask: (1, H, W).
         detected, fitted: (68, 2) landmarks in photo pixels; crop_detected, crop_fitted: (68, 2) in crop pixels.
         metrics: numbers for metrics.json.
+        shape_views: untextured views of the fitted mesh for fit.png, after its photo | render | overlay panels.
     """
 
     image_path: str
@@ -56,6 +57,7 @@ class PhotoResult:
     crop_detected: Tensor
     crop_fitted: Tensor
     metrics: dict[str, float | int | str]
+    shape_views: tuple[ShapeView, ...] = ()
 
 
 def _group_values(model: MorphableModel, name: str, values: np.ndarray) -> dict[str, float] | list[float]:
@@ -115,6 +117,6 @@ def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResul
     overlay = to_pil(blend(result.photo, result.photo_render, result.photo_mask))
     _write_png(out_dir / "overlay.png", overlay)
     figure = side_by_side(result.crop, result.crop_render, result.crop_mask, result.crop_detected.cpu().numpy(),
-                          result.crop_fitted.cpu().numpy())
+                          result.crop_fitted.cpu().numpy(), result.shape_views)
     _write_png(out_dir / "fit.png", figure)
     _write_text(out_dir / DONE_MARKER, json.dumps(result.metrics, indent=2))

@@ -1,6 +1,6 @@
 """Per-photo test-time optimisation (fitting)."""
 
 from f2p.fitting.fitter import Fitter, FitResult
-from f2p.fitting.schedule import Stage, default_schedule
+from f2p.fitting.schedule import QUALITIES, Stage, default_schedule, schedule_for
 
-__all__ = ["FitResult", "Fitter", "Stage", "default_schedule"]
+__all__ = ["QUALITIES", "FitResult", "Fitter", "Stage", "default_schedule", "schedule_for"]

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from f2p.fitting.optimizer import BatchedAdam
 from f2p.fitting.schedule import DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, OPTIONAL_GROUPS, Stage, cosine_factor
+from f2p.fitting.solver import LandmarkLeastSquares, levenberg_marquardt
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.compose import SceneOutput, face_triangles, render_scene
@@ -46,6 +47,8 @@ class FitResult:
         retries: (B,) long, roll-backs per photo.
         stage_seconds: wall time per stage.
         scene: the final parameters' full-resolution render (every triangle), from which ``losses`` were computed.
+        iterations: {stage name: (B,) long} iterations per photo of each ``lm`` stage (an ``adam`` stage runs its
+            ``steps`` for every photo).
     """
 
     params: dict[str, Tensor]
@@ -54,6 +57,7 @@ class FitResult:
     retries: Tensor
     stage_seconds: dict[str, float] = field(default_factory=dict)
     scene: SceneOutput | None = None
+    iterations: dict[str, Tensor] = field(default_factory=dict)
 
 
 class Fitter:
@@ -65,6 +69,9 @@ class Fitter:
         stages: the schedule.
         embedder: identity network for the identity term, or None.
         learning_rates: per-group Adam step sizes overriding ``DEFAULT_LEARNING_RATES``.
+
+    Stages with ``solver="lm"`` run Levenberg-Marquardt (``fitting.solver``) on their landmark terms; the others
+    run ``BatchedAdam`` with roll-backs.
 
     Raises:
         ValueError: a stage names a group that neither the scene nor the model defines (``Stage.unknown_groups``).
@@ -86,9 +93,10 @@ class Fitter:
         self.learning_rates = {**DEFAULT_LEARNING_RATES, **(learning_rates or {})}
         self.stage_faces = face_triangles(spec.model)
 
-    def _scene(self, stage_spec: SceneSpec, params: dict[str, Tensor], render: bool) -> SceneOutput:
-        """The scene of a stage step: only the face's triangles are rendered (the losses are masked to the face)."""
-        return render_scene(stage_spec, params, self.renderer if render else None, self.stage_faces)
+    def _scene(self, stage_spec: SceneSpec, params: dict[str, Tensor], render: bool, dense: bool) -> SceneOutput:
+        """The scene of a stage step: only the face's triangles are rendered (the losses are masked to the face);
+        dense landmarks are projected when the stage and the observations use them."""
+        return render_scene(stage_spec, params, self.renderer if render else None, self.stage_faces, dense)
 
     def total(self, terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
         """(B,) weighted sum of the terms."""
@@ -102,7 +110,8 @@ class Fitter:
             obs: observations at crop resolution (B photos).
             init: starting parameters (e.g. a regressor's prediction), or None to start from the mean face
                 placed over the observed landmarks.
-            on_step: called as ``on_step(stage name, step, mean loss)`` after every step (progress bars).
+            on_step: called as ``on_step(stage name, step, mean loss)`` after every step, or every iteration of an
+                ``lm`` stage, which may stop before its ``steps`` (progress bars).
         """
         B = obs.batch_size
         start = self.spec.initial(B, obs.landmarks) if init is None else init
@@ -113,7 +122,7 @@ class Fitter:
         for stage in self.stages:
             self._run_stage(stage, params, obs, result, on_step)
         with torch.no_grad():
-            scene = render_scene(self.spec, params, self.renderer)
+            scene = render_scene(self.spec, params, self.renderer, dense=obs.dense is not None)
             wanted = {term for stage in self.stages for term, weight in stage.weights.items() if weight > 0}
             result.losses = self.objective.terms(params, scene, obs, wanted | {"landmark", "photometric"}, set(params))
         result.params = {name: value.detach() for name, value in params.items()}
@@ -128,13 +137,44 @@ class Fitter:
         stage_spec = replace(self.spec, image_size=(max(1, round(H * stage.resolution_scale)),
                                                     max(1, round(W * stage.resolution_scale))))
         stage_obs = obs.rescaled(stage.resolution_scale)
+        if stage.solver == "lm":
+            self._solve_stage(stage, stage_spec, trainable, params, stage_obs, result, on_step)
+        else:
+            self._adam_stage(stage, stage_spec, trainable, params, stage_obs, result, on_step)
+        result.stage_seconds[stage.name] = time.perf_counter() - began
+
+    def _solve_stage(self, stage: Stage, stage_spec: SceneSpec, trainable: list[str], params: dict[str, Tensor],
+                     stage_obs: Observations, result: FitResult, on_step: OnStep | None) -> None:
+        """Levenberg-Marquardt on the stage's landmark terms; photos whose cost is not finite fail."""
+        uses_dense = stage_obs.dense is not None and stage.weights.get("dense", 0.0) > 0
+        problem = LandmarkLeastSquares(stage_spec, stage_obs, params, trainable, stage.weights,
+                                       self.objective._dense_point_weights() if uses_dense else None)
+
+        def report(iteration: int, cost: Tensor) -> None:
+            if on_step is not None:
+                on_step(stage.name, iteration, float(cost[~result.failed].mean()))
+
+        solution = levenberg_marquardt(problem, problem.pack(params), stage.steps, ~result.failed, report)
+        with torch.no_grad():
+            for g, value in problem.unpack(solution.x).items():
+                params[g].copy_(value)
+        if solution.failed.any():
+            log.warning("%d photo(s) have a non-finite landmark cost in stage %r and are reported as failed",
+                        int(solution.failed.sum()), stage.name)
+        result.failed |= solution.failed
+        result.iterations[stage.name] = solution.iterations
+
+    def _adam_stage(self, stage: Stage, stage_spec: SceneSpec, trainable: list[str], params: dict[str, Tensor],
+                    stage_obs: Observations, result: FitResult, on_step: OnStep | None) -> None:
+        """Adam on the stage's terms; diverging photos are rolled back with smaller steps, then fail."""
         lrs = {g: self.learning_rates.get(g, DEFAULT_MODEL_LR) * stage.lr_scale for g in trainable}
         optimizer = BatchedAdam({g: params[g] for g in trainable}, lrs)
         optimizer.step_scale[result.failed] = 0.0
         good = {g: params[g].detach().clone() for g in trainable}
-        best = torch.full((obs.batch_size,), math.inf, device=obs.image.device)
+        best = torch.full((stage_obs.batch_size,), math.inf, device=stage_obs.image.device)
         for step in range(stage.steps):
-            scene = self._scene(stage_spec, params, render=stage.needs_render)
+            scene = self._scene(stage_spec, params, render=stage.needs_render,
+                                dense=stage_obs.dense is not None and stage.weights.get("dense", 0.0) > 0)
             terms = self.objective.terms(params, scene, stage_obs, set(stage.weights), set(trainable))
             total = self.total(terms, stage.weights)
             bad = ~torch.isfinite(total) | (total > DIVERGENCE_FACTOR * best.clamp_min(DIVERGENCE_FLOOR))
@@ -153,7 +193,6 @@ class Fitter:
                         good[g][ok] = params[g][ok]
             if on_step is not None:
                 on_step(stage.name, step, float(total.detach().mean()))
-        result.stage_seconds[stage.name] = time.perf_counter() - began
 
     @staticmethod
     @torch.no_grad()

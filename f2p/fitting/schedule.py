@@ -6,9 +6,21 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from f2p.scene.params import SMOOTH_COLOR, VERTEX_COLOR
+from f2p.scene.params import LIGHT, SMOOTH_COLOR, VERTEX_COLOR
 
-LOSS_TERMS = ("landmark", "photometric", "identity", "prior", "bounds", "smoothness")
+LOSS_TERMS = ("landmark", "dense", "photometric", "identity", "prior", "bounds", "smoothness")
+"""``dense`` (the 468 dense landmarks) counts only for photos that have them (``Observations.dense``)."""
+SOLVERS = ("adam", "lm")
+"""How a stage optimises: ``adam`` (``BatchedAdam``, any terms) or ``lm`` (Levenberg-Marquardt,
+``fitting.solver``, the landmark terms ``LM_TERMS`` only; ``steps`` is then its iteration limit)."""
+LM_TERMS = ("landmark", "dense", "prior", "bounds")
+"""The terms an ``lm`` stage can weight: those with a residual form (the bounds by projection)."""
+APPEARANCE_GROUPS = ("albedo", LIGHT, SMOOTH_COLOR, VERTEX_COLOR)
+"""Groups that do not move the landmarks, which an ``lm`` stage cannot train."""
+QUALITIES = ("fast", "default", "best")
+"""Quality levels of ``schedule_for``, cheapest first."""
+SHAPE_GROUPS = ("pose", "translation", "identity", "expression", "jaw_pose")
+"""What the shape stages move (``jaw_pose`` only where the model has one)."""
 
 DEFAULT_LEARNING_RATES: dict[str, float] = {
     "pose": 0.02,
@@ -51,6 +63,8 @@ class Stage:
         weights: {loss term: weight}; terms from ``LOSS_TERMS``, missing terms are off.
         lr_scale: multiplies every group's step size.
         resolution_scale: render at this fraction of the crop size (coarse-to-fine), 1 = full.
+        solver: one of ``SOLVERS``; an ``lm`` stage weights only ``LM_TERMS``, trains no ``APPEARANCE_GROUPS``,
+            and runs at most ``steps`` iterations (each photo stops when its cost no longer changes).
     """
 
     name: str
@@ -59,6 +73,7 @@ class Stage:
     weights: dict[str, float] = field(default_factory=lambda: {"landmark": 1.0})
     lr_scale: float = 1.0
     resolution_scale: float = 1.0
+    solver: str = "adam"
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(LOSS_TERMS)
@@ -66,6 +81,15 @@ class Stage:
             raise ValueError(f"stage {self.name!r}: unknown loss terms {sorted(unknown)}; use {LOSS_TERMS}")
         if self.steps < 0 or not 0 < self.resolution_scale <= 1:
             raise ValueError(f"stage {self.name!r}: steps must be >= 0 and resolution_scale in (0, 1]")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"stage {self.name!r}: unknown solver {self.solver!r}; use one of {SOLVERS}")
+        if self.solver == "lm":
+            terms = sorted(term for term, weight in self.weights.items() if weight > 0 and term not in LM_TERMS)
+            appearance = sorted(set(self.groups) & set(APPEARANCE_GROUPS))
+            if terms or appearance:
+                raise ValueError(f"stage {self.name!r}: the 'lm' solver fits the landmark terms {LM_TERMS} with "
+                                 f"geometry groups only; got terms {terms} and appearance groups {appearance}: "
+                                 f"use solver='adam' for them")
 
     @property
     def needs_render(self) -> bool:
@@ -98,11 +122,11 @@ def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
     def steps(n: int) -> int:
         return max(1, round(n * steps_scale))
 
-    shape = ["pose", "translation", "identity", "expression", "jaw_pose"]
-    shading = {"landmark": 1.0, "photometric": 0.02, "prior": 5e-5, "bounds": 1.0}
+    shape = list(SHAPE_GROUPS)
+    shading = {"landmark": 1.0, "dense": 1.0, "photometric": 0.02, "prior": 5e-5, "bounds": 1.0}
     return [
-        Stage("rigid", steps(200), ["pose", "translation"], {"landmark": 1.0}),
-        Stage("shape", steps(200), shape, {"landmark": 1.0, "prior": 2e-4, "bounds": 1.0}),
+        Stage("rigid", steps(200), ["pose", "translation"], {"landmark": 1.0, "dense": 1.0}),
+        Stage("shape", steps(200), shape, {"landmark": 1.0, "dense": 1.0, "prior": 2e-4, "bounds": 1.0}),
         Stage("shading", steps(300), shape + ["albedo", "smooth_color", "sh"], shading, resolution_scale=0.5),
         Stage("detail", steps(100), shape + ["albedo", "smooth_color", "sh"], shading | {"identity": 0.005},
               lr_scale=0.3),
@@ -113,3 +137,62 @@ def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
 
 DEFAULT_TOTAL_STEPS = sum(stage.steps for stage in default_schedule())
 """Optimisation steps per photo of the default schedule over all stages (``reconstruct --steps``)."""
+
+
+LM_RIGID_ITERATIONS = 20
+LM_SHAPE_ITERATIONS = 40
+"""Iteration limits of the Levenberg-Marquardt landmark stages; photos stop earlier once converged (measured on
+``evaluate --synthetic 20 --dense``: 5 rigid and 22 shape iterations on average, 31 at most)."""
+LM_DENSE_WEIGHT = 3.0
+LM_PRIOR_WEIGHT = 5e-5
+"""Weights of the Levenberg-Marquardt shape stage (landmark weight 1). It reaches the optimum of its objective,
+where the prior matters more than after ``default_schedule``'s 200 Adam steps: with 2e-4 (that schedule's) the
+similarity-aligned error of ``evaluate --synthetic 20 --dense`` was 1.23 mm exact / 1.41 mm with 1 px noise, with
+5e-5 0.78 / 1.27 mm; weighing the 468 dense points 3x (their errors are independent there, about 7x the 68 points'
+information; on photos they are correlated, hence not 7x) gave 0.58 / 1.05 mm."""
+
+
+def landmark_stages(steps_scale: float = 1.0) -> list[Stage]:
+    """The Levenberg-Marquardt landmark stages: rigid pose, then shape and expression with the pose, on the 68 and
+    (where observed) the dense landmarks.
+
+    Args:
+        steps_scale: multiplies the iteration limits.
+    """
+
+    def steps(n: int) -> int:
+        return max(1, round(n * steps_scale))
+
+    landmarks = {"landmark": 1.0, "dense": LM_DENSE_WEIGHT}
+    return [
+        Stage("rigid", steps(LM_RIGID_ITERATIONS), ["pose", "translation"], landmarks, solver="lm"),
+        Stage("shape", steps(LM_SHAPE_ITERATIONS), list(SHAPE_GROUPS), landmarks | {"prior": LM_PRIOR_WEIGHT, "bounds": 1.0},
+              solver="lm"),
+    ]
+
+
+def schedule_for(quality: str, steps_scale: float = 1.0) -> list[Stage]:
+    """The schedule of a quality level (``QUALITIES``).
+
+    - ``fast``: ``landmark_stages`` alone (Levenberg-Marquardt, no render).
+    - ``default``: ``landmark_stages``, then a short shading stage at half resolution.
+    - ``best``: ``default_schedule`` (Adam throughout, shading and detail with the identity term).
+
+    Args:
+        quality: one of ``QUALITIES``.
+        steps_scale: multiplies every stage's step count (iteration limit for the ``lm`` stages).
+
+    Raises:
+        ValueError: an unknown quality.
+    """
+    if quality not in QUALITIES:
+        raise ValueError(f"unknown fitting quality {quality!r}; use one of {QUALITIES}")
+    if quality == "best":
+        return default_schedule(steps_scale)
+    stages = landmark_stages(steps_scale)
+    if quality == "fast":
+        return stages
+    shape = ["pose", "translation", "identity", "expression", "jaw_pose"]
+    shading = {"landmark": 1.0, "dense": 1.0, "photometric": 0.02, "prior": 5e-5, "bounds": 1.0}
+    return stages + [Stage("shading", max(1, round(100 * steps_scale)), shape + ["albedo", "smooth_color", "sh"],
+                           shading, resolution_scale=0.5, lr_scale=0.3)]

@@ -38,6 +38,11 @@ from f2p.morphable.obj_io import ObjMesh, read_obj
 FULL_HEAD_VERTICES = 26719
 SKIN_VERTICES = 14062
 FACE_AREA_VERTICES = 6706
+MOUTH_SOCKET, EYE_SOCKETS = "mouth socket", "eye sockets"
+SOCKET_VERTICES = {MOUTH_SOCKET: (11248, 13294), EYE_SOCKETS: (13294, 14062)}
+"""[start, end) vertex ranges of the skin subset's inner surfaces (ICT's README). Without ICT's teeth and eyeballs
+they are seen through the open mouth and between the eyelids; the fit renders at most their rim (they lie outside
+the face area), so their colours mean nothing."""
 EXPRESSION_PRIOR_STD = 0.5
 NEUTRAL_OBJ = "generic_neutral_mesh.obj"
 INDICES_JSON = "vertex_indices.json"
@@ -132,6 +137,15 @@ def load_ict_obj_folder(folder: str | os.PathLike) -> LinearModelData:
         faces_uv=None if neutral.faces_uv is None else neutral.faces_uv[inside],
         source=folder,
     )
+
+
+def socket_vertices(model_name: str, num_vertices: int) -> dict[str, np.ndarray]:
+    """{``MOUTH_SOCKET``, ``EYE_SOCKETS``: (V,) bool} (``SOCKET_VERTICES``) when ``model_name`` and ``num_vertices``
+    are those of f2p's ICT skin mesh; {} for any other mesh."""
+    if model_name != "ict" or num_vertices != SKIN_VERTICES:
+        return {}
+    index = np.arange(num_vertices)
+    return {name: (index >= start) & (index < end) for name, (start, end) in SOCKET_VERTICES.items()}
 
 
 def _metres(array_cm: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from f2p.conventions import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, NUM_LANDMARKS, RIGHT_EYE
 from f2p.perception.align import apply_affine, invert_affine, similarity_transform, warp_image
+from f2p.perception.crop_size import CROP_SIZE
 
 ARCFACE_SIZE = 112.0
 ARCFACE_TEMPLATE = (
@@ -28,9 +29,6 @@ ARCFACE_TEMPLATE = (
 )
 """ArcFace (InsightFace) 5-point template in pixels of a 112 x 112 crop."""
 
-CROP_SIZE = 224
-MIN_CROP_SIZE = 64
-"""Smallest crop side a fit accepts: below it the face's features (eyes, lips) are a pixel or two."""
 CROP_MARGIN = 0.25
 
 

@@ -92,7 +92,8 @@ class PredictionWriter(BasePredictionWriter):
     Photos (items with a ``path``) are reloaded and re-cropped at ``crop_size`` from their landmarks, so that
     ``fit.png`` and the crop renders match ``reconstruct``; synthetic items are exported as their own photo.
     Parameters do not depend on the crop size (see ``RegressorSystem.predict_params``). ``metrics.json`` gets
-    ``"method": "regressor"`` and the inference seconds per photo.
+    ``"method": "regressor"`` and the inference seconds per photo. The end of ``predict`` prints one line saying
+    where the outputs are (global rank 0).
 
     Args:
         output_dir: folder of the per-photo folders.
@@ -124,8 +125,13 @@ class PredictionWriter(BasePredictionWriter):
         self.run.export(samples, names, estimate, "regressor", seconds)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.run is not None:
-            self.run.finish()
+        if self.run is None:
+            return
+        rows = self.run.finish()
+        if trainer.is_global_zero:
+            ok = sum(row["status"] == "ok" for row in rows)
+            print(f"f2p predict: {ok} of {len(rows)} written to {self.output_dir}/ (one folder each, summary.csv)",
+                  flush=True)
 
     def _sample(self, batch: dict, i: int) -> PhotoSample:
         """The ``PhotoSample`` of item ``i``: rebuilt from its photo file, or the synthetic crop as its own photo."""

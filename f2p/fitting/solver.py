@@ -1,0 +1,364 @@
+"""Levenberg-Marquardt for the landmark stages: tens of damped Gauss-Newton iterations instead of hundreds of Adam
+steps, batched over photos, each photo with its own damping.
+
+A landmark stage's objective (``FittingObjective.terms`` with the terms ``LM_TERMS``) is a sum of squares
+``cost_b = sum_i r_bi(x_b)^2`` over a photo's trainable parameters ``x_b`` (P,), the stage's groups flattened in
+order (``LandmarkLeastSquares``):
+
+- 68 landmarks: ``r = sqrt(lambda_lm * w_l / sum_l w_l) * (projected_l - observed_l) / face_size`` with
+  ``w = confidence x model landmark_confidence x jaw_weights(pose)``, the weights of the objective;
+- 468 dense landmarks (photos that have them): the Geman-McClure term at ``DENSE_SIGMA``,
+  ``r = sqrt(lambda_dense * w_l / sum_l w_l * rho(d_l^2) / d_l^2) * d_l`` with ``d_l`` the error in face sizes and
+  ``rho(s) = sigma^2 s / (s + sigma^2)``; its steps are iteratively reweighted least squares (IRLS): each
+  linearisation weights a point by ``rho'(d^2) = sigma^4 / (d^2 + sigma^2)^2``, which gives the exact gradient;
+- prior: ``r = sqrt(lambda_prior / K_g) * x / prior_std`` for each trainable group g with a prior (K_g components);
+- bounds: bounded sliders are kept inside their bounds (projected steps), where the bound penalty is zero.
+
+Jacobians come from ``torch.func`` (``jacfwd`` of a per-photo residual function, ``vmap`` over the photos). A step
+``(J^T J + mu diag(J^T J)) delta = -J^T r`` is accepted only where it lowers that photo's cost; the damping ``mu``
+follows Nielsen's rule (down with a good gain ratio, up on a rejected step). A photo stops on a small relative
+change of its cost; one whose cost is not finite at the start fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.func import jacfwd, vmap
+
+from f2p.fitting.schedule import LM_TERMS
+from f2p.losses.landmark import face_size
+from f2p.morphable.base import LinearMorphableModel
+from f2p.morphable.dense import dense_landmarks
+from f2p.scene.compose import render_scene, scene_camera
+from f2p.scene.objective import DENSE_SIGMA, jaw_weights
+from f2p.scene.observations import Observations
+from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec
+
+INITIAL_DAMPING = 1e-3
+"""Starting ``mu``, relative to the diagonal of ``J^T J`` (Marquardt's scaling)."""
+MAX_DAMPING = 1e10
+"""A photo whose damping passes this makes no more progress and stops."""
+RELATIVE_TOLERANCE = 1e-5
+"""A photo stops once an accepted step, or the step its model predicts, lowers its cost by less than this
+fraction."""
+DIAGONAL_FLOOR = 1e-12
+"""Floor of the Marquardt scaling diag(J^T J) relative to its largest entry (components nothing constrains)."""
+MIN_FACE_SIZE = 1e-8
+"""Face-size floor of the landmark losses (``landmark_loss``, ``robust_landmark_loss``)."""
+
+OnIteration = Callable[[int, Tensor], None]
+"""Called as ``on_iteration(iteration, cost)`` with the (B,) costs after every iteration."""
+
+
+@dataclass(frozen=True)
+class Linearisation:
+    """A batch of photos' Gauss-Newton model around their parameters, float64.
+
+    Attributes:
+        hessian: (B, P, P) ``J^T J`` of the IRLS-weighted residuals.
+        gradient: (B, P) ``J^T r``, half the cost's gradient.
+    """
+
+    hessian: Tensor
+    gradient: Tensor
+
+
+class LandmarkLeastSquares:
+    """A landmark stage's objective for B photos as a sum of squares of residuals (see the module docstring).
+
+    The Jacobian of the projected points is forward-mode (``jacfwd`` of a per-photo function, ``vmap`` over the
+    photos) in the groups that enter non-linearly (pose, translation, focal, a non-linear model's groups), and for
+    a linear model's shape groups the chain rule through their fixed point bases: d(point)/d(coefficients) is the
+    basis, so only d(pixel)/d(model-space point) is differentiated, with three tangents instead of K.
+
+    Args:
+        spec: the stage's scene (its image size is that of ``obs``).
+        obs: the photos' observations at the stage's resolution.
+        params: {group: (B, K)} current parameters; the groups not in ``groups`` stay fixed at these values.
+        groups: the trainable groups, in the order of the flat parameter vector; each must be in ``params``.
+        weights: the stage's {term: weight}; terms outside ``LM_TERMS`` are refused.
+        dense_point_weights: (468,) per-point weights of the dense term (the objective's), used when ``obs`` has
+            dense landmarks and the stage weights them.
+
+    Raises:
+        ValueError: a weighted term the solver cannot express, or a group missing from ``params``.
+    """
+
+    def __init__(self, spec: SceneSpec, obs: Observations, params: dict[str, Tensor], groups: list[str],
+                 weights: dict[str, float], dense_point_weights: Tensor | None = None) -> None:
+        unsupported = sorted(term for term, weight in weights.items() if weight > 0 and term not in LM_TERMS)
+        if unsupported:
+            raise ValueError(f"the Levenberg-Marquardt solver handles the terms {LM_TERMS} only, not {unsupported}")
+        missing = [g for g in groups if g not in params]
+        if missing:
+            raise ValueError(f"trainable group(s) {missing} are not in the parameters")
+        model = spec.model
+        self.spec = spec
+        self.groups = list(groups)
+        self.sizes = [params[g].shape[1] for g in self.groups]
+        geometry = (POSE, TRANSLATION, LOG_FOCAL, *model.groups)
+        self.fixed = {g: params[g].detach() for g in geometry if g in params and g not in self.groups}
+        linear = model.shape_group_names if isinstance(model, LinearMorphableModel) else ()
+        self.linear = [g for g in self.groups if g in linear]  # through their point bases
+        self.nonlinear = [g for g in self.groups if g not in linear]  # through jacfwd
+        self.landmarks = obs.landmarks
+        self.scale = face_size(obs.landmarks).clamp_min(MIN_FACE_SIZE)  # (B,)
+        self.landmark_weight = float(weights.get("landmark", 0.0))
+        self.point_confidence = obs.confidence * model.landmark_confidence  # (B, 68), x jaw_weights(pose)
+        dense_weight = float(weights.get("dense", 0.0))
+        self.use_dense = obs.dense is not None and dense_weight > 0
+        self.dense = obs.dense if self.use_dense else None
+        if self.use_dense:
+            if dense_point_weights is None:
+                raise ValueError("a stage with a dense term needs the dense point weights")
+            w = obs.dense_confidence * dense_point_weights  # (B, 468)
+            self.dense_weights = dense_weight * w / w.sum(1, keepdim=True).clamp_min(1e-8)
+        self.bases = {g: self._point_basis(g, K) for g, K in zip(self.groups, self.sizes) if g in self.linear}
+        prior_weight = float(weights.get("prior", 0.0))
+        stds = spec.prior_stds()
+        self.prior = torch.cat([self.scale.new_zeros(K) if prior_weight == 0
+                                else (prior_weight / K) ** 0.5 / stds[g].expand(K).to(self.scale)
+                                for g, K in zip(self.groups, self.sizes)])  # (P,) residual per unit parameter
+        lower, upper = [], []
+        for g, K in zip(self.groups, self.sizes):
+            group = model.groups.get(g)
+            bounded = group is not None and group.bounded
+            lower.append(self.scale.new_tensor(group.lower) if bounded else self.scale.new_full((K,), -math.inf))
+            upper.append(self.scale.new_tensor(group.upper) if bounded else self.scale.new_full((K,), math.inf))
+        self.lower, self.upper = torch.cat(lower), torch.cat(upper)  # (P,)
+
+    @property
+    def size(self) -> int:
+        """P, the length of a photo's parameter vector."""
+        return sum(self.sizes)
+
+    def pack(self, params: dict[str, Tensor]) -> Tensor:
+        """{group: (B, K)} -> (B, P) flat trainable parameters."""
+        return torch.cat([params[g].detach() for g in self.groups], dim=1)
+
+    def unpack(self, x: Tensor) -> dict[str, Tensor]:
+        """(B, P) -> {trainable group: (B, K)}."""
+        return dict(zip(self.groups, x.split(self.sizes, dim=1)))
+
+    def project(self, x: Tensor) -> Tensor:
+        """(B, P) -> (B, P) clamped into the bounds of the bounded sliders."""
+        return torch.maximum(torch.minimum(x, self.upper), self.lower)
+
+    def residuals(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
+        """(B', P) parameters of photos ``rows`` (long (B',), None for all) -> (B', R) residuals whose squares sum
+        to the stage's weighted loss (at parameters inside the bounds)."""
+        rows = self._rows(rows)
+        params = {g: v[rows] for g, v in self.fixed.items()} | self.unpack(x)
+        scene = render_scene(self.spec, params, None, dense=self.use_dense)
+        scale = self.scale[rows][:, None, None]
+        landmark = (scene.landmarks2d - self.landmarks[rows]) / scale  # (B', 68, 2)
+        parts = [landmark * self._landmark_weights(x, rows).sqrt()[..., None]]
+        if self.use_dense:  # sqrt(w rho(d^2) / d^2) d, with rho(s) / s = sigma^2 / (s + sigma^2)
+            dense = (scene.dense2d - self.dense[rows]) / scale  # (B', 468, 2)
+            sq = dense.square().sum(-1, keepdim=True)
+            parts.append(dense * (self.dense_weights[rows][..., None] * DENSE_SIGMA**2 / (sq + DENSE_SIGMA**2)).sqrt())
+        return torch.cat([*(p.flatten(1) for p in parts), x * self.prior], dim=1)
+
+    def cost(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
+        """(B', P) -> (B',) the stage's weighted loss of photos ``rows``."""
+        return self.residuals(x, rows).square().sum(1)
+
+    def linearise(self, x: Tensor, rows: Tensor | None = None) -> Linearisation:
+        """The Gauss-Newton model of photos ``rows`` (long (B',), None for all) at ``x`` (B', P): dense points
+        weighted by the Geman-McClure IRLS weights at ``x``."""
+        rows = self._rows(rows)
+        B, P = x.shape
+        values = self.unpack(x)
+        nonlinear = torch.cat([values[g] for g in self.nonlinear], dim=1) if self.nonlinear else x[:, :0]
+        linear = {g: values[g] for g in self.linear}
+        fixed = {g: v[rows] for g, v in self.fixed.items()}
+        dense = None if self.dense is None else self.dense[rows]
+        per_photo = jacfwd(self._errors_twice, argnums=(0, 1), has_aux=True)
+        (J_nonlinear, J_point), errors = vmap(per_photo, in_dims=(0, None, 0, 0, 0, 0 if self.use_dense else None, 0))(
+            nonlinear, x.new_zeros(3), linear, fixed, self.landmarks[rows], dense, self.scale[rows])
+        # errors (B', 2 N); J_nonlinear (B', 2 N, P_nonlinear); J_point (B', 2 N, 3): d(pixel) / d(its point)
+        columns = dict(zip(self.nonlinear, J_nonlinear.split([values[g].shape[1] for g in self.nonlinear], dim=2)))
+        J_point = J_point.reshape(B, -1, 2, 3)  # (B', N, 2, 3)
+        for g, basis in self.bases.items():  # basis (N, 3, K)
+            columns[g] = torch.einsum("bnij,njk->bnik", J_point, basis).reshape(B, -1, basis.shape[-1])
+        J = torch.cat([columns[g] for g in self.groups], dim=2)  # (B', 2 N, P)
+        landmark, dense_errors = self._split(errors)
+        J_landmark, J_dense = self._split(J)
+        a = self._landmark_weights(x, rows).sqrt()[..., None]  # (B', 68, 1)
+        r_parts, J_parts = [landmark * a], [J_landmark * a[..., None]]
+        if dense_errors is not None:
+            sq = dense_errors.square().sum(-1, keepdim=True)  # (B', 468, 1)
+            irls = self.dense_weights[rows][..., None].sqrt() * DENSE_SIGMA**2 / (sq + DENSE_SIGMA**2)
+            r_parts.append(dense_errors * irls)  # sqrt(w rho'(d^2)) d
+            J_parts.append(J_dense * irls[..., None])
+        r = torch.cat([p.reshape(B, -1) for p in r_parts], dim=1)  # (B', R)
+        J = torch.cat([p.reshape(B, -1, P) for p in J_parts], dim=1)  # (B', R, P)
+        prior_sq = self.prior.double() ** 2  # the prior's rows of J are diag(prior)
+        # products in float32 (the model is approximate anyway), the solve in float64
+        hessian = (J.transpose(1, 2) @ J).double() + torch.diag_embed(prior_sq.expand(B, P))
+        gradient = (J.transpose(1, 2) @ r[..., None])[..., 0].double() + prior_sq * x.double()
+        return Linearisation(hessian, gradient)
+
+    def _rows(self, rows: Tensor | None) -> Tensor:
+        return torch.arange(self.scale.shape[0], device=self.scale.device) if rows is None else rows
+
+    def _point_basis(self, group: str, K: int) -> Tensor:
+        """(N, 3, K) model-space offsets of the 68 (then the dense) points per unit of a linear group's
+        coefficients."""
+
+        def points(coefficients: Tensor) -> Tensor:  # (K,) -> (N, 3)
+            params = {group: coefficients[None]}
+            parts = [self.spec.model.landmarks(**params)]
+            if self.use_dense:
+                parts.append(dense_landmarks(self.spec.model, **params))
+            return torch.cat(parts, dim=1)[0]
+
+        return jacfwd(points)(self.scale.new_zeros(K)).detach()
+
+    def _errors(self, nonlinear: Tensor, offset: Tensor, linear: dict[str, Tensor], fixed: dict[str, Tensor],
+                landmarks: Tensor, dense: Tensor | None, scale: Tensor) -> Tensor:
+        """One photo: its non-linear parameters (P_nonlinear,), a model-space offset (3,) added to every point
+        (whose derivative is each pixel's derivative in its own point), its linear groups {group: (K,)} and fixed
+        groups -> (2 N,) errors in face sizes of the 68 then (when used) the 468 dense points, x and y
+        interleaved. The points and camera are ``render_scene``'s."""
+        params = ({g: v[None] for g, v in fixed.items()} | {g: v[None] for g, v in linear.items()}
+                  | {g: v[None] for g, v in zip(self.nonlinear, nonlinear.split(
+                      [self.sizes[self.groups.index(g)] for g in self.nonlinear]))})
+        model_params = {g: v for g, v in params.items() if g in self.spec.model.groups}
+        points = [self.spec.model.landmarks(**model_params)]
+        observed = [landmarks]
+        if self.use_dense:
+            points.append(dense_landmarks(self.spec.model, **model_params))
+            observed.append(dense)
+        pixels = scene_camera(self.spec, params).project(torch.cat(points, dim=1) + offset)[0]
+        return ((pixels - torch.cat(observed)) / scale).flatten()
+
+    def _errors_twice(self, *args) -> tuple[Tensor, Tensor]:
+        errors = self._errors(*args)
+        return errors, errors
+
+    def _split(self, values: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(B, 2 N, ...) -> (B, 68, 2, ...) landmark and (B, 468, 2, ...) dense parts (None when unused)."""
+        B, _, *rest = values.shape
+        points = values.reshape(B, -1, 2, *rest)
+        return points[:, :68], (points[:, 68:] if self.use_dense else None)
+
+    def _landmark_weights(self, x: Tensor, rows: Tensor) -> Tensor:
+        """(B', 68) normalised 68-point weights at ``x``: the jaw fades with the pose (as in the objective)."""
+        pose = self.unpack(x)[POSE] if POSE in self.groups else self.fixed[POSE][rows]
+        w = self.point_confidence[rows] * jaw_weights(pose)
+        return self.landmark_weight * w / w.sum(1, keepdim=True).clamp_min(1e-8)
+
+
+@dataclass(frozen=True)
+class SolverResult:
+    """Outcome of ``levenberg_marquardt``.
+
+    Attributes:
+        x: (B, P) final parameters (a photo's start where it failed or was inactive).
+        cost: (B,) final cost.
+        iterations: (B,) long, iterations (linear solves) per photo.
+        converged: (B,) bool, photos that stopped on the tolerance before the iteration limit.
+        failed: (B,) bool, photos whose cost was not finite at the start.
+    """
+
+    x: Tensor
+    cost: Tensor
+    iterations: Tensor
+    converged: Tensor
+    failed: Tensor
+
+
+@torch.no_grad()
+def levenberg_marquardt(problem: LandmarkLeastSquares, x0: Tensor, max_iterations: int,
+                        active: Tensor | None = None, on_iteration: OnIteration | None = None) -> SolverResult:
+    """Minimise ``problem``'s cost of every photo from ``x0`` (B, P), projected into the bounds.
+
+    Args:
+        problem: the least-squares problem of B photos.
+        x0: (B, P) starting parameters.
+        max_iterations: iterations at most (each photo: one linear solve per iteration).
+        active: (B,) bool, photos to solve (None for all); the others keep ``x0`` and zero iterations.
+        on_iteration: called after every iteration with the (B,) costs.
+    """
+    B, P = x0.shape
+    device = x0.device
+    active = torch.ones(B, dtype=torch.bool, device=device) if active is None else active.clone()
+    x = torch.where(active[:, None], problem.project(x0), x0)
+    cost = torch.full((B,), math.nan, device=device)
+    if active.any():
+        cost[active] = problem.cost(x[active], active.nonzero()[:, 0])
+    failed = active & ~torch.isfinite(cost)
+    done = ~active | failed
+    converged = torch.zeros(B, dtype=torch.bool, device=device)
+    iterations = torch.zeros(B, dtype=torch.long, device=device)
+    mu = torch.full((B,), INITIAL_DAMPING, dtype=torch.float64, device=device)
+    nu = torch.full((B,), 2.0, dtype=torch.float64, device=device)
+    hessian = torch.zeros(B, P, P, dtype=torch.float64, device=device)
+    gradient = torch.zeros(B, P, dtype=torch.float64, device=device)
+    stale = ~done  # photos whose Gauss-Newton model must be (re)built at their x
+    for iteration in range(max_iterations):
+        if done.all():
+            break
+        rows = (stale & ~done).nonzero()[:, 0]
+        if len(rows):
+            model = problem.linearise(x[rows], rows)
+            hessian[rows], gradient[rows] = model.hessian, model.gradient
+        stale[:] = False
+        rows = (~done).nonzero()[:, 0]
+        delta, predicted = _damped_step(hessian[rows], gradient[rows], mu[rows], x[rows].double(),
+                                        problem.lower.double(), problem.upper.double())
+        trial = problem.project(x[rows] + delta.to(x.dtype))
+        trial_cost = problem.cost(trial, rows)
+        actual = cost[rows].double() - trial_cost.double()
+        accept = torch.isfinite(trial_cost) & (actual > 0) & (predicted > 0)
+        gain = actual / predicted.clamp_min(1e-300)
+        mu[rows] = torch.where(accept, mu[rows] * (1 - (2 * gain - 1) ** 3).clamp_min(1 / 3), mu[rows] * nu[rows])
+        nu[rows] = torch.where(accept, torch.full_like(nu[rows], 2.0), nu[rows] * 2)
+        x[rows[accept]] = trial[accept]
+        scale = cost[rows].double().abs().clamp_min(1e-30)
+        small = (accept & (actual <= RELATIVE_TOLERANCE * scale)) | (predicted <= RELATIVE_TOLERANCE * scale)
+        # (a system that could not be factored predicts NaN: its damping grows, it does not stop)
+        cost[rows[accept]] = trial_cost[accept]
+        stale[rows[accept]] = True
+        iterations[rows] += 1
+        stop = small | (mu[rows] > MAX_DAMPING)
+        converged[rows[stop]] = True
+        done[rows[stop]] = True
+        if on_iteration is not None:
+            on_iteration(iteration, cost)
+    return SolverResult(x, cost, iterations, converged, failed)
+
+
+def _damped_step(hessian: Tensor, gradient: Tensor, mu: Tensor, x: Tensor, lower: Tensor, upper: Tensor
+                 ) -> tuple[Tensor, Tensor]:
+    """Solve ``(H + mu diag(H)) delta = -g`` per photo, with the components held at a bound that the gradient
+    pushes outwards frozen (bound-aware steps).
+
+    Args:
+        hessian: (B, P, P) ``J^T J``; gradient: (B, P) ``J^T r``; mu: (B,) damping; x: (B, P) parameters;
+            lower, upper: (P,) bounds (+-inf where unbounded). All float64.
+
+    Returns:
+        delta: (B, P) the step (zero where the system could not be factored); predicted: (B,) the decrease of the
+        cost that the Gauss-Newton model predicts for it (NaN where the system could not be factored).
+    """
+    B, P = gradient.shape
+    frozen = ((x <= lower) & (gradient > 0)) | ((x >= upper) & (gradient < 0))  # (B, P)
+    diagonal = hessian.diagonal(dim1=1, dim2=2)
+    scaling = diagonal.clamp_min(DIAGONAL_FLOOR * diagonal.amax(1, keepdim=True).clamp_min(1e-300))
+    keep = (~frozen).double()
+    system = hessian * keep[:, :, None] * keep[:, None, :] + torch.diag_embed(mu[:, None] * scaling + frozen.double())
+    g = gradient * keep
+    factor, info = torch.linalg.cholesky_ex(system)
+    ok = info == 0
+    delta = torch.zeros_like(g)
+    if ok.any():
+        delta[ok] = -torch.cholesky_solve(g[ok][..., None], factor[ok])[..., 0]
+    predicted = (delta * (mu[:, None] * scaling * delta - g)).sum(1)  # -d.g + mu d.D.d for (H + mu D) d = -g
+    return delta, torch.where(ok, predicted, torch.full_like(predicted, math.nan))
