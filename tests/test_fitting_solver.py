@@ -11,6 +11,7 @@ from f2p.evaluation.geometry import vertex_errors
 from f2p.fitting import QUALITIES, Fitter, Stage, default_schedule, schedule_for
 from f2p.fitting.solver import LandmarkLeastSquares
 from f2p.morphable import load_model
+from f2p.morphable.base import MeshOutput, MorphableModel
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_euler
 from f2p.scene.compose import render_scene
@@ -79,8 +80,8 @@ def weighted_stage_loss(spec: SceneSpec, params: dict[str, torch.Tensor], obs: O
 def assert_cost_is_the_stage_loss(spec: SceneSpec, obs: Observations, params: dict[str, torch.Tensor]) -> None:
     stage = Stage("shape", 1, SHAPE, SHAPE_WEIGHTS, solver="lm")
     spec.clamp_(params)  # inside the bounds, where the bound penalty is zero
-    problem = LandmarkLeastSquares(spec, obs, params, SHAPE, stage.weights,
-                                   FittingObjective(spec)._dense_point_weights())
+    dense_weights = None if obs.dense is None else FittingObjective(spec)._dense_point_weights()
+    problem = LandmarkLeastSquares(spec, obs, params, SHAPE, stage.weights, dense_weights)
     x = problem.pack(params).requires_grad_(True)
     cost = problem.cost(x)
     expected = weighted_stage_loss(spec, params, obs, stage)
@@ -103,6 +104,35 @@ def test_the_sum_of_squares_is_the_stage_loss_with_robust_dense_points(ict):
     dense[:, :40] += 25.0  # outliers far in the Geman-McClure tail
     assert_cost_is_the_stage_loss(ict, Observations(obs.image, obs.landmarks, obs.confidence, dense=dense,
                                                     dense_confidence=obs.dense_confidence), off_truth(ict, truth))
+
+
+class OpaqueModel(MorphableModel):
+    """A linear model seen through the generic interface only (as FLAME is): the solver differentiates it
+    with jacfwd instead of using its point bases."""
+
+    def __init__(self, inner: MorphableModel) -> None:
+        super().__init__("opaque", tuple(inner.groups.values()))
+        self.inner = inner
+        for name in ("faces", "face_region", "landmark_confidence"):
+            self.register_buffer(name, getattr(inner, name), persistent=False)
+
+    def forward(self, **params: torch.Tensor) -> MeshOutput:
+        return self.inner(**params)
+
+
+def test_a_model_without_point_bases_gets_the_same_gauss_newton_model(procedural):
+    truth = truth_of(procedural, seed=5)
+    obs = observed(procedural, truth)
+    params = off_truth(procedural, truth)
+    procedural.clamp_(params)
+    opaque = SceneSpec(OpaqueModel(procedural.model), procedural.image_size)
+    assert_cost_is_the_stage_loss(opaque, obs, {name: value.clone() for name, value in params.items()})
+    models = [LandmarkLeastSquares(spec, obs, params, SHAPE, SHAPE_WEIGHTS) for spec in (procedural, opaque)]
+    assert models[0].linear and not models[1].linear  # the two Jacobian paths
+    linear, generic = (problem.linearise(problem.pack(params)) for problem in models)
+    assert torch.allclose(linear.hessian, generic.hessian, rtol=1e-4, atol=1e-6 * float(generic.hessian.abs().max()))
+    assert torch.allclose(linear.gradient, generic.gradient, rtol=1e-4,
+                          atol=1e-6 * float(generic.gradient.abs().max()))
 
 
 def test_lm_recovers_pose_identity_and_expression_from_exact_landmarks(procedural):

@@ -142,14 +142,15 @@ DEFAULT_TOTAL_STEPS = sum(stage.steps for stage in default_schedule())
 LM_RIGID_ITERATIONS = 20
 LM_SHAPE_ITERATIONS = 40
 """Iteration limits of the Levenberg-Marquardt landmark stages; photos stop earlier once converged (measured on
-``evaluate --synthetic 20 --dense``: 5 rigid and 22 shape iterations on average, 31 at most)."""
+``evaluate --synthetic 20 --dense``: 6 rigid and 5.5 shape iterations on average, 10 and 7 at most)."""
 LM_DENSE_WEIGHT = 3.0
 LM_PRIOR_WEIGHT = 5e-5
-"""Weights of the Levenberg-Marquardt shape stage (landmark weight 1). It reaches the optimum of its objective,
-where the prior matters more than after ``default_schedule``'s 200 Adam steps: with 2e-4 (that schedule's) the
-similarity-aligned error of ``evaluate --synthetic 20 --dense`` was 1.23 mm exact / 1.41 mm with 1 px noise, with
-5e-5 0.78 / 1.27 mm; weighing the 468 dense points 3x (their errors are independent there, about 7x the 68 points'
-information; on photos they are correlated, hence not 7x) gave 0.58 / 1.05 mm."""
+"""Weights of the Levenberg-Marquardt stages (landmark weight 1). They reach the optimum of their objective,
+where the prior matters more than after ``default_schedule``'s 200 Adam steps. Similarity-aligned median error of
+``evaluate --synthetic 20 --dense``, exact / 1 px noise: prior 2e-4 (that schedule's) 1.23 / 1.41 mm, 5e-5
+0.78 / 1.27 mm; weighing the 468 dense points 3x as well (their errors are independent there, about 7x the 68
+points' information; a detector's are correlated, hence not 7x) 0.58 / 1.05 mm (0.54 / 1.02 mm on seed 1; prior
+2e-5 0.37 / 1.14 mm, 1e-4 0.69 / 1.01 mm). Without dense points 5e-5 gives 1.34 / 1.99 mm, 2e-4 1.67 / 1.93 mm."""
 
 
 def landmark_stages(steps_scale: float = 1.0) -> list[Stage]:
@@ -171,16 +172,31 @@ def landmark_stages(steps_scale: float = 1.0) -> list[Stage]:
     ]
 
 
+DEFAULT_SHADING_STEPS = 150
+DEFAULT_SHADING_RESOLUTION = 0.25
+"""The ``default`` quality's one shading stage. On a CPU a shading step costs about the same at any resolution
+(the rasterizer's per-triangle work dominates: about 11 ms per photo at 224 px, one thread), so the step count
+buys the accuracy and the resolution only costs it. Similarity-aligned median error of ``evaluate --synthetic 20
+--dense``, exact / 1 px noise, after the Levenberg-Marquardt stages' 0.58 / 1.05 mm: 80 steps at half resolution
+0.65 / 1.05 mm, 100 at 0.35 0.66 / 1.02 mm, 150 at 0.25 0.64 / 0.98 mm, 200 at 0.35 0.61 / 0.97 mm, 300 at half
+resolution - / 0.85 mm, ``default_schedule``'s shading and detail stages (400 steps, 6 s per photo) 0.54 / 0.92 mm.
+Without dense points the stage does more: 1.34 / 1.99 mm -> 1.20 / 1.78 mm. The identity term is left out: the
+synthetic evaluation has no embedding to measure it with, and it doubles a step's cost."""
+
+
 def schedule_for(quality: str, steps_scale: float = 1.0) -> list[Stage]:
     """The schedule of a quality level (``QUALITIES``).
 
-    - ``fast``: ``landmark_stages`` alone (Levenberg-Marquardt, no render).
-    - ``default``: ``landmark_stages``, then a short shading stage at half resolution.
-    - ``best``: ``default_schedule`` (Adam throughout, shading and detail with the identity term).
+    - ``fast``: ``landmark_stages`` alone (Levenberg-Marquardt on the 68 and dense landmarks, no render).
+    - ``default``: ``landmark_stages``, then one short shading stage (shape, expression, albedo or smooth colour
+      and light on the landmarks and the photo, ``DEFAULT_SHADING_STEPS`` Adam steps at quarter resolution, no
+      identity term).
+    - ``best``: ``default_schedule`` (Adam throughout: landmark stages, shading and detail with the identity
+      term, per-vertex colour).
 
     Args:
         quality: one of ``QUALITIES``.
-        steps_scale: multiplies every stage's step count (iteration limit for the ``lm`` stages).
+        steps_scale: multiplies every stage's step count (the iteration limit of the ``lm`` stages).
 
     Raises:
         ValueError: an unknown quality.
@@ -192,7 +208,8 @@ def schedule_for(quality: str, steps_scale: float = 1.0) -> list[Stage]:
     stages = landmark_stages(steps_scale)
     if quality == "fast":
         return stages
-    shape = ["pose", "translation", "identity", "expression", "jaw_pose"]
-    shading = {"landmark": 1.0, "dense": 1.0, "photometric": 0.02, "prior": 5e-5, "bounds": 1.0}
-    return stages + [Stage("shading", max(1, round(100 * steps_scale)), shape + ["albedo", "smooth_color", "sh"],
-                           shading, resolution_scale=0.5, lr_scale=0.3)]
+    shading = {"landmark": 1.0, "dense": LM_DENSE_WEIGHT, "photometric": 0.02, "prior": LM_PRIOR_WEIGHT,
+               "bounds": 1.0}
+    return stages + [Stage("shading", max(1, round(DEFAULT_SHADING_STEPS * steps_scale)),
+                           [*SHAPE_GROUPS, "albedo", "smooth_color", "sh"], shading,
+                           resolution_scale=DEFAULT_SHADING_RESOLUTION)]

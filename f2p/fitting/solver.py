@@ -12,9 +12,9 @@ order (``LandmarkLeastSquares``):
   ``rho(s) = sigma^2 s / (s + sigma^2)``; its steps are iteratively reweighted least squares (IRLS): each
   linearisation weights a point by ``rho'(d^2) = sigma^4 / (d^2 + sigma^2)^2``, which gives the exact gradient;
 - prior: ``r = sqrt(lambda_prior / K_g) * x / prior_std`` for each trainable group g with a prior (K_g components);
-- bounds: bounded sliders are kept inside their bounds (projected steps), where the bound penalty is zero.
+- bounds: bounded sliders are kept inside their bounds (active-set steps), where the bound penalty is zero.
 
-Jacobians come from ``torch.func`` (``jacfwd`` of a per-photo residual function, ``vmap`` over the photos). A step
+Jacobians are forward-mode (``torch.func.jacfwd``, see ``LandmarkLeastSquares``). A step
 ``(J^T J + mu diag(J^T J)) delta = -J^T r`` is accepted only where it lowers that photo's cost; the damping ``mu``
 follows Nielsen's rule (down with a good gain ratio, up on a rejected step). A photo stops on a small relative
 change of its cost; one whose cost is not finite at the start fails.
@@ -25,10 +25,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
-from torch.func import jacfwd, vmap
+from torch.func import jacfwd
 
 from f2p.fitting.schedule import LM_TERMS
 from f2p.losses.landmark import face_size
@@ -46,6 +47,8 @@ MAX_DAMPING = 1e10
 RELATIVE_TOLERANCE = 1e-5
 """A photo stops once an accepted step, or the step its model predicts, lowers its cost by less than this
 fraction."""
+BOUND_PASSES = 4
+"""Solves per step at most: each pins the components the previous one carried past a bound."""
 DIAGONAL_FLOOR = 1e-12
 """Floor of the Marquardt scaling diag(J^T J) relative to its largest entry (components nothing constrains)."""
 MIN_FACE_SIZE = 1e-8
@@ -60,7 +63,7 @@ class Linearisation:
     """A batch of photos' Gauss-Newton model around their parameters, float64.
 
     Attributes:
-        hessian: (B, P, P) ``J^T J`` of the IRLS-weighted residuals.
+        hessian: (B, P, P) ``J^T J`` of the IRLS-weighted residuals (the prior's included).
         gradient: (B, P) ``J^T r``, half the cost's gradient.
     """
 
@@ -71,10 +74,11 @@ class Linearisation:
 class LandmarkLeastSquares:
     """A landmark stage's objective for B photos as a sum of squares of residuals (see the module docstring).
 
-    The Jacobian of the projected points is forward-mode (``jacfwd`` of a per-photo function, ``vmap`` over the
-    photos) in the groups that enter non-linearly (pose, translation, focal, a non-linear model's groups), and for
-    a linear model's shape groups the chain rule through their fixed point bases: d(point)/d(coefficients) is the
-    basis, so only d(pixel)/d(model-space point) is differentiated, with three tangents instead of K.
+    The Jacobian of the projected points is forward-mode (``jacfwd``) in the groups that enter non-linearly (pose,
+    translation, focal, a non-linear model's groups), and for a linear model's shape groups the chain rule through
+    their fixed point bases: d(point)/d(coefficients) is the basis, so only d(pixel)/d(model-space point) is
+    differentiated, with three tangents instead of K. The tangents are shared by the batch's photos (and by the
+    points), which do not interact, so one ``jacfwd`` of the batched residuals gives every photo's own Jacobian.
 
     Args:
         spec: the stage's scene (its image size is that of ``obs``).
@@ -176,11 +180,12 @@ class LandmarkLeastSquares:
         values = self.unpack(x)
         nonlinear = torch.cat([values[g] for g in self.nonlinear], dim=1) if self.nonlinear else x[:, :0]
         linear = {g: values[g] for g in self.linear}
-        fixed = {g: v[rows] for g, v in self.fixed.items()}
-        dense = None if self.dense is None else self.dense[rows]
-        per_photo = jacfwd(self._errors_twice, argnums=(0, 1), has_aux=True)
-        (J_nonlinear, J_point), errors = vmap(per_photo, in_dims=(0, None, 0, 0, 0, 0 if self.use_dense else None, 0))(
-            nonlinear, x.new_zeros(3), linear, fixed, self.landmarks[rows], dense, self.scale[rows])
+        points = None  # the points, when no trainable group moves them non-linearly, are computed once, outside
+        if not set(self.nonlinear) & set(self.spec.model.groups):
+            points = self._points({g: v[rows] for g, v in self.fixed.items() if g in self.spec.model.groups} | linear)
+        errors_of = partial(self._errors, nonlinear=nonlinear, linear=linear, rows=rows, points=points)
+        zeros = x.new_zeros(nonlinear.shape[1]), x.new_zeros(3)
+        (J_nonlinear, J_point), errors = jacfwd(errors_of, argnums=(0, 1), has_aux=True)(*zeros)
         # errors (B', 2 N); J_nonlinear (B', 2 N, P_nonlinear); J_point (B', 2 N, 3): d(pixel) / d(its point)
         columns = dict(zip(self.nonlinear, J_nonlinear.split([values[g].shape[1] for g in self.nonlinear], dim=2)))
         J_point = J_point.reshape(B, -1, 2, 3)  # (B', N, 2, 3)
@@ -210,36 +215,35 @@ class LandmarkLeastSquares:
     def _point_basis(self, group: str, K: int) -> Tensor:
         """(N, 3, K) model-space offsets of the 68 (then the dense) points per unit of a linear group's
         coefficients."""
+        return jacfwd(lambda coefficients: self._points({group: coefficients[None]})[0])(self.scale.new_zeros(K))
 
-        def points(coefficients: Tensor) -> Tensor:  # (K,) -> (N, 3)
-            params = {group: coefficients[None]}
-            parts = [self.spec.model.landmarks(**params)]
-            if self.use_dense:
-                parts.append(dense_landmarks(self.spec.model, **params))
-            return torch.cat(parts, dim=1)[0]
-
-        return jacfwd(points)(self.scale.new_zeros(K)).detach()
-
-    def _errors(self, nonlinear: Tensor, offset: Tensor, linear: dict[str, Tensor], fixed: dict[str, Tensor],
-                landmarks: Tensor, dense: Tensor | None, scale: Tensor) -> Tensor:
-        """One photo: its non-linear parameters (P_nonlinear,), a model-space offset (3,) added to every point
-        (whose derivative is each pixel's derivative in its own point), its linear groups {group: (K,)} and fixed
-        groups -> (2 N,) errors in face sizes of the 68 then (when used) the 468 dense points, x and y
-        interleaved. The points and camera are ``render_scene``'s."""
-        params = ({g: v[None] for g, v in fixed.items()} | {g: v[None] for g, v in linear.items()}
-                  | {g: v[None] for g, v in zip(self.nonlinear, nonlinear.split(
-                      [self.sizes[self.groups.index(g)] for g in self.nonlinear]))})
-        model_params = {g: v for g, v in params.items() if g in self.spec.model.groups}
+    def _points(self, model_params: dict[str, Tensor]) -> Tensor:
+        """(B', N, 3) model-space points of the 68 then (when used) the 468 dense landmarks."""
         points = [self.spec.model.landmarks(**model_params)]
-        observed = [landmarks]
         if self.use_dense:
             points.append(dense_landmarks(self.spec.model, **model_params))
-            observed.append(dense)
-        pixels = scene_camera(self.spec, params).project(torch.cat(points, dim=1) + offset)[0]
-        return ((pixels - torch.cat(observed)) / scale).flatten()
+        return torch.cat(points, dim=1)
 
-    def _errors_twice(self, *args) -> tuple[Tensor, Tensor]:
-        errors = self._errors(*args)
+    def _errors(self, shift: Tensor, offset: Tensor, nonlinear: Tensor, linear: dict[str, Tensor], rows: Tensor,
+                points: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(B', 2 N) errors in face sizes of photos ``rows``, the 68 then (when used) the 468 dense points, x and y
+        interleaved, twice (the value and ``jacfwd``'s aux).
+
+        ``shift`` (P_nonlinear,) is added to every photo's non-linear parameters ``nonlinear`` (B', P_nonlinear)
+        and ``offset`` (3,) to every model-space point: photos and points being independent, the derivative of a
+        photo's errors in the shared ``shift`` is its own Jacobian, and that of a pixel in ``offset`` its
+        derivative in its own point. ``linear`` holds the linear groups {group: (B', K)}; ``points`` (B', N, 3)
+        the model-space points when they do not depend on ``shift``, else None. The points and the camera are
+        ``render_scene``'s."""
+        split = nonlinear.split([self.sizes[self.groups.index(g)] for g in self.nonlinear], dim=1)
+        shifts = shift.split([v.shape[1] for v in split])
+        params = ({g: v[rows] for g, v in self.fixed.items()} | linear
+                  | {g: v + d for g, v, d in zip(self.nonlinear, split, shifts)})
+        if points is None:
+            points = self._points({g: v for g, v in params.items() if g in self.spec.model.groups})
+        observed = self.landmarks[rows] if self.dense is None else torch.cat([self.landmarks[rows], self.dense[rows]], 1)
+        pixels = scene_camera(self.spec, params).project(points + offset)
+        errors = ((pixels - observed) / self.scale[rows][:, None, None]).flatten(1)
         return errors, errors
 
     def _split(self, values: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -337,8 +341,9 @@ def levenberg_marquardt(problem: LandmarkLeastSquares, x0: Tensor, max_iteration
 
 def _damped_step(hessian: Tensor, gradient: Tensor, mu: Tensor, x: Tensor, lower: Tensor, upper: Tensor
                  ) -> tuple[Tensor, Tensor]:
-    """Solve ``(H + mu diag(H)) delta = -g`` per photo, with the components held at a bound that the gradient
-    pushes outwards frozen (bound-aware steps).
+    """Solve ``(H + mu diag(H)) delta = -g`` per photo inside the bounds (an active-set step): components at a
+    bound that the gradient pushes outwards stay put; components the step would carry past a bound are pinned
+    onto it and the rest solved again, up to ``BOUND_PASSES`` times.
 
     Args:
         hessian: (B, P, P) ``J^T J``; gradient: (B, P) ``J^T r``; mu: (B,) damping; x: (B, P) parameters;
@@ -346,19 +351,29 @@ def _damped_step(hessian: Tensor, gradient: Tensor, mu: Tensor, x: Tensor, lower
 
     Returns:
         delta: (B, P) the step (zero where the system could not be factored); predicted: (B,) the decrease of the
-        cost that the Gauss-Newton model predicts for it (NaN where the system could not be factored).
+        cost that the Gauss-Newton model predicts for it, ``-2 delta.g - delta.H.delta`` (NaN where the system
+        could not be factored).
     """
-    B, P = gradient.shape
-    frozen = ((x <= lower) & (gradient > 0)) | ((x >= upper) & (gradient < 0))  # (B, P)
     diagonal = hessian.diagonal(dim1=1, dim2=2)
     scaling = diagonal.clamp_min(DIAGONAL_FLOOR * diagonal.amax(1, keepdim=True).clamp_min(1e-300))
-    keep = (~frozen).double()
-    system = hessian * keep[:, :, None] * keep[:, None, :] + torch.diag_embed(mu[:, None] * scaling + frozen.double())
-    g = gradient * keep
-    factor, info = torch.linalg.cholesky_ex(system)
-    ok = info == 0
-    delta = torch.zeros_like(g)
-    if ok.any():
-        delta[ok] = -torch.cholesky_solve(g[ok][..., None], factor[ok])[..., 0]
-    predicted = (delta * (mu[:, None] * scaling * delta - g)).sum(1)  # -d.g + mu d.D.d for (H + mu D) d = -g
+    pinned = ((x <= lower) & (gradient > 0)) | ((x >= upper) & (gradient < 0))  # (B, P)
+    fixed = torch.zeros_like(gradient)  # the pinned components' steps
+    ok = torch.ones_like(mu, dtype=torch.bool)
+    for _ in range(BOUND_PASSES):
+        keep = (~pinned).double()
+        system = (hessian * keep[:, :, None] * keep[:, None, :]
+                  + torch.diag_embed(mu[:, None] * scaling * keep + pinned.double()))
+        rhs = -(gradient + (hessian @ fixed[..., None])[..., 0]) * keep
+        factor, info = torch.linalg.cholesky_ex(system)
+        ok = info == 0
+        delta = fixed.clone()
+        if ok.any():
+            delta[ok] += torch.cholesky_solve(rhs[ok][..., None], factor[ok])[..., 0] * keep[ok]
+        below, above = (x + delta < lower) & ~pinned, (x + delta > upper) & ~pinned
+        if not (below | above).any():
+            break
+        fixed = torch.where(below, lower - x, torch.where(above, upper - x, fixed))
+        pinned = pinned | below | above
+    delta = torch.where(ok[:, None], delta, torch.zeros_like(delta))
+    predicted = -2 * (delta * gradient).sum(1) - (delta * (hessian @ delta[..., None])[..., 0]).sum(1)
     return delta, torch.where(ok, predicted, torch.full_like(predicted, math.nan))
