@@ -140,7 +140,7 @@ def regressor_checkpoint_config(path: Path) -> dict:
     import torch
 
     from f2p.morphable.registry import MODEL_NAMES
-    from f2p.systems.checkpoints import ALLOWED_NETWORKS, FILE_ARGUMENTS, PLAIN_TYPES, SCALARS
+    from f2p.systems.checkpoints import allowed_arguments
 
     content = torch.load(path, map_location="cpu", weights_only=True)
     hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
@@ -148,25 +148,9 @@ def regressor_checkpoint_config(path: Path) -> dict:
         raise ModelFileError(path, "not a regressor checkpoint (no hyper_parameters)")
     if hparams.get("_class_path", REGRESSOR_CLASS) != REGRESSOR_CLASS:
         raise ModelFileError(path, f"a checkpoint of {hparams['_class_path']!r}, not of {REGRESSOR_CLASS}")
-    kept = {name: hparams[name] for name in SCALARS if isinstance(hparams.get(name), PLAIN_TYPES)}
+    kept = allowed_arguments(path, hparams)
     if kept.get("face_model") not in MODEL_NAMES:
         kept.pop("face_model", None)  # a file the checkpoint names is not read: the config's model is used
-    weights = hparams.get("weights")
-    if isinstance(weights, dict) and all(isinstance(v, (int, float)) for v in weights.values()):
-        kept["weights"] = weights
-    for role, allowed in ALLOWED_NETWORKS.items():
-        entry = hparams.get(role)
-        if entry is None:
-            continue
-        class_path = entry.get("class_path") if isinstance(entry, dict) else None
-        if class_path not in allowed:
-            raise ModelFileError(path, f"{role} class {class_path!r} is not one of f2p's "
-                                       f"({', '.join(sorted(allowed))}); refusing to import it")
-        init_args = entry.get("init_args") or {}
-        if not isinstance(init_args, dict) or not all(isinstance(v, PLAIN_TYPES) for v in init_args.values()):
-            raise ModelFileError(path, f"{role} arguments {init_args!r} are not plain values")
-        kept[role] = {"class_path": class_path,
-                      "init_args": {k: v for k, v in init_args.items() if k not in FILE_ARGUMENTS.get(role, ())}}
     return kept
 
 

@@ -15,7 +15,7 @@ from f2p.morphable.base import MeshOutput, MorphableModel
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_euler
 from f2p.scene.compose import render_scene
-from f2p.scene.objective import FittingObjective
+from f2p.scene.objective import FittingObjective, dense_point_weights
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
 
@@ -80,7 +80,7 @@ def weighted_stage_loss(spec: SceneSpec, params: dict[str, torch.Tensor], obs: O
 def assert_cost_is_the_stage_loss(spec: SceneSpec, obs: Observations, params: dict[str, torch.Tensor]) -> None:
     stage = Stage("shape", 1, SHAPE, SHAPE_WEIGHTS, solver="lm")
     spec.clamp_(params)  # inside the bounds, where the bound penalty is zero
-    dense_weights = None if obs.dense is None else FittingObjective(spec)._dense_point_weights()
+    dense_weights = None if obs.dense is None else dense_point_weights(spec.model)
     problem = LandmarkLeastSquares(spec, obs, params, SHAPE, stage.weights, dense_weights)
     x = problem.pack(params).requires_grad_(True)
     cost = problem.cost(x)

@@ -82,6 +82,7 @@ class FittingEstimator:
         errors = [f"optimisation diverged (NaN or exploding loss) after {int(retries)} retries with smaller steps"
                   if failed else "" for failed, retries in zip(result.failed.tolist(), result.retries.tolist())]
         metrics = [{"steps": self.steps, "retries": int(result.retries[i]),
+                    **{f"iterations_{stage}": int(count[i]) for stage, count in result.iterations.items()},
                     **{f"loss_{name}": float(value[i]) for name, value in result.losses.items()}}
                    for i in range(obs.batch_size)]
         return Estimate(result.params, errors, metrics, result.scene)

@@ -17,7 +17,7 @@ from f2p.fitting.solver import LandmarkLeastSquares, levenberg_marquardt
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.compose import SceneOutput, face_triangles, render_scene
-from f2p.scene.objective import FittingObjective
+from f2p.scene.objective import FittingObjective, dense_point_weights
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
 
@@ -148,7 +148,7 @@ class Fitter:
         """Levenberg-Marquardt on the stage's landmark terms; photos whose cost is not finite fail."""
         uses_dense = stage_obs.dense is not None and stage.weights.get("dense", 0.0) > 0
         problem = LandmarkLeastSquares(stage_spec, stage_obs, params, trainable, stage.weights,
-                                       self.objective._dense_point_weights() if uses_dense else None)
+                                       dense_point_weights(self.spec.model) if uses_dense else None)
 
         def report(iteration: int, cost: Tensor) -> None:
             if on_step is not None:

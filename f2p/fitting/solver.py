@@ -36,7 +36,7 @@ from f2p.losses.landmark import face_size
 from f2p.morphable.base import LinearMorphableModel
 from f2p.morphable.dense import dense_landmarks
 from f2p.scene.compose import render_scene, scene_camera
-from f2p.scene.objective import DENSE_SIGMA, jaw_weights
+from f2p.scene.objective import DENSE_SIGMA, landmark_weights
 from f2p.scene.observations import Observations
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec
 
@@ -113,7 +113,7 @@ class LandmarkLeastSquares:
         self.landmarks = obs.landmarks
         self.scale = face_size(obs.landmarks).clamp_min(MIN_FACE_SIZE)  # (B,)
         self.landmark_weight = float(weights.get("landmark", 0.0))
-        self.point_confidence = obs.confidence * model.landmark_confidence  # (B, 68), x jaw_weights(pose)
+        self.confidence = obs.confidence  # (B, 68)
         dense_weight = float(weights.get("dense", 0.0))
         self.use_dense = obs.dense is not None and dense_weight > 0
         self.dense = obs.dense if self.use_dense else None
@@ -255,7 +255,7 @@ class LandmarkLeastSquares:
     def _landmark_weights(self, x: Tensor, rows: Tensor) -> Tensor:
         """(B', 68) normalised 68-point weights at ``x``: the jaw fades with the pose (as in the objective)."""
         pose = self.unpack(x)[POSE] if POSE in self.groups else self.fixed[POSE][rows]
-        w = self.point_confidence[rows] * jaw_weights(pose)
+        w = landmark_weights(self.spec.model, self.confidence[rows], pose)
         return self.landmark_weight * w / w.sum(1, keepdim=True).clamp_min(1e-8)
 
 

@@ -9,6 +9,7 @@ from f2p import conventions as C
 from f2p.losses import bound_penalty, gaussian_prior, identity_loss, landmark_loss, photometric_loss
 from f2p.losses.landmark import face_size, robust_landmark_loss
 from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
+from f2p.morphable.base import MorphableModel
 from f2p.morphable.correspondence import dense_correspondence
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.render.rotations import axis_angle_to_matrix
@@ -45,6 +46,19 @@ def jaw_weights(pose: Tensor) -> Tensor:
     return weights
 
 
+def landmark_weights(model: MorphableModel, confidence: Tensor, pose: Tensor) -> Tensor:
+    """(B, 68) weights of the 68-point term: the detector's (B, 68) ``confidence`` x the model's landmark confidence
+    x ``jaw_weights`` of the (B, 3) head ``pose`` (the jaw side turning away fades)."""
+    return confidence * model.landmark_confidence * jaw_weights(pose)
+
+
+def dense_point_weights(model: MorphableModel) -> Tensor:
+    """(468,) per-point weights of the dense term on the model's device: ``DENSE_CONTOUR_WEIGHT`` on the face oval
+    (``DenseCorrespondence.contour``), 1 elsewhere."""
+    contour = dense_correspondence(model).contour.to(model.device)
+    return torch.where(contour, DENSE_CONTOUR_WEIGHT, 1.0)
+
+
 class FittingObjective(nn.Module):
     """Computes every loss term per photo. Holds the identity embedder (frozen) when one is used.
 
@@ -68,10 +82,10 @@ class FittingObjective(nn.Module):
         B = obs.batch_size
         out: dict[str, Tensor] = {}
         if "landmark" in wanted:
-            weights = obs.confidence * self.spec.model.landmark_confidence * jaw_weights(params[POSE])
+            weights = landmark_weights(self.spec.model, obs.confidence, params[POSE])
             out["landmark"] = landmark_loss(scene.landmarks2d, obs.landmarks, weights, face_size(obs.landmarks))
         if "dense" in wanted and obs.dense is not None and scene.dense2d is not None:
-            weights = obs.dense_confidence * self._dense_point_weights()
+            weights = obs.dense_confidence * dense_point_weights(self.spec.model)
             out["dense"] = robust_landmark_loss(scene.dense2d, obs.dense, weights, face_size(obs.landmarks),
                                                 DENSE_SIGMA)
         if "photometric" in wanted and scene.render is not None:
@@ -94,8 +108,3 @@ class FittingObjective(nn.Module):
         if "smoothness" in wanted and VERTEX_COLOR in params and scene.colors is not None:
             out["smoothness"] = vertex_color_smoothness(scene.colors, self.edges)
         return out
-
-    def _dense_point_weights(self) -> Tensor:
-        """(468,) per-point weights of the dense term: ``DENSE_CONTOUR_WEIGHT`` on the face oval, 1 elsewhere."""
-        contour = dense_correspondence(self.spec.model).contour.to(self.spec.model.device)
-        return torch.where(contour, DENSE_CONTOUR_WEIGHT, 1.0)

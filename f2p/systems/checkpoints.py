@@ -66,8 +66,7 @@ def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device
     if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict) or not isinstance(
             content.get("hyper_parameters"), dict):
         raise ModelFileError(path, "not a regressor checkpoint (no state_dict and hyper_parameters)")
-    hparams = content["hyper_parameters"]
-    arguments = {name: _scalar(path, hparams, name, kind) for name, kind in SCALARS.items() if name in hparams}
+    arguments = allowed_arguments(path, content["hyper_parameters"])
     face_model = arguments.pop("face_model", None)
     if expect is not None:
         if face_model in MODEL_NAMES and face_model != expect.model.name:
@@ -77,16 +76,42 @@ def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device
     elif face_model not in MODEL_NAMES:
         raise ModelFileError(path, f"the regressor's face model {face_model!r} is not a registry name "
                                    f"({', '.join(MODEL_NAMES)}); give the model it was trained with")
-    networks = {role: _network(path, hparams.get(role), role) for role in ALLOWED_NETWORKS}
-    weights = _loss_weights(path, hparams.get("weights"))
+    networks = {}
+    for role in ALLOWED_NETWORKS:
+        entry = arguments.pop(role, None)
+        if entry is None and role != "renderer":  # the renderer has a default
+            raise ModelFileError(path, f"hyper-parameter {role!r} is not a network entry with a class_path")
+        networks[role] = None if entry is None else _build(path, role, entry)
+    weights = {**arguments.pop("weights", {}), "perceptual": 0.0, "refined_identity": 0.0}  # no part in predicting
     try:
         system = RegressorSystem(networks["encoder"], networks["refiner"], networks["renderer"], face_model=face_model,
-                                 weights=weights, **arguments)
+                                 weights=LossWeights(**weights), **arguments)
         system.load_state_dict(content["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
         raise ModelFileError(path, f"not a regressor checkpoint this f2p version can load "
                                    f"({_one_line(error)})") from error
     return system.to(map_location).eval()
+
+
+def allowed_arguments(path: Path, hparams: dict) -> dict:
+    """What f2p takes from a checkpoint's hyper-parameters (the one set of rules, also used by ``python -m f2p
+    predict|test --ckpt_path``): the system's ``SCALARS`` (type-checked), the loss ``weights`` (numbers), and for
+    each ``ALLOWED_NETWORKS`` role present, ``{"class_path", "init_args"}`` with plain arguments of that class and
+    the ``FILE_ARGUMENTS`` left out. Nothing else (``_instantiator``, ``_class_path``) is read.
+
+    Raises:
+        ModelFileError: a wrongly typed value, or a network class outside the allow-list (one line).
+    """
+    arguments = {name: _scalar(path, hparams, name, kind) for name, kind in SCALARS.items() if name in hparams}
+    weights = hparams.get("weights")
+    if weights is not None:
+        if not isinstance(weights, dict) or not all(isinstance(v, (int, float)) for v in weights.values()):
+            raise ModelFileError(path, "hyper-parameter 'weights' is not a table of numbers")
+        arguments["weights"] = weights
+    for role in ALLOWED_NETWORKS:
+        if hparams.get(role) is not None:
+            arguments[role] = _network_entry(path, hparams[role], role)
+    return arguments
 
 
 def _scalar(path: Path, hparams: dict, name: str, kind: type) -> object:
@@ -98,11 +123,8 @@ def _scalar(path: Path, hparams: dict, name: str, kind: type) -> object:
     return value
 
 
-def _network(path: Path, entry: object, role: str) -> nn.Module | None:
-    """The ``role`` network of the checkpoint's config, built from the allow-list (None when the entry is None and
-    the role has a default: the renderer)."""
-    if entry is None and role == "renderer":
-        return None
+def _network_entry(path: Path, entry: object, role: str) -> dict:
+    """The checkpoint's ``role`` network entry, checked against the allow-list, file arguments left out."""
     if not isinstance(entry, dict) or not isinstance(entry.get("class_path"), str):
         raise ModelFileError(path, f"hyper-parameter {role!r} is not a network entry with a class_path")
     cls = ALLOWED_NETWORKS[role].get(entry["class_path"])
@@ -114,23 +136,16 @@ def _network(path: Path, entry: object, role: str) -> nn.Module | None:
     if not isinstance(init_args, dict) or set(init_args) - accepted or not all(
             isinstance(value, PLAIN_TYPES) for value in init_args.values()):
         raise ModelFileError(path, f"{role} arguments {init_args!r} are not plain arguments of {cls.__name__}")
-    kwargs = {name: value for name, value in init_args.items() if name not in FILE_ARGUMENTS.get(role, ())}
+    return {"class_path": entry["class_path"],
+            "init_args": {name: value for name, value in init_args.items() if name not in FILE_ARGUMENTS.get(role, ())}}
+
+
+def _build(path: Path, role: str, entry: dict) -> nn.Module:
+    """The network of an ``allowed_arguments`` entry, from f2p's own class."""
     try:
-        return cls(**kwargs)
+        return ALLOWED_NETWORKS[role][entry["class_path"]](**entry["init_args"])
     except (TypeError, ValueError) as error:
-        raise ModelFileError(path, f"{role} arguments {kwargs!r}: {_one_line(error)}") from error
-
-
-def _loss_weights(path: Path, entry: object) -> LossWeights:
-    """The checkpoint's loss weights for prediction: the terms that need extra networks (perceptual, identity on
-    the refined portrait) are off, they play no part in predicting."""
-    entry = entry or {}
-    if not isinstance(entry, dict) or not all(isinstance(v, (int, float)) for v in entry.values()):
-        raise ModelFileError(path, "hyper-parameter 'weights' is not a table of numbers")
-    try:
-        return LossWeights(**{**entry, "perceptual": 0.0, "refined_identity": 0.0})
-    except TypeError as error:
-        raise ModelFileError(path, f"loss weights {entry!r}: {_one_line(error)}") from error
+        raise ModelFileError(path, f"{role} arguments {entry['init_args']!r}: {_one_line(error)}") from error
 
 
 def _one_line(error: BaseException) -> str:
