@@ -2,7 +2,7 @@
 
     python benchmarks/fit.py                      # 8 photos fitted as one batch (reconstruct's default), 224 px
     python benchmarks/fit.py --quick              # 2 photos, a tenth of the steps: checks the script only
-    python benchmarks/fit.py --quality fast       # the Levenberg-Marquardt landmark stages only (schedule_for)
+    python benchmarks/fit.py --quality fast       # the Levenberg-Marquardt landmark stages only (also best)
     python benchmarks/fit.py --photos 32 --batch-size 32 --device cuda   # the GPU target: 32 photos in one batch
 
 Stages timed: image load, landmark detection, crop + mask, identity embedding of the crops, each fitting stage,
@@ -39,12 +39,13 @@ def faces_dir() -> Path:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from f2p.commands.threads import thread_count
-    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, QUALITIES
+    from f2p.quality import DEFAULT_QUALITY, QUALITIES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=8, help="photos to fit (default 8)")
     parser.add_argument("--batch-size", type=int, default=8, help="photos fitted together (default 8, as reconstruct)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_TOTAL_STEPS, help="total fitting steps per photo")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="total fitting steps per photo (default: those of the --quality schedule)")
     parser.add_argument("--crop-size", type=int, default=224, help="side of the fitted crop (default 224)")
     parser.add_argument("--model", default="ict", help="face model (default ict)")
     parser.add_argument("--landmarks", default="auto", help="detector: auto | fan | dlib (default auto)")
@@ -52,10 +53,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=lambda text: 0 if text == "auto" else thread_count(text), default="auto",
                         help="PyTorch CPU threads: auto (default: as reconstruct chooses them) or N")
     parser.add_argument("--quick", action="store_true", help="2 photos, a tenth of the steps")
-    parser.add_argument("--quality", default="best", choices=QUALITIES,
-                        help="fitting schedule (f2p.fitting.schedule.schedule_for; default best, reconstruct's "
-                             "default_schedule); --steps scales its stages like default_schedule's")
+    parser.add_argument("--quality", default=DEFAULT_QUALITY, choices=QUALITIES,
+                        help=f"fitting schedule (f2p.fitting.schedule.schedule_for; default {DEFAULT_QUALITY}, as "
+                             "reconstruct's); --steps scales its stages as reconstruct's does")
     args = parser.parse_args(argv)
+    if args.steps is None:
+        from f2p.fitting.schedule import total_steps
+
+        args.steps = total_steps(args.quality)
     if args.quick:
         args.photos, args.batch_size = 2, 2
         args.steps = max(1, round(args.steps * QUICK_STEPS_SCALE))
@@ -135,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     from f2p.commands.threads import apply_threads, choose_threads, usable_cores
     from f2p.export.photo import PhotoExporter
     from f2p.fitting.fitter import Fitter
-    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, schedule_for
+    from f2p.fitting.schedule import schedule_for, total_steps
     from f2p.morphable.registry import load_model
     from f2p.perception.detectors import create_detector
     from f2p.perception.identity.embedder import create_embedder
@@ -158,11 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     embedder = create_embedder("dlib").to(device)
     spec = SceneSpec(model, (args.crop_size, args.crop_size))
     renderer = MeshRenderer()
-    fitter = Fitter(spec, renderer, schedule_for(args.quality, args.steps / DEFAULT_TOTAL_STEPS), embedder)
+    fitter = Fitter(spec, renderer, schedule_for(args.quality, args.steps / total_steps(args.quality)), embedder)
     exporter = PhotoExporter(spec, renderer, embedder)
     with tempfile.TemporaryDirectory() as out:
         # warm-up (lazy initialisation, first-call costs): one photo, one step per stage, untimed
-        warm_up = Fitter(spec, renderer, schedule_for(args.quality, 1 / DEFAULT_TOTAL_STEPS), embedder)
+        warm_up = Fitter(spec, renderer, schedule_for(args.quality, 1 / total_steps(args.quality)), embedder)
         fit_batch(photos[:1], 0, warm_up, exporter, detector, embedder, args.crop_size, Clock(device), Path(out))
         setup_seconds = setup.stop("setup")
         clock = Clock(device)

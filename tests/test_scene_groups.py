@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from f2p.export.results import PhotoResult, params_document
-from f2p.fitting import Fitter, Stage, default_schedule
+from f2p.fitting import QUALITIES, Fitter, Stage, default_schedule, schedule_for
 from f2p.morphable.base import LinearMorphableModel, ParamGroup
 from f2p.morphable.procedural import procedural_data
 from f2p.morphable.registry import ModelNotFoundError, load_model
@@ -177,7 +177,8 @@ def test_the_default_schedule_is_accepted_for_every_model(name, procedural_model
     else:
         model = shared_model(request.getfixturevalue("models_dir"), name)
     spec = SceneSpec(model, (S, S))
-    Fitter(spec, MeshRenderer(backend="torch"), default_schedule())
+    for quality in QUALITIES:
+        Fitter(spec, MeshRenderer(backend="torch"), schedule_for(quality))
     trained = {group for stage in default_schedule() for group in stage.groups} & set(spec.sizes())
     assert {POSE, TRANSLATION, LIGHT, "identity", "expression"} <= trained
     assert (SMOOTH_COLOR in trained) == (VERTEX_COLOR in trained) == spec.free_vertex_color != ("albedo" in trained)

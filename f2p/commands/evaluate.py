@@ -19,6 +19,7 @@ from pathlib import Path
 
 from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
 from f2p.perception.crop_size import CROP_SIZE
+from f2p.quality import DEFAULT_QUALITY, QUALITIES, QUALITY_HELP
 
 DEFAULT_SYNTHETIC_OUT = Path("outputs") / "evaluation_synthetic"
 PHOTO_OUT = "evaluation"
@@ -37,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synthetic = parser.add_argument_group("synthetic evaluation")
     synthetic.add_argument("--model", default="ict", help="ict | sfm | flame | bfm | procedural | path to a model file")
     synthetic.add_argument("--size", type=int, default=CROP_SIZE, help=f"image side in pixels (default {CROP_SIZE})")
+    synthetic.add_argument("--quality", choices=QUALITIES, default=DEFAULT_QUALITY, help=QUALITY_HELP)
     synthetic.add_argument("--steps", type=int, default=None,
-                           help="total fitting steps over all stages (default: the full default schedule, as "
+                           help="total fitting steps over all stages (default: those of the --quality schedule, as "
                                 "reconstruct)")
     synthetic.add_argument("--checkpoint", type=Path,
                            help="predict with this regressor checkpoint instead of fitting")
@@ -98,14 +100,14 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from f2p.evaluation.synthetic import FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic
     from f2p.fitting.estimate import FittingEstimator, PredictionEstimator
     from f2p.fitting.fitter import Fitter
-    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, default_schedule
+    from f2p.fitting.schedule import schedule_for, total_steps
     from f2p.morphable.registry import load_model
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
     from f2p.systems.checkpoints import load_regressor
 
     if args.steps is None:
-        args.steps = DEFAULT_TOTAL_STEPS
+        args.steps = total_steps(args.quality)
     if min(args.synthetic, args.size, args.steps, args.batch_size) < 1 or args.landmark_noise < 0:
         return _fail("--synthetic, --size, --steps and --batch-size must be at least 1, --landmark-noise >= 0")
     try:
@@ -119,8 +121,9 @@ def run_synthetic(args: argparse.Namespace) -> int:
     spec = SceneSpec(model, (args.size, args.size))
     renderer = MeshRenderer(backend=args.backend)
     if args.checkpoint is None:
-        estimate = FittingEstimator(Fitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS)))
-        method = f"fit from the mean face, default_schedule, {args.steps} steps"
+        stages = schedule_for(args.quality, args.steps / total_steps(args.quality))
+        estimate = FittingEstimator(Fitter(spec, renderer, stages))
+        method = f"fit from the mean face, {args.quality} quality, {args.steps} steps"
     else:
         try:
             regressor = load_regressor(args.checkpoint, map_location=device, expect=spec)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from f2p.commands.options import DEVICE_HELP
 from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
 from f2p.perception.crop_size import CROP_SIZE, MIN_CROP_SIZE
+from f2p.quality import DEFAULT_QUALITY, QUALITIES, QUALITY_HELP
 
 if TYPE_CHECKING:
     from f2p.export.run_log import RunLog
@@ -36,9 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "an annotations.json); auto: MediaPipe's face mesh with dlib's 68 points on its box")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--backend", default="auto", help="rasterizer: auto | torch | pytorch3d")
+    parser.add_argument("--quality", choices=QUALITIES, default=DEFAULT_QUALITY, help=QUALITY_HELP)
     parser.add_argument("--steps", type=int, default=None,
-                        help="total optimisation steps per photo over all stages (default: the full default "
-                             "schedule; each stage is shortened in proportion)")
+                        help="total optimisation steps per photo over all stages (default: those of the --quality "
+                             "schedule; each stage is scaled in proportion, solver stages' iteration limits too)")
     parser.add_argument("--batch-size", type=int, default=8, help="photos optimised together")
     parser.add_argument("--crop-size", type=int, default=CROP_SIZE, help="side of the aligned crop that is fitted")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity loss and metric")
@@ -74,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.export.run_log import RunLog
     from f2p.fitting.estimate import FittingEstimator
     from f2p.fitting.fitter import Fitter
-    from f2p.fitting.schedule import DEFAULT_TOTAL_STEPS, default_schedule
+    from f2p.fitting.schedule import schedule_for, total_steps
     from f2p.morphable.registry import load_model
     from f2p.naming import output_names
     from f2p.perception.annotations import AnnotationError
@@ -87,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.systems.checkpoints import load_regressor
 
     if args.steps is None:
-        args.steps = DEFAULT_TOTAL_STEPS
+        args.steps = total_steps(args.quality)
     if args.steps < 1 or args.batch_size < 1:
         return _fail("--steps and --batch-size must be at least 1")
     if args.crop_size < MIN_CROP_SIZE:
@@ -113,8 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     except (AnnotationError, OSError) as error:
         return _fail(f"--landmarks {args.landmarks}: {error}")
     set_threads(args.threads)
-    estimator = FittingEstimator(Fitter(spec, renderer, default_schedule(args.steps / DEFAULT_TOTAL_STEPS), embedder),
-                                 initializer)
+    stages = schedule_for(args.quality, args.steps / total_steps(args.quality))
+    estimator = FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer)
     names = output_names(images)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -174,6 +176,6 @@ class LoggedEstimator:
 
 def settings(args: argparse.Namespace) -> dict[str, str | int | bool | None]:
     """The options that change a photo's results (recorded in metrics.json; a rerun with others redoes it)."""
-    return {"model": str(args.model), "landmarks": str(args.landmarks), "steps": args.steps,
+    return {"model": str(args.model), "landmarks": str(args.landmarks), "quality": args.quality, "steps": args.steps,
             "crop_size": args.crop_size, "identity": not args.no_identity,
             "init": None if args.init is None else str(args.init.resolve())}

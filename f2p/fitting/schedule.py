@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from f2p.quality import QUALITIES
 from f2p.scene.params import LIGHT, SMOOTH_COLOR, VERTEX_COLOR
 
 LOSS_TERMS = ("landmark", "dense", "photometric", "identity", "prior", "bounds", "smoothness")
@@ -17,8 +18,6 @@ LM_TERMS = ("landmark", "dense", "prior", "bounds")
 """The terms an ``lm`` stage can weight: those with a residual form (the bounds by projection)."""
 APPEARANCE_GROUPS = ("albedo", LIGHT, SMOOTH_COLOR, VERTEX_COLOR)
 """Groups that do not move the landmarks, which an ``lm`` stage cannot train."""
-QUALITIES = ("fast", "default", "best")
-"""Quality levels of ``schedule_for``, cheapest first."""
 SHAPE_GROUPS = ("pose", "translation", "identity", "expression", "jaw_pose")
 """What the shape stages move (``jaw_pose`` only where the model has one)."""
 
@@ -213,3 +212,9 @@ def schedule_for(quality: str, steps_scale: float = 1.0) -> list[Stage]:
     return stages + [Stage("shading", max(1, round(DEFAULT_SHADING_STEPS * steps_scale)),
                            [*SHAPE_GROUPS, "albedo", "smooth_color", "sh"], shading,
                            resolution_scale=DEFAULT_SHADING_RESOLUTION)]
+
+
+def total_steps(quality: str) -> int:
+    """Optimisation steps (``lm`` stages: iteration limits) per photo of ``schedule_for(quality)`` over all
+    stages: what ``reconstruct --steps`` is measured against."""
+    return sum(stage.steps for stage in schedule_for(quality))

@@ -14,10 +14,11 @@ from f2p.data.photo_module import PhotoBatch
 from f2p.export.photo import PhotoExporter, PhotoOutcome
 from f2p.fitting.estimate import FittingEstimator
 from f2p.fitting.fitter import Fitter
-from f2p.fitting.schedule import Stage, default_schedule
+from f2p.fitting.schedule import Stage, schedule_for
 from f2p.morphable.registry import load_model
 from f2p.perception.crop import CROP_SIZE
 from f2p.perception.identity.embedder import create_embedder
+from f2p.quality import DEFAULT_QUALITY, Quality
 from f2p.pipeline import PhotoRun, outcome_line
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.params import SceneSpec
@@ -34,20 +35,21 @@ class FittingSystem(L.LightningModule):
         model: face model name or path (``load_model``).
         output_dir: where ``<photo stem>/`` folders and ``summary.csv`` go.
         crop_size: side of the aligned crop (must match the data module's).
-        stages: the fitting schedule; None for ``default_schedule()``.
+        quality: the fitting schedule's quality level (``f2p.quality.QUALITIES``, as ``reconstruct --quality``).
+        stages: an explicit fitting schedule instead of ``quality``'s (None: ``schedule_for(quality)``).
         backend: rasterizer backend ("auto", "torch", "pytorch3d").
         identity: use the identity loss and metric (dlib face-recognition network).
         init_checkpoint: a trained regressor checkpoint whose predictions start each fit, or None for the mean face.
     """
 
     def __init__(self, model: str = "ict", output_dir: str = "outputs/fit", crop_size: int = CROP_SIZE,
-                 stages: list[Stage] | None = None, backend: str = "auto", identity: bool = True,
-                 init_checkpoint: str | None = None) -> None:
+                 quality: Quality = DEFAULT_QUALITY, stages: list[Stage] | None = None, backend: str = "auto",
+                 identity: bool = True, init_checkpoint: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.face_model = load_model(model)
-        self.stages = default_schedule() if stages is None else stages
+        self.stages = schedule_for(quality) if stages is None else stages
         self.renderer = MeshRenderer(backend=backend)
         self.embedder = create_embedder("dlib") if identity else None
         self.output_dir = Path(output_dir)

@@ -1,0 +1,17 @@
+"""Fitting quality levels, named once and importable without torch (command-line help stays instant).
+
+``fitting.schedule.schedule_for`` turns a level into stages; ``reconstruct --quality``, ``evaluate --synthetic
+--quality``, the fitting system's ``quality`` and ``benchmarks/fit.py`` offer the same levels.
+"""
+
+from typing import Literal, get_args
+
+Quality = Literal["fast", "default", "best"]
+"""A quality level as a type (LightningCLI checks config values against it)."""
+QUALITIES: tuple[str, ...] = get_args(Quality)
+"""Quality levels, cheapest first: ``fast`` the Levenberg-Marquardt landmark stages alone; ``default`` those and
+one short shading stage; ``best`` the full photometric and identity schedule."""
+DEFAULT_QUALITY = "default"
+"""The level used unless told otherwise."""
+QUALITY_HELP = ("fitting quality: fast (landmark solver only, about 0.1 s per photo on a CPU) | default (plus a "
+                "short shading stage) | best (full photometric and identity schedule)")
