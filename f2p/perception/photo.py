@@ -117,18 +117,33 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
         photo = load_image(path)
     except ImageReadError as error:
         raise PhotoError(path, error.reason) from None
+    if landmark_file is None:
+        return detect_sample(path, photo, detector, crop_size)
+    landmarks = landmark_file.landmarks_for(path).float()
+    return checked_sample(path, photo, landmarks, torch.ones(68), str(landmark_file.path.name), crop_size)
+
+
+def detect_sample(path: str | os.PathLike, photo: Tensor, detector: LandmarkDetector,
+                  crop_size: int = CROP_SIZE) -> PhotoSample:
+    """Detect the largest face of a loaded (3, H, W) ``photo`` (a video frame, ``path`` naming it) and align it.
+
+    Raises:
+        PhotoError: no face, or landmarks no face could have.
+    """
+    faces = detect_faces(photo, detector)
+    if not faces:
+        raise PhotoError(path, f"no face found (detector {detector.name})")
+    face = faces[0]
     dense = None
-    if landmark_file is not None:
-        landmarks = landmark_file.landmarks_for(path).float()
-        confidence, source = torch.ones(68), str(landmark_file.path.name)
-    else:
-        faces = detect_faces(photo, detector)
-        if not faces:
-            raise PhotoError(path, f"no face found (detector {detector.name})")
-        face = faces[0]
-        landmarks, confidence, source = face.landmarks.float(), face.landmark_confidence.float(), face.detector
-        if face.dense_landmarks is not None:
-            dense = (face.dense_landmarks[:NUM_MESH_POINTS].float(), face.dense_confidence[:NUM_MESH_POINTS].float())
+    if face.dense_landmarks is not None:
+        dense = (face.dense_landmarks[:NUM_MESH_POINTS].float(), face.dense_confidence[:NUM_MESH_POINTS].float())
+    return checked_sample(path, photo, face.landmarks.float(), face.landmark_confidence.float(), face.detector,
+                          crop_size, dense)
+
+
+def checked_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, confidence: Tensor, source: str,
+                   crop_size: int = CROP_SIZE, dense: tuple[Tensor, Tensor] | None = None) -> PhotoSample:
+    """``align_sample`` after checking that the landmarks are ones a face could have (``PhotoError`` if not)."""
     problem = implausible_landmarks(landmarks, tuple(photo.shape[-2:]))
     if problem:
         raise PhotoError(path, f"{problem} (from {source})")
@@ -185,4 +200,4 @@ class PhotoLoader:
 
 
 __all__ = ["AnnotationError", "LandmarkFile", "PhotoError", "PhotoLoader", "PhotoSample", "align_sample",
-           "load_sample"]
+           "checked_sample", "detect_sample", "load_sample"]
