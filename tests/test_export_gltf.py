@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,8 @@ import torch
 import trimesh
 
 from f2p import conventions as C
-from f2p.export.gltf import head_gltf, head_morphs, srgb_to_linear, vertex_layout, write_head_glb
+from f2p.export.gltf import (MORPH_TOLERANCE_M, head_gltf, head_morphs, kept_deltas, srgb_to_linear, vertex_layout,
+                             write_head_glb)
 from f2p.morphable.base import LinearMorphableModel, MorphableModel, ParamGroup
 from f2p.morphable.flame import FLAME_NUM_JOINTS, FLAME_NUM_SHAPE, POSE_FEATURES_PER_JOINT, FlameData, FlameModel
 from f2p.morphable.procedural import procedural_data
@@ -22,24 +27,40 @@ from f2p.render.rotations import axis_angle_to_matrix, euler_to_axis_angle
 
 MAX_ERROR_M = 1e-4
 """The brief's bound on the morphed mesh's error: 0.1 mm."""
-COMPONENTS = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_INT: np.uint32}
+COMPONENTS = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_INT: np.uint32, pygltflib.UNSIGNED_SHORT: np.uint16}
 WIDTHS = {pygltflib.SCALAR: 1, pygltflib.VEC2: 2, pygltflib.VEC3: 3}
 POSE = euler_to_axis_angle(torch.tensor([25.0, -10.0, 5.0], dtype=torch.float64))  # yaw, pitch, roll in degrees
 
 
 def read_glb(data: bytes) -> dict:
-    """Decode the head's glTF with pygltflib: arrays of the one primitive, its targets, weights, names, rotation."""
+    """Decode the head's glTF with pygltflib: arrays of the one primitive, its targets, weights, names, rotation
+    (sparse accessors read as the spec says: zeros, or the view's values, with the listed rows replaced)."""
     gltf = pygltflib.GLTF2.load_from_bytes(data)
     blob = gltf.binary_blob()
 
+    def view_values(view_index: int, offset: int, component: int, count: int) -> np.ndarray:
+        view = gltf.bufferViews[view_index]
+        assert view.byteStride is None
+        return np.frombuffer(blob, COMPONENTS[component], count, view.byteOffset + offset)
+
     def array(index: int) -> np.ndarray:
         accessor = gltf.accessors[index]
-        view = gltf.bufferViews[accessor.bufferView]
-        assert view.byteStride is None and accessor.sparse is None
-        start = view.byteOffset + accessor.byteOffset
         width = WIDTHS[accessor.type]
-        values = np.frombuffer(blob, COMPONENTS[accessor.componentType], accessor.count * width, start)
-        return values.reshape(accessor.count, width).astype(np.float64).squeeze(-1 if width == 1 else ())
+        values = np.zeros((accessor.count, width), COMPONENTS[accessor.componentType])
+        if accessor.bufferView is not None:
+            values[:] = view_values(accessor.bufferView, accessor.byteOffset, accessor.componentType,
+                                    accessor.count * width).reshape(accessor.count, width)
+        if accessor.sparse is not None:
+            sparse = accessor.sparse
+            rows = view_values(sparse.indices.bufferView, sparse.indices.byteOffset, sparse.indices.componentType,
+                               sparse.count)
+            values[rows] = view_values(sparse.values.bufferView, sparse.values.byteOffset, accessor.componentType,
+                                       sparse.count * width).reshape(sparse.count, width)
+        values = values.astype(np.float64)
+        if accessor.min:  # the bounds glTF requires of POSITION are those of what readers get
+            np.testing.assert_allclose(values.min(0), accessor.min, atol=1e-7)
+            np.testing.assert_allclose(values.max(0), accessor.max, atol=1e-7)
+        return values.squeeze(-1) if width == 1 else values
 
     (mesh,), (node,) = gltf.meshes, gltf.nodes
     (primitive,) = mesh.primitives
@@ -208,7 +229,7 @@ def test_game_rig_sliders_map_weight_one_to_the_slider_max():
     morphed = glb["base"] + np.einsum("k,kvc->vc", glb["weights"], glb["targets"])
     assert np.abs(morphed - model_verts(rig, params)).max() < MAX_ERROR_M
     at_max = model_verts(rig, {"identity": params["identity"], "sliders": torch.tensor([0.0, 0.0, 100.0, 0.0])})
-    np.testing.assert_allclose(glb["base"] + glb["targets"][2], at_max, atol=1e-6)
+    assert np.abs(glb["base"] + glb["targets"][2] - at_max).max() <= MORPH_TOLERANCE_M + 1e-7  # small deltas left out
 
 
 def flame_model() -> FlameModel:
@@ -238,3 +259,62 @@ def test_flame_jaw_neck_and_eye_pose_are_baked_into_exact_targets():
     assert glb["uv"] is None and len(glb["base"]) == flame.num_vertices
     morphed = glb["base"] + np.einsum("k,kvc->vc", glb["weights"], glb["targets"])
     assert np.abs(morphed - model_verts(flame, params)).max() < MAX_ERROR_M
+
+
+def test_ict_head_is_small_and_exact_at_every_slider_at_full_strength(ict_model):
+    params = fitted_params(ict_model, seed=4)
+    data = head_gltf(ict_model, params, torch.rand(ict_model.num_vertices, 3), POSE)
+    assert len(data) < 6e6  # 10.3 MB with dense targets: sparse targets keep the deltas that matter
+    glb = read_glb(data)
+    all_on = {**params, "expression": torch.ones_like(params["expression"])}
+    morphed = glb["base"] + glb["targets"].sum(axis=0)  # every weight at its reach: the worst case of the drop rule
+    assert np.abs(morphed - model_verts(ict_model, all_on)[vertex_layout(ict_model).source]).max() < MAX_ERROR_M
+
+
+def test_kept_deltas_bound_the_error_for_any_weights_within_reach(procedural_model):
+    morphs = head_morphs(procedural_model, fitted_params(procedural_model, seed=5))
+    tolerance = 1e-3  # large enough to drop many of the procedural model's deltas
+    kept = kept_deltas(morphs, tolerance)
+    assert 0 < kept.sum() < kept.size
+    dropped = np.where(kept[..., None], 0.0, morphs.targets)  # (K, V, 3)
+    reach = np.array([c.reach for c in morphs.components])
+    for signs in np.random.default_rng(0).choice([-1.0, 1.0], size=(20, len(reach))):
+        error = np.linalg.norm(np.einsum("k,kvc->vc", signs * reach, dropped), axis=1)
+        assert error.max() <= tolerance + 1e-12
+
+
+VALIDATOR_SCRIPT = """
+const validator = require('gltf-validator');
+const data = require('fs').readFileSync(process.argv[1]);
+validator.validateBytes(new Uint8Array(data)).then(r => console.log(JSON.stringify(r.issues)),
+                                                  e => { console.error(String(e)); process.exit(2); });
+"""
+
+
+def gltf_validator_env() -> dict[str, str]:
+    """Environment in which ``node`` finds Khronos' glTF-Validator (npm's ``gltf-validator``), or skip saying why."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are not installed: Khronos' glTF-Validator cannot run")
+    root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=60).stdout.strip()
+    env = {**os.environ, "NODE_PATH": os.pathsep.join(filter(None, [os.environ.get("NODE_PATH"), root]))}
+    found = subprocess.run([node, "-e", "require.resolve('gltf-validator')"], env=env, capture_output=True, timeout=60)
+    if found.returncode != 0:
+        pytest.skip("npm package gltf-validator is not installed (npm install -g gltf-validator)")
+    return env
+
+
+@pytest.mark.parametrize("which", ["procedural", "rig", "flame", "ict"])
+def test_khronos_gltf_validator_finds_no_errors_or_warnings(which, procedural_model, models_dir, tmp_path):
+    env = gltf_validator_env()
+    if which == "ict" and not (models_dir / "ict_facekit").is_dir():
+        pytest.skip(f"ICT FaceKit not found in {models_dir}")
+    model = {"procedural": lambda: procedural_model, "rig": rig_model, "flame": flame_model,
+             "ict": lambda: load_model("ict")}[which]()
+    path = tmp_path / "head.glb"
+    write_head_glb(path, model, fitted_params(model, seed=6), torch.rand(model.num_vertices, 3), POSE)
+    result = subprocess.run(["node", "-e", VALIDATOR_SCRIPT, str(path)], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    issues = json.loads(result.stdout)
+    assert (issues["numErrors"], issues["numWarnings"]) == (0, 0), issues["messages"]

@@ -34,6 +34,13 @@ What the file holds (one scene, one node, one mesh with one triangle primitive, 
   of ``f2p.conventions`` (applied in model space, before the camera), so the node's world vertices are
   ``R_head @ v``, the posed mesh in model space. The head's translation is not written: f2p keeps it in the
   camera frame (``params.json``), not in model space.
+- Size: morph targets are sparse accessors (glTF 2.0 core: only the listed vertices' deltas are stored, the rest
+  read as 0) holding, per vertex, only the deltas that matter: the smallest deltas of a vertex are left out while
+  the sum of their norms, each times its component's reach (the largest weight it takes, ``ExpressionComponent``),
+  stays within ``MORPH_TOLERANCE_M`` (0.05 mm), so any weights within the reaches move no vertex further than
+  that from the model's mesh. A target that keeps nothing has no data (all zeros). Triangle indices are 16-bit
+  where the vertex count allows. ICT FaceKit's head: 10.3 MB with dense targets, 4.6 MB so (its 53 shapes move
+  a few thousand vertices each, with sub-micrometre noise elsewhere).
 - Material: a white, non-metallic, double-sided material (the vertex colours carry the colour; ICT's and SFM's
   skin meshes are open surfaces whose back faces show through the mouth and neck).
 
@@ -74,6 +81,17 @@ SRGB_OFFSET = 0.055
 SRGB_GAMMA = 2.4
 BUFFER_ALIGNMENT = 4
 """glTF aligns every buffer view to 4 bytes (the largest component used here)."""
+COMPONENT_TYPES = {np.float32: pygltflib.FLOAT, np.uint32: pygltflib.UNSIGNED_INT,
+                   np.uint16: pygltflib.UNSIGNED_SHORT}
+"""glTF component type of each array type written."""
+MORPH_TOLERANCE_M = 5e-5
+"""Largest movement of a morphed vertex that leaving out small target deltas may cause (metres; 0.05 mm, half the
+0.1 mm the tests allow), for any morph weights within their components' reaches (``kept_deltas``)."""
+UNBOUNDED_REACH_STD = 3.0
+"""Reach of an unbounded expression component (FLAME, BFM) in prior standard deviations."""
+HEAD_NODE = 0
+HEAD_MESH = 0
+"""Indices of the head's node and mesh in ``head_document``'s glTF."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +104,15 @@ class ExpressionComponent:
         name: the model's component name, or ``<group>_<index>`` where the model names none.
         scale: the parameter value at morph weight 1 (module docstring: the slider's max, its min when the max is
             0, 1 when unbounded).
+        reach: the largest morph weight magnitude the component takes: ``max(|min|, |max|) / |scale|`` for a
+            bounded slider (1 for [0, 1]), ``UNBOUNDED_REACH_STD`` prior standard deviations when unbounded.
     """
 
     group: str
     index: int
     name: str
     scale: float
+    reach: float
 
 
 @dataclass(frozen=True)
@@ -140,10 +161,11 @@ def expression_components(model: MorphableModel) -> tuple[ExpressionComponent, .
             continue
         for k in range(group.size):
             name = group.component_names[k] if group.component_names else f"{group.name}_{k}"
-            scale = 1.0
+            scale, reach = 1.0, UNBOUNDED_REACH_STD * group.prior_std[k]
             if group.bounded:
                 scale = group.upper[k] if group.upper[k] != 0 else (group.lower[k] if group.lower[k] != 0 else 1.0)
-            components.append(ExpressionComponent(group.name, k, name, float(scale)))
+                reach = max(abs(group.lower[k]), abs(group.upper[k])) / abs(scale)
+            components.append(ExpressionComponent(group.name, k, name, float(scale), float(reach)))
     return tuple(components)
 
 
@@ -227,36 +249,85 @@ def _unit_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals
 
 
-class _BinaryWriter:
-    """Collects buffer views and accessors of one glTF binary buffer."""
+def kept_deltas(morphs: HeadMorphs, tolerance_m: float = MORPH_TOLERANCE_M) -> np.ndarray:
+    """(K, V) which target deltas are written: at each vertex the smallest deltas are dropped while the sum of their
+    norms times their component's reach (``ExpressionComponent.reach``, at least the fitted weight) stays within
+    ``tolerance_m``, so that for every weight vector within the reaches the morphed vertex moves by at most
+    ``tolerance_m`` from the model's (module docstring, "Size")."""
+    reach = np.maximum([c.reach for c in morphs.components], np.abs(morphs.weights))  # (K,)
+    moves = np.linalg.norm(morphs.targets, axis=2) * reach[:, None]  # (K, V) metres at the component's reach
+    order = np.argsort(moves, axis=0)  # per vertex, smallest first
+    dropped_sorted = np.cumsum(np.take_along_axis(moves, order, axis=0), axis=0) <= tolerance_m
+    kept = np.ones_like(moves, dtype=bool)
+    np.put_along_axis(kept, order, ~dropped_sorted, axis=0)
+    return kept
 
-    def __init__(self, gltf: pygltflib.GLTF2) -> None:
-        self.gltf = gltf
-        self.chunks: list[bytes] = []
-        self.length = 0
 
-    def accessor(self, array: np.ndarray, kind: str, target: int, min_max: bool = False) -> int:
-        """Append ``array`` ((N,) or (N, C), float32 or uint32) as a tightly packed view; return its accessor."""
+class GlbBuilder:
+    """A glTF 2.0 document with one binary buffer, built accessor by accessor; ``to_bytes`` gives the .glb.
+
+    ``head_document`` builds the head with it; an animation adds its sampler accessors with
+    ``accessor(array, kind)`` (no buffer-view target) and a ``pygltflib.Animation`` to ``gltf.animations`` before
+    ``to_bytes``."""
+
+    def __init__(self) -> None:
+        self.gltf = pygltflib.GLTF2(asset=pygltflib.Asset(version="2.0", generator=GENERATOR))
+        self._chunks: list[bytes] = []
+        self._length = 0
+
+    def _view(self, array: np.ndarray, target: int | None) -> int:
+        """Append ``array``'s bytes as a tightly packed buffer view (4-byte aligned); return its index."""
         data = np.ascontiguousarray(array).tobytes()
-        self.gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=self.length, byteLength=len(data),
+        self.gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=self._length, byteLength=len(data),
                                                           target=target))
         padding = -len(data) % BUFFER_ALIGNMENT
-        self.chunks.append(data + b"\0" * padding)
-        self.length += len(data) + padding
-        component = pygltflib.FLOAT if array.dtype == np.float32 else pygltflib.UNSIGNED_INT
+        self._chunks.append(data + b"\0" * padding)
+        self._length += len(data) + padding
+        return len(self.gltf.bufferViews) - 1
+
+    def accessor(self, array: np.ndarray, kind: str, target: int | None = None, min_max: bool = False) -> int:
+        """Append ``array`` ((N,) or (N, C), float32, uint32 or uint16) as a view and an accessor of type ``kind``
+        (``pygltflib.VEC3`` ...); ``target``: the view's buffer target (None for animation data); ``min_max``:
+        write the accessor's bounds (required for POSITION and animation inputs). Returns the accessor index."""
         rows = array.reshape(len(array), -1)
         self.gltf.accessors.append(pygltflib.Accessor(
-            bufferView=len(self.gltf.bufferViews) - 1, componentType=component, count=len(array), type=kind,
-            min=rows.min(axis=0).tolist() if min_max else None, max=rows.max(axis=0).tolist() if min_max else None))
+            bufferView=self._view(array, target), componentType=COMPONENT_TYPES[array.dtype.type],
+            count=len(array), type=kind, min=rows.min(axis=0).tolist() if min_max else None,
+            max=rows.max(axis=0).tolist() if min_max else None))
         return len(self.gltf.accessors) - 1
 
-    def blob(self) -> bytes:
-        return b"".join(self.chunks)
+    def sparse_accessor(self, array: np.ndarray, kept: np.ndarray, kind: str) -> int:
+        """A float32 (N, C) ``array`` stored as its ``kept`` rows ((N,) bool; the others read as 0): a sparse
+        accessor over zeros, or no data at all when nothing is kept, with min/max of what readers get. Returns the
+        accessor index."""
+        N = len(array)
+        values = np.where(kept[:, None], array, 0.0).astype(np.float32)  # (N, C) what a reader reconstructs
+        accessor = pygltflib.Accessor(byteOffset=None, componentType=pygltflib.FLOAT, count=N, type=kind,
+                                      min=values.min(axis=0).tolist(), max=values.max(axis=0).tolist())
+        rows = np.flatnonzero(kept)
+        if len(rows):
+            index_type = np.uint16 if N <= np.iinfo(np.uint16).max else np.uint32
+            accessor.sparse = pygltflib.Sparse(
+                count=len(rows),
+                indices=pygltflib.AccessorSparseIndices(bufferView=self._view(rows.astype(index_type), None),
+                                                        componentType=COMPONENT_TYPES[index_type]),
+                values=pygltflib.AccessorSparseValues(bufferView=self._view(values[rows], None)))
+        self.gltf.accessors.append(accessor)
+        return len(self.gltf.accessors) - 1
+
+    def to_bytes(self) -> bytes:
+        """The .glb file's bytes (the document and its buffer)."""
+        blob = b"".join(self._chunks)
+        self.gltf.buffers = [pygltflib.Buffer(byteLength=len(blob))]
+        self.gltf.set_binary_blob(blob)
+        return b"".join(self.gltf.save_to_bytes())
 
 
-def head_gltf(model: MorphableModel, params: dict[str, Tensor], colors: Tensor | None = None,
-              pose: Tensor | None = None) -> bytes:
-    """The fitted head as a glTF 2.0 binary (see the module docstring for its content and conventions).
+def head_document(model: MorphableModel, params: dict[str, Tensor], colors: Tensor | None = None,
+                  pose: Tensor | None = None) -> GlbBuilder:
+    """The fitted head as a glTF document (see the module docstring): node ``HEAD_NODE`` with mesh ``HEAD_MESH``
+    (one primitive, its morph targets and default weights) in scene 0, to write with ``to_bytes`` or extend (an
+    animation of the node's rotation and the mesh's weights).
 
     Args:
         model: the face model.
@@ -264,32 +335,32 @@ def head_gltf(model: MorphableModel, params: dict[str, Tensor], colors: Tensor |
         colors: (V, 3) per-vertex colours in [0, 1], sRGB-encoded as f2p fits them (``PhotoResult.colors``), or
             None for no ``COLOR_0``.
         pose: (3,) axis-angle head pose (radians), or None for the identity rotation.
-
-    Returns:
-        The .glb file's bytes.
     """
     morphs = head_morphs(model, params)
     layout = vertex_layout(model)
     f32 = np.float32
-    gltf = pygltflib.GLTF2(asset=pygltflib.Asset(version="2.0", generator=GENERATOR))
-    writer = _BinaryWriter(gltf)
+    builder = GlbBuilder()
+    gltf = builder.gltf
     array_buffer = pygltflib.ARRAY_BUFFER
     attributes = pygltflib.Attributes(
-        POSITION=writer.accessor(morphs.base[layout.source].astype(f32), pygltflib.VEC3, array_buffer, min_max=True),
-        NORMAL=writer.accessor(_unit_normals(morphs.base, model.faces.cpu().numpy())[layout.source].astype(f32),
-                               pygltflib.VEC3, array_buffer))
+        POSITION=builder.accessor(morphs.base[layout.source].astype(f32), pygltflib.VEC3, array_buffer,
+                                  min_max=True),
+        NORMAL=builder.accessor(_unit_normals(morphs.base, model.faces.cpu().numpy())[layout.source].astype(f32),
+                                pygltflib.VEC3, array_buffer))
     if layout.uv is not None:
-        attributes.TEXCOORD_0 = writer.accessor(layout.uv.astype(f32), pygltflib.VEC2, array_buffer)
+        attributes.TEXCOORD_0 = builder.accessor(layout.uv.astype(f32), pygltflib.VEC2, array_buffer)
     if colors is not None:
         rgb = colors.detach().double().cpu().numpy()
         if rgb.shape != (model.num_vertices, 3):
             raise ValueError(f"colors must have shape ({model.num_vertices}, 3), got {rgb.shape}")
-        attributes.COLOR_0 = writer.accessor(srgb_to_linear(rgb)[layout.source].astype(f32), pygltflib.VEC3,
-                                             array_buffer)
-    targets = [pygltflib.Attributes(POSITION=writer.accessor(delta[layout.source].astype(f32), pygltflib.VEC3,
-                                                             array_buffer, min_max=True)) for delta in morphs.targets]
-    indices = writer.accessor(layout.faces.reshape(-1).astype(np.uint32), pygltflib.SCALAR,
-                              pygltflib.ELEMENT_ARRAY_BUFFER, min_max=True)
+        attributes.COLOR_0 = builder.accessor(srgb_to_linear(rgb)[layout.source].astype(f32), pygltflib.VEC3,
+                                              array_buffer)
+    kept = kept_deltas(morphs)[:, layout.source]  # (K, N)
+    targets = [pygltflib.Attributes(POSITION=builder.sparse_accessor(delta[layout.source], keep, pygltflib.VEC3))
+               for delta, keep in zip(morphs.targets, kept)]
+    index_type = np.uint16 if len(layout.source) <= np.iinfo(np.uint16).max else np.uint32
+    indices = builder.accessor(layout.faces.reshape(-1).astype(index_type), pygltflib.SCALAR,
+                               pygltflib.ELEMENT_ARRAY_BUFFER, min_max=True)
     gltf.materials.append(pygltflib.Material(
         name=f"{model.name}_skin", doubleSided=True,
         pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0,
@@ -302,13 +373,16 @@ def head_gltf(model: MorphableModel, params: dict[str, Tensor], colors: Tensor |
         extras={"targetNames": names, "f2p": {"model": model.name, "targetScales": [c.scale for c in morphs.components],
                                               "targetGroups": [c.group for c in morphs.components]}}))
     rotation = None if pose is None else list(pose_quaternion(pose))
-    gltf.nodes.append(pygltflib.Node(name=f"{model.name}_head", mesh=0, rotation=rotation))
-    gltf.scenes.append(pygltflib.Scene(nodes=[0]))
+    gltf.nodes.append(pygltflib.Node(name=f"{model.name}_head", mesh=HEAD_MESH, rotation=rotation))
+    gltf.scenes.append(pygltflib.Scene(nodes=[HEAD_NODE]))
     gltf.scene = 0
-    blob = writer.blob()
-    gltf.buffers.append(pygltflib.Buffer(byteLength=len(blob)))
-    gltf.set_binary_blob(blob)
-    return b"".join(gltf.save_to_bytes())
+    return builder
+
+
+def head_gltf(model: MorphableModel, params: dict[str, Tensor], colors: Tensor | None = None,
+              pose: Tensor | None = None) -> bytes:
+    """The .glb bytes of ``head_document(model, params, colors, pose)``."""
+    return head_document(model, params, colors, pose).to_bytes()
 
 
 def write_head_glb(path: str | os.PathLike, model: MorphableModel, params: dict[str, Tensor],
