@@ -27,7 +27,8 @@ assert "torch" not in sys.modules, "imported torch: " + ", ".join(m for m in sys
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["reconstruct", "--help"], ["evaluate", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["reconstruct", "--help"], ["evaluate", "--help"],
+                                  ["prepare", "--help"], ["model", "--help"]])
 def test_help_does_not_import_torch(args: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", NO_TORCH.format(args=args)], cwd=REPO, capture_output=True,
                           text=True, timeout=120)

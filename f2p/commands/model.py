@@ -16,6 +16,8 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from f2p.model_names import DEFAULT_MODEL, MODEL_NAMES
+
 if TYPE_CHECKING:
     from f2p.morphable.base import MorphableModel
 
@@ -24,8 +26,6 @@ NAMES_WIDTH = 110
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from f2p.morphable.registry import DEFAULT_MODEL, MODEL_NAMES
-
     parser.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                         help=f"model name ({', '.join(MODEL_NAMES)}; default {DEFAULT_MODEL}) or path to a model file "
                              "or folder")

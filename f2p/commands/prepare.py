@@ -26,6 +26,7 @@ from pathlib import Path
 
 from f2p.atomic import atomic_writer
 from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
+from f2p.perception.detector_options import DETECTION_MAX_SIDE, DETECTOR_NAMES
 
 logger = logging.getLogger("f2p")
 
@@ -33,9 +34,6 @@ SUMMARY_FIELDS = ("image", "status", "faces", "record", "reason")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from f2p.perception.detection import DETECTION_MAX_SIDE
-    from f2p.perception.detectors import DETECTOR_NAMES
-
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGES_OR_DIRS",
                         help="photos, or folders whose photos (by suffix) are taken")
     parser.add_argument("--out", type=Path, required=True, help="cache folder (records/ and summary files)")

@@ -7,12 +7,16 @@ SHA-256 where one is known; the folder is then converted into one f2p ``.npz`` a
 
 Pinned hashes: the four SFM files and ICT's ``vertex_indices.json`` (byte-for-byte copies of the upstream
 files were available to compute them). The ICT OBJ files have no pinned hash yet: for them integrity rests
-on the commit-pinned HTTPS URL, and their hashes are logged so that they can be pinned.
+on the commit-pinned HTTPS URL, and their hashes are logged (debug level) so that they can be pinned.
 
 Offline use. While the environment variable ``F2P_OFFLINE`` is set (to anything but "" or "0"),
-``download_file``, through which every f2p download goes, refuses before opening any URL (file:// included)
-with a one-line ``DownloadRefusedError``; ``downloads_disabled`` is that check, for downloads made by other
-libraries (FAN's weights, see ``f2p.perception.fan_detector``).
+``download_file`` and ``fetch_model``, through which every f2p download goes, refuse before opening any URL
+(file:// included) or creating any folder, with a one-line ``DownloadRefusedError``; ``downloads_disabled`` is
+that check, for downloads made by other libraries (FAN's weights, see ``f2p.perception.fan_detector``).
+
+Failures. Every error is one line naming the URL and ending with a ``hint``: what to copy where by hand (the
+caller's words; by default the destination file). A failed ``fetch_model`` names no temporary file and leaves no
+folder it created behind.
 """
 
 from __future__ import annotations
@@ -114,17 +118,20 @@ def downloads_disabled() -> bool:
     return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
-def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None, *, progress: bool = True) -> str:
+def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None, *, progress: bool = True,
+                  hint: str | None = None) -> str:
     """Download ``url`` to ``dest`` atomically, with a progress bar; return the content's SHA-256 (hex).
+
+    Args:
+        hint: the end of every error message, what to do by hand (default: copy the file to ``dest``).
 
     Raises ``DownloadRefusedError`` when ``F2P_OFFLINE`` is set (nothing is opened), ``DownloadError`` when the
     download fails or ``sha256`` is given and differs; ``dest`` is then left untouched (no partial file).
     """
     dest = Path(dest)
-    if downloads_disabled():
-        raise DownloadRefusedError(url, f"download refused because {OFFLINE_ENV} is set; copy the file to {dest} by "
-                                 f"hand, or unset {OFFLINE_ENV}")
-    log.info("downloading %s -> %s", url, dest)
+    hint = hint or f"copy the file to {dest} by hand"
+    refuse_offline(url, hint)
+    log.debug("downloading %s -> %s", url, dest)
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, atomic_writer(dest) as out:
@@ -135,33 +142,73 @@ def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None, 
                     digest.update(chunk)
                     bar.update(len(chunk))
             if sha256 is not None and digest.hexdigest() != sha256.lower():
-                raise DownloadError(url, f"SHA-256 mismatch: expected {sha256}, got {digest.hexdigest()}; "
-                                         f"nothing was written to {dest}")
+                raise DownloadError(url, f"SHA-256 mismatch: expected {sha256}, got {digest.hexdigest()}; nothing "
+                                         f"was saved; {hint}")
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        raise DownloadError(url, f"download failed ({error}); check the network connection or fetch the file "
-                                 f"by hand into {dest.parent}") from None
+        raise DownloadError(url, f"download failed ({error}); check the network connection, or {hint}") from None
     return digest.hexdigest()
 
 
-def fetch_model(remote: RemoteModel, target: str | os.PathLike, *, progress: bool = True) -> Path:
+def refuse_offline(url: str, hint: str) -> None:
+    """Raise the one-line ``DownloadRefusedError`` (naming ``url``, ending with ``hint``) when downloads are off."""
+    if downloads_disabled():
+        raise DownloadRefusedError(url, f"download refused because {OFFLINE_ENV} is set; {hint}, or unset "
+                                        f"{OFFLINE_ENV}")
+
+
+def fetch_model(remote: RemoteModel, target: str | os.PathLike, *, progress: bool = True,
+                hint: str | None = None) -> Path:
     """Download ``remote``'s files into a temporary folder next to ``target``, convert them, save ``target``.
 
-    ``target`` is an f2p ``.npz`` (see ``f2p.morphable.npz``); the raw files are deleted afterwards.
+    ``target`` is an f2p ``.npz`` (see ``f2p.morphable.npz``); the raw files are deleted afterwards. One progress
+    bar counts the files (and one the bytes of the file being fetched); one log line says where the model went.
+
+    Args:
+        hint: the end of every error message, what to copy where by hand (default: the files into the folder of
+            ``target``).
+
+    Raises:
+        DownloadRefusedError: ``F2P_OFFLINE`` is set; nothing is created.
+        DownloadError: a file failed, differs from its pinned SHA-256, or the files do not load; nothing is saved,
+            and the folders this call created are removed again.
     """
     target = Path(target)
+    hint = hint or f"copy the files of {remote.base_url} into {target.parent}"
+    refuse_offline(remote.base_url, hint)
+    created = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("fetching model %r (%d files, licence: %s) from %s", remote.name, len(remote.files), remote.license,
              remote.base_url)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
-        unpinned = []
-        for file in remote.files:
-            digest = download_file(remote.base_url + file.path, Path(tmp) / file.path, file.sha256, progress=progress)
-            if file.sha256 is None:
-                unpinned.append(f"{file.path} {digest}")
-        if unpinned:
-            log.warning("%d files of %r have no pinned SHA-256; trusting the commit-pinned URL", len(unpinned),
-                        remote.name)
-            log.info("their SHA-256:\n%s", "\n".join(unpinned))
-        save_model(remote.convert(Path(tmp)), target)
-    log.info("saved %r to %s", remote.name, target)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+            _fetch_files(remote, Path(tmp), progress, hint)
+            try:
+                data = remote.convert(Path(tmp))
+            except ModelFileError as error:
+                inside = Path(error.path).relative_to(tmp) if Path(error.path).is_relative_to(tmp) else ""
+                raise DownloadError(f"{remote.base_url}{inside}", f"downloaded, but does not load ({error.reason}); "
+                                                                  f"nothing was saved; {hint}") from None
+            save_model(data, target)
+    except BaseException:
+        for folder in created:  # deepest first; a folder something else wrote into stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    log.info("downloaded %r (%d files from %s) to %s", remote.name, len(remote.files), remote.base_url, target)
     return target
+
+
+def _fetch_files(remote: RemoteModel, folder: Path, progress: bool, hint: str) -> None:
+    """Download every file of ``remote`` under its relative path into ``folder``, checking pinned SHA-256s."""
+    unpinned = []
+    for file in tqdm(remote.files, desc=f"fetching {remote.name}", unit="file", disable=not progress):
+        digest = download_file(remote.base_url + file.path, folder / file.path, file.sha256, progress=progress,
+                               hint=hint)
+        if file.sha256 is None:
+            unpinned.append(f"{file.path} {digest}")
+    if unpinned:
+        log.warning("%d files of %r have no pinned SHA-256; trusting the commit-pinned URL", len(unpinned),
+                    remote.name)
+        log.debug("their SHA-256:\n%s", "\n".join(unpinned))

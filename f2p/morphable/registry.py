@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from f2p.model_names import DEFAULT_MODEL, MODEL_NAMES, PROCEDURAL
 from f2p.morphable import ict, npz, sfm
 from f2p.morphable.base import LinearModelData, LinearMorphableModel, ModelFileError, MorphableModel
 from f2p.morphable.download import REMOTE_MODELS, fetch_model
@@ -43,14 +44,15 @@ class ModelSource:
         folder: sub-folder of a model root.
         files: glob patterns inside ``folder``, preferred first; ``files[0]`` is the f2p ``.npz`` that
             ``load_model(name, download=True)`` writes into the cache.
-        how_to_get: one or two sentences for the not-found message.
+        by_hand: how a user gets the files without f2p's download, a sentence ending with "into {folder}", which
+            messages fill with where to put them (``destination``).
         license: the licence of the model data.
     """
 
     name: str
     folder: str
     files: tuple[str, ...]
-    how_to_get: str
+    by_hand: str
     license: str
 
 
@@ -58,31 +60,24 @@ SOURCES = {source.name: source for source in (
     ModelSource(
         "ict", "ict_facekit",
         ("ict_facekit.npz", "ict_facekit_light_v1_skin*.npz", ict.NEUTRAL_OBJ, f"FaceXModel/{ict.NEUTRAL_OBJ}"),
-        "Run `python -m f2p model ict --download` to fetch the FaceXModel OBJ files from "
-        "https://github.com/ICT-VGL/ICT-FaceKit and convert them into the cache, or copy the FaceXModel folder "
-        "(or the compact ict_facekit_light_v1_skin14062.npz) into an ict_facekit/ folder of F2P_MODEL_PATH.",
+        "copy the FaceXModel folder of https://github.com/ICT-VGL/ICT-FaceKit (or the compact "
+        "ict_facekit_light_v1_skin14062.npz) into {folder}",
         "MIT (USC Institute for Creative Technologies)"),
     ModelSource(
         "sfm", "sfm_3448", ("sfm_3448.npz", sfm.SHAPE_FILE),
-        "Run `python -m f2p model sfm --download` to fetch them from https://github.com/patrikhuber/eos (share/), "
-        f"or copy {', '.join(sfm.FILES)} from there into a sfm_3448/ folder of F2P_MODEL_PATH.",
+        f"copy {', '.join(sfm.FILES)} from share/ of https://github.com/patrikhuber/eos into {{folder}}",
         "Surrey Face Model data free for non-commercial use only (cvssp.org/facemodel); eos code Apache-2.0"),
     ModelSource(
         "flame", "flame", ("generic_model.pkl", "flame2023*.pkl"),
-        "Sign up at https://flame.is.tue.mpg.de, download FLAME 2020 (generic_model.pkl) or FLAME 2023 "
-        "(flame2023.pkl) and put the .pkl into a flame/ folder of F2P_MODEL_PATH.",
+        "sign up at https://flame.is.tue.mpg.de, download FLAME 2020 (generic_model.pkl) or FLAME 2023 "
+        "(flame2023.pkl) and put the .pkl into {folder}",
         "CC-BY-4.0 (FLAME, MPI for Intelligent Systems; download needs a sign-up)"),
     ModelSource(
         "bfm", "bfm", ("01_MorphableModel.mat", "BFM_model_front.mat"),
-        "Register at https://faces.dmi.unibas.ch/bfm/ to download the Basel Face Model 2009 "
-        "(01_MorphableModel.mat; or the BFM_model_front.mat derived from it) and put it into a bfm/ folder of "
-        "F2P_MODEL_PATH.",
+        "register at https://faces.dmi.unibas.ch/bfm/ to download the Basel Face Model 2009 "
+        "(01_MorphableModel.mat; or the BFM_model_front.mat derived from it) and put it into {folder}",
         "Basel Face Model licence: registration required, no redistribution"),
 )}
-PROCEDURAL = "procedural"
-DEFAULT_MODEL = "ict"
-"""The open default: ICT FaceKit (MIT)."""
-MODEL_NAMES = (*SOURCES, PROCEDURAL)
 FOLDER_MARKERS = (ict.NEUTRAL_OBJ, sfm.SHAPE_FILE, RIG_MANIFEST)
 
 
@@ -156,7 +151,8 @@ def _load_named(name: str, download: bool) -> MorphableModel:
     found = find_model(name)
     if found is None and download and name in REMOTE_MODELS:
         source = SOURCES[name]
-        found = fetch_model(REMOTE_MODELS[name], cache_dir() / source.folder / source.files[0])
+        hint = source.by_hand.format(folder=destination(source))
+        found = fetch_model(REMOTE_MODELS[name], cache_dir() / source.folder / source.files[0], hint=hint)
     if found is None:
         raise ModelNotFoundError(name, _not_found_message(SOURCES[name]))
     return load_path(found)
@@ -201,9 +197,21 @@ def _first_match(folder: Path, patterns: tuple[str, ...]) -> Path | None:
     return None
 
 
+def destination(source: ModelSource) -> str:
+    """Where a user puts a model's files by hand: its folder in the cache (where downloads go), or in a folder of
+    ``F2P_MODEL_PATH``."""
+    return f"{cache_dir() / source.folder}/ (or {source.folder}/ under a folder of {MODEL_PATH_ENV})"
+
+
 def _not_found_message(source: ModelSource) -> str:
     roots = model_roots()
     where = ", ".join(str(root / source.folder) for root in roots)
     env_note = "" if os.environ.get(MODEL_PATH_ENV) else f" ({MODEL_PATH_ENV} is not set)"
-    return (f"model not found. Looked for {', '.join(source.files)} in {where}{env_note}. "
-            f"{source.how_to_get} Licence: {source.license}.")
+    by_hand = source.by_hand.format(folder=destination(source))
+    if source.name in REMOTE_MODELS:
+        how = (f"Run `python -m f2p model {source.name} --download` (online) to fetch it into the cache, or "
+               f"{by_hand}")
+    else:
+        how = by_hand[0].upper() + by_hand[1:]
+    return (f"model not found. Looked for {', '.join(source.files)} in {where}{env_note}. {how}. "
+            f"Licence: {source.license}.")

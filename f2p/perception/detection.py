@@ -16,10 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from f2p.perception.detector_options import DETECTION_MAX_SIDE
 from f2p.perception.image_io import ImageReadError, load_image
-
-DETECTION_MAX_SIDE = 1024
-"""Photos whose longest side exceeds this many pixels are downscaled to it for detection."""
 
 
 @dataclass(frozen=True)

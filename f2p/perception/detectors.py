@@ -4,19 +4,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
 from f2p.perception.combined import CombinedDetector
 from f2p.perception.detection import LandmarkDetector
+from f2p.perception.detector_options import DETECTOR_NAMES, DetectorName
 from f2p.perception.dlib_detector import DlibDetector
 from f2p.perception.fan_detector import FanDetector, missing_fan_weights
 from f2p.perception.mediapipe.detector import MediaPipeDetector
 from f2p.perception.mediapipe.models import missing_model_files
 
 logger = logging.getLogger("f2p")
-
-DetectorName = Literal["auto", "fan", "dlib", "dlib-mmod", "mediapipe"]
-DETECTOR_NAMES: tuple[str, ...] = ("auto", "fan", "dlib", "dlib-mmod", "mediapipe")
 
 
 def create_detector(name: DetectorName = "auto", device: str = "cpu", allow_download: bool = False) -> LandmarkDetector:
