@@ -55,7 +55,8 @@ class ResNetEncoder(nn.Module):
 
 
 class ParamHead(nn.Module):
-    """(B, D) features -> {group: (B, K)} for every group of ``spec.sizes()``, in range (see module docstring).
+    """(B, D) features -> {group: (B, K)} for every group of ``spec.sizes()`` (or of ``groups``), in range (see
+    module docstring).
 
     A group with more than ``bottleneck`` components (per-vertex colour) goes through a rank-``bottleneck`` linear
     map instead of a full one, which keeps the head small for 10^4-vertex meshes.
@@ -64,11 +65,17 @@ class ParamHead(nn.Module):
         feature_dim: D.
         spec: the scene the parameters belong to.
         bottleneck: rank of the heads of large groups.
+        groups: the groups to predict (default: every group of the scene), e.g. only those landmarks determine.
     """
 
-    def __init__(self, feature_dim: int, spec: SceneSpec, bottleneck: int = 64) -> None:
+    def __init__(self, feature_dim: int, spec: SceneSpec, bottleneck: int = 64,
+                 groups: tuple[str, ...] | None = None) -> None:
         super().__init__()
-        self.sizes = spec.sizes()
+        sizes = spec.sizes()
+        unknown = set(groups or ()) - set(sizes)
+        if unknown:
+            raise ValueError(f"the scene of model {spec.model.name!r} has no group(s) {sorted(unknown)}")
+        self.sizes = {name: K for name, K in sizes.items() if groups is None or name in groups}
         initial = {name: value[0] for name, value in spec.initial(1).items()}
         scales = spec.output_scales()
         self.heads = nn.ModuleDict()

@@ -1,0 +1,137 @@
+"""Training the landmark regressor (``nets.landmark_regressor.LandmarkRegressor``) on landmark-only synthetic faces
+(``data.landmark_synthetic``): no rendering, so a CPU trains it on millions of faces in an hour.
+
+Losses (weights in ``LandmarkLossWeights``): the supervised standardised parameter error (the head's scales: prior
+standard deviations, a slider's range), the mean distance in millimetres of the 468 dense surface points of the
+unposed predicted and true meshes (weighs each shape direction by how much it moves the face), and the
+reprojection error of the 68 and 468 landmarks under the predicted camera against the exact (noise-free)
+projections, in units of the face's landmark spread. Validation and test log the errors of
+``systems.regressor.parameter_errors`` next to the prior's (the mean face placed over the landmarks).
+
+Checkpoints hold only the network's weights and plain hyper-parameters (no class paths):
+``systems.landmark_weights`` loads them, or the shipped state dict, weights-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import Tensor
+
+from f2p.conventions import MM_PER_M
+from f2p.data.landmark_synthetic import CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS
+from f2p.fitting.schedule import FINAL_LR_FRACTION
+from f2p.losses.priors import gaussian_prior
+from f2p.morphable.dense import dense_landmarks
+from f2p.morphable.registry import load_model
+from f2p.nets.landmark_regressor import LandmarkRegressor
+from f2p.perception.crop_size import CROP_SIZE
+from f2p.scene.compose import render_scene
+from f2p.scene.params import SceneSpec, landmark_frame
+from f2p.systems.regressor import parameter_errors
+
+
+@dataclass
+class LandmarkLossWeights:
+    """Weights of the loss terms (0 switches a term off; all are batch means).
+
+    Attributes:
+        params: standardised parameter error of every predicted group.
+        vertices: mean distance of the unposed dense surface points, millimetres.
+        reprojection: mean distance of the projected 68 and 468 points from the exact ones, landmark spreads.
+    """
+
+    params: float = 1.0
+    vertices: float = 0.2
+    reprojection: float = 20.0
+
+
+class LandmarkRegressorSystem(LightningModule):
+    """The landmark regressor and its training (module docstring).
+
+    Args:
+        face_model: registry name of the face model (must match the data's).
+        image_size: side S of the crops whose pixels the landmarks are in (must match the data's).
+        hidden: width of the network's MLP.
+        depth: its hidden layers.
+        weights: loss weights (default ``LandmarkLossWeights()``).
+        lr: AdamW learning rate (cosine decay over the run).
+        weight_decay: AdamW weight decay.
+    """
+
+    def __init__(self, face_model: str = "ict", image_size: int = CROP_SIZE, hidden: int = 512, depth: int = 3,
+                 weights: LandmarkLossWeights | None = None, lr: float = 2e-3, weight_decay: float = 1e-4) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.weights = weights or LandmarkLossWeights()
+        self.spec = SceneSpec(load_model(face_model), (image_size, image_size))
+        self.network = LandmarkRegressor(self.spec, hidden, depth)
+        self.lr, self.weight_decay = lr, weight_decay
+
+    def forward(self, batch: dict) -> dict[str, Tensor]:
+        """{group: (B, K)} of a landmark batch (keys of ``data.landmark_synthetic``)."""
+        return self.network(batch[LANDMARKS], batch[CONFIDENCE], batch.get(DENSE), batch.get(DENSE_CONFIDENCE))
+
+    def loss_terms(self, params: dict[str, Tensor], truth: dict[str, Tensor]) -> dict[str, Tensor]:
+        """{term: (B,)} of ``LandmarkLossWeights`` for predicted and true {group: (B, K)}."""
+        head = self.network.head
+        model = self.spec.model
+        terms = {"params": sum(gaussian_prior(params[name] - truth[name], head.scale(name)) for name in head.heads)}
+        shape = {name: params[name] for name in model.groups}
+        true_shape = {name: truth[name] for name in model.groups}
+        points = dense_landmarks(model, **shape) - dense_landmarks(model, **true_shape)  # (B, 468, 3)
+        terms["vertices"] = points.norm(dim=-1).mean(1) * MM_PER_M
+        predicted = render_scene(self.spec, params, None, dense=True)
+        with torch.no_grad():
+            exact = render_scene(self.spec, truth, None, dense=True)
+            _, spread = landmark_frame(exact.landmarks2d, model.landmark_confidence)  # (B,)
+        distance = torch.cat([(predicted.landmarks2d - exact.landmarks2d).norm(dim=-1),
+                              (predicted.dense2d - exact.dense2d).norm(dim=-1)], dim=1)  # (B, 68 + 468)
+        terms["reprojection"] = distance.mean(1) / spread
+        return terms
+
+    def _step(self, batch: dict, stage: str) -> Tensor:
+        params = self(batch)
+        truth = batch[PARAMS]
+        terms = self.loss_terms(params, truth)
+        weights = asdict(self.weights)
+        loss = sum(weights[name] * value.mean() for name, value in terms.items() if weights[name] > 0)
+        B = batch[LANDMARKS].shape[0]
+        sync = stage != "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=B, sync_dist=sync)
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value.mean(), batch_size=B, sync_dist=sync)
+        if stage != "train":
+            with torch.no_grad():
+                scales = {name: self.network.head.scale(name) for name in self.spec.model.groups}
+                prior = self.spec.initial(B, batch[LANDMARKS])
+                for prefix, guess in (("", params), ("prior_", prior)):
+                    for name, value in parameter_errors(self.spec, guess, truth, scales).items():
+                        self.log(f"{stage}/{prefix}{name}", value.mean(), batch_size=B, sync_dist=sync)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> Tensor:
+        return self._step(batch, "test")
+
+    def setup(self, stage: str) -> None:
+        data = self.trainer.datamodule if self._trainer is not None else None
+        for name, mine in (("image_size", self.spec.image_size[0]), ("face_model", self.hparams.face_model)):
+            theirs = getattr(data, name, mine)
+            if theirs != mine:
+                raise ValueError(f"data {name} {theirs!r} differs from the landmark regressor's {mine!r}; set both "
+                                 "to the same value in the config")
+
+    def configure_optimizers(self) -> dict:
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total,
+                                                              eta_min=self.lr * FINAL_LR_FRACTION)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
