@@ -220,3 +220,32 @@ def arkit_weights(model: MorphableModel, params: dict[str, Tensor],
     mapping = arkit_map(model) if mapping is None else mapping
     weights = np.clip(mapping.matrix @ morph_weights(model, params), *WEIGHT_RANGE)
     return {name: float(w) for name, w in zip(ARKIT_NAMES, weights)}
+
+
+ARKIT_CONVENTION = ("Apple ARKit ARFaceAnchor.BlendShapeLocation names, weights in [0, 1]; Left/Right are the "
+                    "subject's own sides; weights = clip(map @ (expression value / slider scale), 0, 1)")
+
+
+def arkit_document(model: MorphableModel, params: dict[str, Tensor], mapping: ArkitMap) -> dict:
+    """The arkit.json content of one face: the 52 weights and the map that made them (method, reference model,
+    per-component landmark residual of a least-squares map).
+
+    Args:
+        model: the face model; params: {group: (K,)} its fitted parameters of one face; mapping: ``arkit_map(model)``.
+    """
+    names = [c.name for c in mapping.components]
+    return {
+        "model": model.name,
+        "weights": arkit_weights(model, params, mapping),
+        "map": {"method": mapping.method, "reference": REFERENCE_MODEL if mapping.method == "least_squares" else None,
+                "residual": dict(zip(names, mapping.residual.tolist())),
+                "residual_rms_mm": {n: 1000.0 * r for n, r in zip(names, mapping.residual_rms_m.tolist())}},
+        "convention": ARKIT_CONVENTION,
+    }
+
+
+def unavailable_document(model: MorphableModel, reason: str) -> dict:
+    """The arkit.json content when the model has no ARKit map (``reason``: one line, e.g. the reference model ICT
+    is not installed): no weights."""
+    return {"model": model.name, "weights": None, "map": {"method": "unavailable", "error": reason},
+            "convention": ARKIT_CONVENTION}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -11,10 +12,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from f2p.conventions import MODEL_TO_OPENCV
+from f2p.export.arkit import ArkitMap, arkit_document, arkit_map, unavailable_document
 from f2p.export.figures import ShapeView
 from f2p.export.results import PhotoResult, write_photo_outputs
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.ict import EYE_SOCKETS, MOUTH_SOCKET, socket_vertices
+from f2p.morphable.registry import ModelNotFoundError
 from f2p.perception.align import apply_affine
 from f2p.perception.identity.base import FaceEmbedder, identity_similarity
 from f2p.perception.photo import PhotoSample
@@ -25,6 +28,8 @@ from f2p.render.rotations import euler_to_matrix
 from f2p.scene.compose import SceneOutput, render_scene
 from f2p.scene.params import SceneSpec
 from f2p.scene.uncrop import uncrop_camera
+
+log = logging.getLogger("f2p")
 
 OVERLAY_MAX_SIDE = 1024
 """The photo-sized overlay is rendered at most this large, then resized to the photo."""
@@ -134,6 +139,22 @@ class PhotoExporter:
         self.spec = spec
         self.renderer = renderer
         self.embedder = embedder
+        self._arkit: ArkitMap | str | None = None
+        """The model's ARKit map, or why it has none, once the first photo needed it."""
+
+    def arkit_document(self, params: dict[str, Tensor]) -> dict:
+        """arkit.json of one photo's {group: (K,)} ``params``; the model's map is built once (a model mapped by least
+        squares needs ICT: without it arkit.json says so, with a warning logged once)."""
+        model = self.spec.model
+        if self._arkit is None:
+            try:
+                self._arkit = arkit_map(model)
+            except ModelNotFoundError as error:
+                self._arkit = f"no ARKit map for {model.name!r} (least squares against ICT FaceKit): {error}"
+                log.warning("%s", self._arkit)
+        if isinstance(self._arkit, str):
+            return unavailable_document(model, self._arkit)
+        return arkit_document(model, params, self._arkit)
 
     @torch.no_grad()
     def export(self, sample: PhotoSample, params: dict[str, Tensor], out_dir: Path,
@@ -165,14 +186,16 @@ class PhotoExporter:
         if self.embedder is not None and photo_embedding is not None:
             rendered = self.embedder.embed(scene.render.image, fitted_crop[None])
             metrics["identity_similarity"] = float(identity_similarity(rendered, photo_embedding)[0])
+        photo_params = {k: v[0] for k, v in params.items()}
         write_photo_outputs(out_dir, self.spec.model, PhotoResult(
-            image_path=sample.path, params={k: v[0] for k, v in params.items()},
+            image_path=sample.path, params=photo_params,
             camera=uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:])),
             verts=scene.mesh.verts[0], faces=self.spec.model.faces, colors=colors[0], photo=sample.photo,
             photo_render=photo_render.cpu(), photo_mask=photo_mask.cpu(), crop=sample.crop,
             crop_render=crop_render.image[0].cpu(), crop_mask=crop_render.mask[0].cpu(), detected=sample.landmarks,
             fitted=fitted, crop_detected=sample.crop_landmarks, crop_fitted=fitted_crop.cpu(), metrics=metrics,
-            shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0])))
+            shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0])),
+            self.arkit_document(photo_params))
         return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
 
     def shape_views(self, verts: Tensor, landmarks: Tensor) -> tuple[ShapeView, ...]:

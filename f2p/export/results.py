@@ -1,5 +1,5 @@
 """The per-photo output contract of ``reconstruct`` and ``predict``: params.json/.npz, mesh.obj,
-landmarks.json, overlay.png, fit.png, metrics.json."""
+landmarks.json, overlay.png, fit.png, head.glb, arkit.json, metrics.json."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from torch import Tensor
 
 from f2p.atomic import atomic_writer
 from f2p.export.figures import ShapeView, blend, side_by_side, to_pil
+from f2p.export.gltf import write_head_glb
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.obj_io import format_obj
 from f2p.render.cameras import PinholeCamera
 from f2p.render.rotations import axis_angle_to_euler
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
 
-OUTPUT_FILES = ("params.json", "params.npz", "mesh.obj", "landmarks.json", "overlay.png", "fit.png", "metrics.json")
+OUTPUT_FILES = ("params.json", "params.npz", "mesh.obj", "landmarks.json", "overlay.png", "fit.png", "head.glb",
+                "arkit.json", "metrics.json")
 DONE_MARKER = "metrics.json"
 """Written last: its presence means the photo's outputs are complete."""
 
@@ -97,8 +99,10 @@ def _write_png(path: Path, image: Image.Image) -> None:
         image.save(handle, format="PNG")
 
 
-def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResult) -> None:
-    """Write every output file of one photo atomically; ``metrics.json`` goes last as the completion marker."""
+def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResult, arkit: dict) -> None:
+    """Write every output file of one photo atomically; ``metrics.json`` goes last as the completion marker.
+
+    ``arkit``: the arkit.json content (``export.arkit.arkit_document``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_text(out_dir / "params.json", json.dumps(params_document(model, result), indent=2))
     arrays = {k: v.detach().cpu().numpy() for k, v in result.params.items() if k != VERTEX_COLOR}
@@ -119,4 +123,6 @@ def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResul
     figure = side_by_side(result.crop, result.crop_render, result.crop_mask, result.crop_detected.cpu().numpy(),
                           result.crop_fitted.cpu().numpy(), result.shape_views)
     _write_png(out_dir / "fit.png", figure)
+    write_head_glb(out_dir / "head.glb", model, result.params, result.colors, result.params[POSE])
+    _write_text(out_dir / "arkit.json", json.dumps(arkit, indent=2))
     _write_text(out_dir / DONE_MARKER, json.dumps(result.metrics, indent=2))
