@@ -69,6 +69,9 @@ class Fitter:
         stages: the schedule.
         embedder: identity network for the identity term, or None.
         learning_rates: per-group Adam step sizes overriding ``DEFAULT_LEARNING_RATES``.
+        sliding_contour: match the observed face outline (jaw and dense face-oval points) to the model's current
+            silhouette instead of fixed vertices (``FittingObjective``), in every stage: for photos whose
+            detector marks the visible outline.
 
     Stages with ``solver="lm"`` run Levenberg-Marquardt (``fitting.solver``) on their landmark terms; the others
     run ``BatchedAdam`` with roll-backs.
@@ -78,7 +81,8 @@ class Fitter:
     """
 
     def __init__(self, spec: SceneSpec, renderer: MeshRenderer, stages: list[Stage],
-                 embedder: FaceEmbedder | None = None, learning_rates: dict[str, float] | None = None) -> None:
+                 embedder: FaceEmbedder | None = None, learning_rates: dict[str, float] | None = None,
+                 sliding_contour: bool = False) -> None:
         defined = list(spec.sizes())
         for stage in stages:
             unknown = stage.unknown_groups(defined)
@@ -89,7 +93,7 @@ class Fitter:
         self.spec = spec
         self.renderer = renderer
         self.stages = stages
-        self.objective = FittingObjective(spec, embedder).to(spec.model.device)
+        self.objective = FittingObjective(spec, embedder, sliding_contour).to(spec.model.device)
         self.learning_rates = {**DEFAULT_LEARNING_RATES, **(learning_rates or {})}
         self.stage_faces = face_triangles(spec.model)
 
@@ -148,7 +152,8 @@ class Fitter:
         """Levenberg-Marquardt on the stage's landmark terms; photos whose cost is not finite fail."""
         uses_dense = stage_obs.dense is not None and stage.weights.get("dense", 0.0) > 0
         problem = LandmarkLeastSquares(stage_spec, stage_obs, params, trainable, stage.weights,
-                                       dense_point_weights(self.spec.model) if uses_dense else None)
+                                       dense_point_weights(self.spec.model) if uses_dense else None,
+                                       self.objective.contour)
 
         def report(iteration: int, cost: Tensor) -> None:
             if on_step is not None:

@@ -34,8 +34,10 @@ from torch.func import jacfwd
 from f2p.fitting.schedule import LM_TERMS
 from f2p.losses.landmark import face_size
 from f2p.morphable.base import LinearMorphableModel
+from f2p.morphable.contour import (ContourCandidates, candidate_points, choose_silhouette, chosen_vertices,
+                                   vertex_points)
 from f2p.morphable.dense import dense_landmarks
-from f2p.scene.compose import render_scene, scene_camera
+from f2p.scene.compose import scene_camera
 from f2p.scene.objective import DENSE_SIGMA, landmark_weights
 from f2p.scene.observations import Observations
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec
@@ -51,6 +53,9 @@ BOUND_PASSES = 4
 """Solves per step at most: each pins the components the previous one carried past a bound."""
 DIAGONAL_FLOOR = 1e-12
 """Floor of the Marquardt scaling diag(J^T J) relative to its largest entry (components nothing constrains)."""
+CONTOUR_UPDATES = 6
+"""Linearisations of a photo at which a sliding contour chooses its silhouette vertices again; later ones keep
+the last choice, so that a choice flipping between neighbouring vertices cannot keep the photo from converging."""
 MIN_FACE_SIZE = 1e-8
 """Face-size floor of the landmark losses (``landmark_loss``, ``robust_landmark_loss``)."""
 
@@ -65,10 +70,13 @@ class Linearisation:
     Attributes:
         hessian: (B, P, P) ``J^T J`` of the IRLS-weighted residuals (the prior's included).
         gradient: (B, P) ``J^T r``, half the cost's gradient.
+        cost: (B,) the cost at the linearisation point when linearising changed the objective (a sliding
+            contour chose new silhouette vertices), else None.
     """
 
     hessian: Tensor
     gradient: Tensor
+    cost: Tensor | None = None
 
 
 class LandmarkLeastSquares:
@@ -88,13 +96,16 @@ class LandmarkLeastSquares:
         weights: the stage's {term: weight}; terms outside ``LM_TERMS`` are refused.
         dense_point_weights: (468,) per-point weights of the dense term (the objective's), used when ``obs`` has
             dense landmarks and the stage weights them.
+        contour: the model's ``contour_candidates`` to slide the outline points along the silhouette (chosen
+            again at every linearisation, ``FittingObjective``'s ``sliding_contour``), or None for fixed points.
 
     Raises:
         ValueError: a weighted term the solver cannot express, or a group missing from ``params``.
     """
 
     def __init__(self, spec: SceneSpec, obs: Observations, params: dict[str, Tensor], groups: list[str],
-                 weights: dict[str, float], dense_point_weights: Tensor | None = None) -> None:
+                 weights: dict[str, float], dense_point_weights: Tensor | None = None,
+                 contour: ContourCandidates | None = None) -> None:
         unsupported = sorted(term for term, weight in weights.items() if weight > 0 and term not in LM_TERMS)
         if unsupported:
             raise ValueError(f"the Levenberg-Marquardt solver handles the terms {LM_TERMS} only, not {unsupported}")
@@ -122,6 +133,13 @@ class LandmarkLeastSquares:
                 raise ValueError("a stage with a dense term needs the dense point weights")
             w = obs.dense_confidence * dense_point_weights  # (B, 468)
             self.dense_weights = dense_weight * w / w.sum(1, keepdim=True).clamp_min(1e-8)
+        self.contour = contour
+        if contour is not None:  # rows of the sliding points among the 68 (then 468) points, and their first choice
+            dense_rows = contour.dense + 68 if self.use_dense else contour.dense[:0]
+            self.sliding = len(contour.landmarks) + len(dense_rows)
+            self.contour_rows = torch.cat([contour.landmarks, dense_rows])
+            self.choice = self._choose({g: v.detach() for g, v in params.items()})  # (B, N) vertex indices
+            self.updates = torch.zeros(len(self.scale), dtype=torch.long, device=self.scale.device)
         self.bases = {g: self._point_basis(g, K) for g, K in zip(self.groups, self.sizes) if g in self.linear}
         prior_weight = float(weights.get("prior", 0.0))
         stds = spec.prior_stds()
@@ -155,15 +173,15 @@ class LandmarkLeastSquares:
 
     def residuals(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
         """(B', P) parameters of photos ``rows`` (long (B',), None for all) -> (B', R) residuals whose squares sum
-        to the stage's weighted loss (at parameters inside the bounds)."""
+        to the stage's weighted loss (at parameters inside the bounds), sliding points at their current choice."""
         rows = self._rows(rows)
-        params = {g: v[rows] for g, v in self.fixed.items()} | self.unpack(x)
-        scene = render_scene(self.spec, params, None, dense=self.use_dense)
-        scale = self.scale[rows][:, None, None]
-        landmark = (scene.landmarks2d - self.landmarks[rows]) / scale  # (B', 68, 2)
+        values = self.unpack(x)
+        nonlinear = torch.cat([values[g] for g in self.nonlinear], dim=1) if self.nonlinear else x[:, :0]
+        errors, _ = self._errors(x.new_zeros(nonlinear.shape[1]), x.new_zeros(3), nonlinear,
+                                 {g: values[g] for g in self.linear}, rows)
+        landmark, dense = self._split(errors)  # (B', 68, 2), (B', 468, 2) or None
         parts = [landmark * self._landmark_weights(x, rows).sqrt()[..., None]]
-        if self.use_dense:  # sqrt(w rho(d^2) / d^2) d, with rho(s) / s = sigma^2 / (s + sigma^2)
-            dense = (scene.dense2d - self.dense[rows]) / scale  # (B', 468, 2)
+        if dense is not None:  # sqrt(w rho(d^2) / d^2) d, with rho(s) / s = sigma^2 / (s + sigma^2)
             sq = dense.square().sum(-1, keepdim=True)
             parts.append(dense * (self.dense_weights[rows][..., None] * DENSE_SIGMA**2 / (sq + DENSE_SIGMA**2)).sqrt())
         return torch.cat([*(p.flatten(1) for p in parts), x * self.prior], dim=1)
@@ -178,11 +196,20 @@ class LandmarkLeastSquares:
         rows = self._rows(rows)
         B, P = x.shape
         values = self.unpack(x)
+        cost = None
+        if self.contour is not None and bool((self.updates[rows] < CONTOUR_UPDATES).any()):
+            # the silhouette at x: the sliding points' vertices chosen again (the first CONTOUR_UPDATES times)
+            update = self.updates[rows] < CONTOUR_UPDATES
+            choice = self._choose({g: v[rows] for g, v in self.fixed.items()} | values)
+            self.choice[rows] = torch.where(update[:, None], choice, self.choice[rows])
+            self.updates[rows] += 1
+            cost = self.cost(x, rows)
         nonlinear = torch.cat([values[g] for g in self.nonlinear], dim=1) if self.nonlinear else x[:, :0]
         linear = {g: values[g] for g in self.linear}
         points = None  # the points, when no trainable group moves them non-linearly, are computed once, outside
         if not set(self.nonlinear) & set(self.spec.model.groups):
-            points = self._points({g: v[rows] for g, v in self.fixed.items() if g in self.spec.model.groups} | linear)
+            points = self._points({g: v[rows] for g, v in self.fixed.items() if g in self.spec.model.groups} | linear,
+                                  rows)
         errors_of = partial(self._errors, nonlinear=nonlinear, linear=linear, rows=rows, points=points)
         zeros = x.new_zeros(nonlinear.shape[1]), x.new_zeros(3)
         (J_nonlinear, J_point), errors = jacfwd(errors_of, argnums=(0, 1), has_aux=True)(*zeros)
@@ -190,7 +217,11 @@ class LandmarkLeastSquares:
         columns = dict(zip(self.nonlinear, J_nonlinear.split([values[g].shape[1] for g in self.nonlinear], dim=2)))
         J_point = J_point.reshape(B, -1, 2, 3)  # (B', N, 2, 3)
         for g, basis in self.bases.items():  # basis (N, 3, K)
-            columns[g] = torch.einsum("bnij,njk->bnik", J_point, basis).reshape(B, -1, basis.shape[-1])
+            column = torch.einsum("bnij,njk->bnik", J_point, basis)  # (B', N, 2, K)
+            if self.contour is not None:  # the sliding points' own vertices' basis rows, per photo
+                moving = self.spec.model.basis(g)[:, self.choice[rows][:, :self.sliding]]  # (K, B', N_s, 3)
+                column[:, self.contour_rows] = torch.einsum("bnij,kbnj->bnik", J_point[:, self.contour_rows], moving)
+            columns[g] = column.reshape(B, -1, basis.shape[-1])
         J = torch.cat([columns[g] for g in self.groups], dim=2)  # (B', 2 N, P)
         landmark, dense_errors = self._split(errors)
         J_landmark, J_dense = self._split(J)
@@ -207,7 +238,7 @@ class LandmarkLeastSquares:
         # products in float32 (the model is approximate anyway), the solve in float64
         hessian = (J.transpose(1, 2) @ J).double() + torch.diag_embed(prior_sq.expand(B, P))
         gradient = (J.transpose(1, 2) @ r[..., None])[..., 0].double() + prior_sq * x.double()
-        return Linearisation(hessian, gradient)
+        return Linearisation(hessian, gradient, cost)
 
     def _rows(self, rows: Tensor | None) -> Tensor:
         return torch.arange(self.scale.shape[0], device=self.scale.device) if rows is None else rows
@@ -217,12 +248,27 @@ class LandmarkLeastSquares:
         coefficients."""
         return jacfwd(lambda coefficients: self._points({group: coefficients[None]})[0])(self.scale.new_zeros(K))
 
-    def _points(self, model_params: dict[str, Tensor]) -> Tensor:
-        """(B', N, 3) model-space points of the 68 then (when used) the 468 dense landmarks."""
+    def _points(self, model_params: dict[str, Tensor], rows: Tensor | None = None) -> Tensor:
+        """(B', N, 3) model-space points of the 68 then (when used) the 468 dense landmarks; with a sliding
+        contour and ``rows`` given (long (B',)), the outline points at the vertices chosen for those photos."""
         points = [self.spec.model.landmarks(**model_params)]
         if self.use_dense:
             points.append(dense_landmarks(self.spec.model, **model_params))
-        return torch.cat(points, dim=1)
+        points = torch.cat(points, dim=1)
+        if self.contour is not None and rows is not None:
+            sliding = vertex_points(self.spec.model, self.choice[rows][:, :self.sliding], **model_params)
+            points = points.index_copy(1, self.contour_rows, sliding)
+        return points
+
+    def _choose(self, params: dict[str, Tensor]) -> Tensor:
+        """(B', N) long: the vertex of each sliding point on the silhouette of the photos' scene ``params``."""
+        model = self.spec.model
+        model_params = {g: v for g, v in params.items() if g in model.groups}
+        points = candidate_points(model, self.contour, **model_params)  # (B', N, C, 3)
+        B, N, Cc, _ = points.shape
+        camera = scene_camera(self.spec, params)
+        projected = camera.project(points.reshape(B, N * Cc, 3)).reshape(B, N, Cc, 2)
+        return chosen_vertices(self.contour, choose_silhouette(projected, camera.R, self.contour))
 
     def _errors(self, shift: Tensor, offset: Tensor, nonlinear: Tensor, linear: dict[str, Tensor], rows: Tensor,
                 points: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -240,7 +286,7 @@ class LandmarkLeastSquares:
         params = ({g: v[rows] for g, v in self.fixed.items()} | linear
                   | {g: v + d for g, v, d in zip(self.nonlinear, split, shifts)})
         if points is None:
-            points = self._points({g: v for g, v in params.items() if g in self.spec.model.groups})
+            points = self._points({g: v for g, v in params.items() if g in self.spec.model.groups}, rows)
         observed = self.landmarks[rows] if self.dense is None else torch.cat([self.landmarks[rows], self.dense[rows]], 1)
         pixels = scene_camera(self.spec, params).project(points + offset)
         errors = ((pixels - observed) / self.scale[rows][:, None, None]).flatten(1)
@@ -255,7 +301,7 @@ class LandmarkLeastSquares:
     def _landmark_weights(self, x: Tensor, rows: Tensor) -> Tensor:
         """(B', 68) normalised 68-point weights at ``x``: the jaw fades with the pose (as in the objective)."""
         pose = self.unpack(x)[POSE] if POSE in self.groups else self.fixed[POSE][rows]
-        w = landmark_weights(self.spec.model, self.confidence[rows], pose)
+        w = landmark_weights(self.spec.model, self.confidence[rows], pose, self.contour)
         return self.landmark_weight * w / w.sum(1, keepdim=True).clamp_min(1e-8)
 
 
@@ -313,6 +359,8 @@ def levenberg_marquardt(problem: LandmarkLeastSquares, x0: Tensor, max_iteration
         if len(rows):
             model = problem.linearise(x[rows], rows)
             hessian[rows], gradient[rows] = model.hessian, model.gradient
+            if model.cost is not None:
+                cost[rows] = model.cost
         stale[:] = False
         rows = (~done).nonzero()[:, 0]
         delta, predicted = _damped_step(hessian[rows], gradient[rows], mu[rows], x[rows].double(),

@@ -10,8 +10,10 @@ from f2p.losses import bound_penalty, gaussian_prior, identity_loss, landmark_lo
 from f2p.losses.landmark import face_size, robust_landmark_loss
 from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
 from f2p.morphable.base import MorphableModel
+from f2p.morphable.contour import ContourCandidates, candidate_points, choose_silhouette, contour_candidates
 from f2p.morphable.correspondence import dense_correspondence
 from f2p.perception.identity.base import FaceEmbedder
+from f2p.render.cameras import PinholeCamera
 from f2p.render.rotations import axis_angle_to_matrix
 from f2p.scene.compose import SceneOutput
 from f2p.scene.observations import Observations
@@ -46,10 +48,41 @@ def jaw_weights(pose: Tensor) -> Tensor:
     return weights
 
 
-def landmark_weights(model: MorphableModel, confidence: Tensor, pose: Tensor) -> Tensor:
+def landmark_weights(model: MorphableModel, confidence: Tensor, pose: Tensor,
+                     contour: ContourCandidates | None = None) -> Tensor:
     """(B, 68) weights of the 68-point term: the detector's (B, 68) ``confidence`` x the model's landmark confidence
-    x ``jaw_weights`` of the (B, 3) head ``pose`` (the jaw side turning away fades)."""
-    return confidence * model.landmark_confidence * jaw_weights(pose)
+    x ``jaw_weights`` of the (B, 3) head ``pose`` (the jaw side turning away fades), except for the jaw points that
+    slide along the silhouette (``contour``'s landmarks, when given), which are seen at any pose."""
+    fade = jaw_weights(pose)
+    if contour is not None:
+        fade[:, contour.landmarks] = 1.0
+    return confidence * model.landmark_confidence * fade
+
+
+def slide_contour(model: MorphableModel, contour: ContourCandidates, params: dict[str, Tensor],
+                  camera: PinholeCamera, landmarks2d: Tensor, dense2d: Tensor | None,
+                  verts: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """The projected (B, 68, 2) landmarks and (B, 468, 2) dense points (or None) with the sliding outline points
+    moved to the candidate on the current silhouette (``morphable.contour``); differentiable in the candidates'
+    positions, the choice itself carries no gradient.
+
+    Args:
+        model: the face model; contour: its ``contour_candidates``.
+        params: {group: (B, K)} scene parameters (the model's groups are used).
+        camera: the scene's camera; landmarks2d, dense2d: the fixed points' projections.
+        verts: (B, V, 3) the mesh when it is built already, else None (built from ``params`` only where needed).
+    """
+    model_params = {g: params[g] for g in model.groups if g in params}
+    points = candidate_points(model, contour, verts, **model_params)  # (B, N, C, 3)
+    B, N, Cc, _ = points.shape
+    projected = camera.project(points.reshape(B, N * Cc, 3)).reshape(B, N, Cc, 2)
+    choice = choose_silhouette(projected, camera.R, contour)  # (B, N)
+    chosen = torch.gather(projected, 2, choice[:, :, None, None].expand(B, N, 1, 2))[:, :, 0]  # (B, N, 2)
+    n68 = len(contour.landmarks)
+    landmarks2d = landmarks2d.index_copy(1, contour.landmarks, chosen[:, :n68])
+    if dense2d is not None and len(contour.dense):
+        dense2d = dense2d.index_copy(1, contour.dense, chosen[:, n68:])
+    return landmarks2d, dense2d
 
 
 def dense_point_weights(model: MorphableModel) -> Tensor:
@@ -65,12 +98,16 @@ class FittingObjective(nn.Module):
     Args:
         spec: the scene specification.
         embedder: identity network for the identity term, or None.
+        sliding_contour: match the outline points of the landmark and dense terms to the model's current
+            silhouette (``slide_contour``) instead of their fixed vertices: for detectors that mark the visible
+            outline of a turned face.
     """
 
-    def __init__(self, spec: SceneSpec, embedder: FaceEmbedder | None = None) -> None:
+    def __init__(self, spec: SceneSpec, embedder: FaceEmbedder | None = None, sliding_contour: bool = False) -> None:
         super().__init__()
         self.spec = spec
         self.embedder = embedder
+        self.contour = contour_candidates(spec.model) if sliding_contour else None
         self.register_buffer("edges", mesh_edges(spec.model.faces), persistent=False)
         for name, std in spec.prior_stds().items():  # buffers move with .to() (systems are built on the CPU)
             self.register_buffer(f"prior_std_{name}", std, persistent=False)
@@ -81,12 +118,16 @@ class FittingObjective(nn.Module):
         (the others are constants in the stage)."""
         B = obs.batch_size
         out: dict[str, Tensor] = {}
+        landmarks2d, dense2d = scene.landmarks2d, scene.dense2d
+        if self.contour is not None and wanted & {"landmark", "dense"}:
+            landmarks2d, dense2d = slide_contour(self.spec.model, self.contour, params, scene.camera, landmarks2d,
+                                                 dense2d, None if scene.mesh is None else scene.mesh.verts)
         if "landmark" in wanted:
-            weights = landmark_weights(self.spec.model, obs.confidence, params[POSE])
-            out["landmark"] = landmark_loss(scene.landmarks2d, obs.landmarks, weights, face_size(obs.landmarks))
-        if "dense" in wanted and obs.dense is not None and scene.dense2d is not None:
+            weights = landmark_weights(self.spec.model, obs.confidence, params[POSE], self.contour)
+            out["landmark"] = landmark_loss(landmarks2d, obs.landmarks, weights, face_size(obs.landmarks))
+        if "dense" in wanted and obs.dense is not None and dense2d is not None:
             weights = obs.dense_confidence * dense_point_weights(self.spec.model)
-            out["dense"] = robust_landmark_loss(scene.dense2d, obs.dense, weights, face_size(obs.landmarks),
+            out["dense"] = robust_landmark_loss(dense2d, obs.dense, weights, face_size(obs.landmarks),
                                                 DENSE_SIGMA)
         if "photometric" in wanted and scene.render is not None:
             mask = scene.render.mask if obs.face_mask is None else scene.render.mask * obs.face_mask
