@@ -13,7 +13,7 @@ import torch
 from f2p.morphable import download
 from f2p.morphable.base import LinearMorphableModel, ModelFileError
 from f2p.morphable.download import OFFLINE_ENV, DownloadError, DownloadRefusedError, download_file, fetch_model
-from f2p.morphable.registry import load_model
+from f2p.morphable.registry import ModelNotFoundError, load_model
 from f2p.morphable.sfm import load_sfm
 
 
@@ -123,9 +123,12 @@ def test_offline_load_model_fetches_nothing(sfm_from_file_urls, tmp_path, monkey
     monkeypatch.setenv(OFFLINE_ENV, "1")
     monkeypatch.setenv("F2P_MODEL_PATH", str(tmp_path / "no_models"))
     monkeypatch.setenv("F2P_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(DownloadRefusedError, match="F2P_OFFLINE"):
+    with pytest.raises(ModelNotFoundError) as error:
         load_model("sfm", download=True)
-    assert not any(path.is_file() for path in (tmp_path / "cache").rglob("*"))
+    message = str(error.value)
+    assert "\n" not in message and "Downloads are off (F2P_OFFLINE is set)" in message
+    assert f"into {tmp_path / 'cache' / 'sfm_3448'}/" in message  # exactly where to copy the files
+    assert not (tmp_path / "cache").exists()
 
 
 def test_fetch_with_a_bad_hash_keeps_the_cache_clean(sfm_from_file_urls, tmp_path):

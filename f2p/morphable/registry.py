@@ -23,7 +23,7 @@ from pathlib import Path
 from f2p.model_names import DEFAULT_MODEL, MODEL_NAMES, PROCEDURAL
 from f2p.morphable import ict, npz, sfm
 from f2p.morphable.base import LinearModelData, LinearMorphableModel, ModelFileError, MorphableModel
-from f2p.morphable.download import REMOTE_MODELS, fetch_model
+from f2p.morphable.download import OFFLINE_ENV, REMOTE_MODELS, downloads_disabled, fetch_model
 from f2p.morphable.procedural import procedural_data
 
 MODEL_PATH_ENV = "F2P_MODEL_PATH"
@@ -111,10 +111,12 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, download: boo
     Args:
         name_or_path: a name from ``MODEL_NAMES`` or a file/folder (see the module docstring).
         download: when a named open model (``ict``, ``sfm``) is not found, fetch it from its public
-            repository and convert it into the cache first.
+            repository and convert it into the cache first (unless ``F2P_OFFLINE`` forbids downloads: then the
+            not-found message says so).
 
     Raises:
         ModelNotFoundError: nothing found; the message lists where f2p looked, how to get it and its licence.
+        DownloadError: the download failed; the message says what to copy where by hand.
         ModelFileError: a file was found but is corrupt or inconsistent.
     """
     if isinstance(name_or_path, str) and name_or_path in MODEL_NAMES:
@@ -149,12 +151,13 @@ def _load_named(name: str, download: bool) -> MorphableModel:
     if name == PROCEDURAL:
         return LinearMorphableModel(procedural_data())
     found = find_model(name)
-    if found is None and download and name in REMOTE_MODELS:
+    fetch = download and name in REMOTE_MODELS
+    if found is None and fetch and not downloads_disabled():
         source = SOURCES[name]
-        hint = source.by_hand.format(folder=destination(source))
+        hint = source.by_hand.format(folder=destination(source.folder))
         found = fetch_model(REMOTE_MODELS[name], cache_dir() / source.folder / source.files[0], hint=hint)
     if found is None:
-        raise ModelNotFoundError(name, _not_found_message(SOURCES[name]))
+        raise ModelNotFoundError(name, _not_found_message(SOURCES[name], refused=fetch and downloads_disabled()))
     return load_path(found)
 
 
@@ -197,18 +200,21 @@ def _first_match(folder: Path, patterns: tuple[str, ...]) -> Path | None:
     return None
 
 
-def destination(source: ModelSource) -> str:
-    """Where a user puts a model's files by hand: its folder in the cache (where downloads go), or in a folder of
-    ``F2P_MODEL_PATH``."""
-    return f"{cache_dir() / source.folder}/ (or {source.folder}/ under a folder of {MODEL_PATH_ENV})"
+def destination(folder: str) -> str:
+    """Where a user puts files of a model root's ``folder`` by hand (for messages): that folder in the cache
+    (where downloads go), or under a folder of ``F2P_MODEL_PATH``."""
+    return f"{cache_dir() / folder}/ (or {folder}/ under a folder of {MODEL_PATH_ENV})"
 
 
-def _not_found_message(source: ModelSource) -> str:
+def _not_found_message(source: ModelSource, refused: bool = False) -> str:
+    """Where f2p looked and how to get the model; ``refused``: a download was asked for and ``F2P_OFFLINE`` is set."""
     roots = model_roots()
     where = ", ".join(str(root / source.folder) for root in roots)
     env_note = "" if os.environ.get(MODEL_PATH_ENV) else f" ({MODEL_PATH_ENV} is not set)"
-    by_hand = source.by_hand.format(folder=destination(source))
-    if source.name in REMOTE_MODELS:
+    by_hand = source.by_hand.format(folder=destination(source.folder))
+    if refused:
+        how = f"Downloads are off ({OFFLINE_ENV} is set): {by_hand}, or unset {OFFLINE_ENV} to let f2p fetch it"
+    elif source.name in REMOTE_MODELS:
         how = (f"Run `python -m f2p model {source.name} --download` (online) to fetch it into the cache, or "
                f"{by_hand}")
     else:

@@ -12,6 +12,12 @@ current store layout first (commit 85c0cdc7d70653888903c88df45962b764296342), th
 earlier versions list the same bytes (commit 142335c01afeef77aae0db85c5f6bf868d36509f). They are the builds the
 mediapipe 0.10.21 Python wheel ships; the store's ``modules/face_detection`` and ``modules/face_landmark`` entries
 are other builds of the same models, with other hashes. All four models are Apache-2.0.
+
+``CANONICAL_FACE_MODEL`` is MediaPipe's canonical face (``mediapipe/modules/face_geometry/data/``, Apache-2.0), which
+the dense-landmark fit needs (``f2p.morphable.correspondence`` reads it from the same ``mediapipe/`` folders); it
+is served from the mediapipe repository at commit 85c0cdc7d70653888903c88df45962b764296342. The copy in
+``mediapipe``'s Python wheels has two more header lines (``mtllib``, ``usemtl``) and so another hash, with the same
+vertices and triangles.
 """
 
 from __future__ import annotations
@@ -20,14 +26,17 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from f2p.morphable.download import DownloadError, DownloadRefusedError, download_file
-from f2p.morphable.registry import ModelNotFoundError, cache_dir, model_roots
+from f2p.morphable.correspondence import CANONICAL_FACE
+from f2p.morphable.download import DownloadError, DownloadRefusedError, download_file, refuse_offline
+from f2p.morphable.registry import ModelNotFoundError, cache_dir, destination, model_roots
 
 log = logging.getLogger(__name__)
 
-MODEL_FOLDER = "mediapipe"
-"""Sub-folder of each model root that holds the MediaPipe files."""
+MODEL_FOLDER = CANONICAL_FACE.parent.name
+"""Sub-folder of each model root that holds the MediaPipe files ("mediapipe")."""
 STORE = "https://storage.googleapis.com/mediapipe-assets"
+SOURCE_COMMIT = "85c0cdc7d70653888903c88df45962b764296342"
+SOURCE = f"https://raw.githubusercontent.com/google-ai-edge/mediapipe/{SOURCE_COMMIT}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,14 @@ IRIS_LANDMARK = ModelAsset(
      f"{STORE}/iris_landmark.tflite?generation=1662065468653224"),
     "Iris: 71 eye-contour and 5 iris landmarks of one eye")
 ASSETS = (FACE_DETECTION_SHORT_RANGE, FACE_DETECTION_FULL_RANGE, FACE_LANDMARK, IRIS_LANDMARK)
+"""The detector's models (``MediaPipeDetector``)."""
+CANONICAL_FACE_MODEL = ModelAsset(
+    CANONICAL_FACE.name,
+    "8bac80443397e113f41a8b565ea72c59390bc031d9defab289dba7bc0c54e618",
+    (f"{SOURCE}/mediapipe/modules/face_geometry/data/{CANONICAL_FACE.name}",),
+    "MediaPipe's canonical face, which the dense-landmark fit registers to the face model")
+DENSE_FIT_ASSETS = (*ASSETS, CANONICAL_FACE_MODEL)
+"""What fitting MediaPipe's dense points needs: the detector's models and the canonical face."""
 
 
 def search_paths(asset: ModelAsset) -> list[Path]:
@@ -99,9 +116,28 @@ def model_file(asset: ModelAsset, download: bool = False) -> Path:
         return download_model_file(asset)
     where = ", ".join(str(path.parent) for path in search_paths(asset))
     raise ModelNotFoundError(asset.file, f"MediaPipe model not found ({asset.description}); looked in {where}. "
-                                         f"Allow downloads (create_detector(\"mediapipe\", allow_download=True), "
-                                         f"`f2p prepare --detector mediapipe --download-weights`) or copy {asset.urls[0]} into a "
-                                         f"{MODEL_FOLDER}/ folder of F2P_MODEL_PATH")
+                                         f"Allow downloads (create_detector(\"mediapipe\", allow_download=True)) "
+                                         f"or {copy_hint((asset,))}")
+
+
+def copy_hint(assets: tuple[ModelAsset, ...]) -> str:
+    """What to copy where by hand for ``assets``: their URLs, then the folder (``registry.destination``)."""
+    return f"copy {', '.join(asset.urls[-1] for asset in assets)} into {destination(MODEL_FOLDER)}"
+
+
+def fetch_missing(assets: tuple[ModelAsset, ...]) -> list[Path]:
+    """Fetch the ``assets`` that no model root holds into ``<cache>/mediapipe/`` (``download_model_file``, one log
+    line each); return their paths.
+
+    Raises:
+        DownloadRefusedError: ``F2P_OFFLINE`` is set and a file is missing; nothing is fetched, and the one line names
+            every missing file, its URL and the folder to copy it into.
+        DownloadError: a download failed or gave other bytes (files fetched before it are kept).
+    """
+    missing = tuple(asset for asset in assets if asset.file in missing_model_files(assets))
+    if missing:
+        refuse_offline(", ".join(asset.file for asset in missing), copy_hint(missing))
+    return [download_model_file(asset) for asset in missing]
 
 
 def download_model_file(asset: ModelAsset) -> Path:
@@ -114,13 +150,16 @@ def download_model_file(asset: ModelAsset) -> Path:
         DownloadError: the last URL failed or gave other bytes.
     """
     target = cache_dir() / MODEL_FOLDER / asset.file
+    hint = copy_hint((asset,))
     for url in asset.urls[:-1]:
         try:
-            download_file(url, target, asset.sha256)
-            return target
+            download_file(url, target, asset.sha256, hint=hint)
+            break
         except DownloadRefusedError:
             raise
         except DownloadError as error:
             log.warning("%s; trying the next URL", error)
-    download_file(asset.urls[-1], target, asset.sha256)
+    else:
+        download_file(asset.urls[-1], target, asset.sha256, hint=hint)
+    log.info("downloaded %s to %s", asset.file, target)
     return target

@@ -1,0 +1,116 @@
+"""A user's first run: the default model and MediaPipe's files fetched into the cache (from file:// URLs here, a
+local folder standing in for the servers, F2P_OFFLINE unset); offline, one line saying what to copy where;
+`model ict --download` failures leave nothing behind and name no temporary folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from f2p.cli import main
+from f2p.commands.first_run import fetch_detector_models
+from f2p.morphable import download, ict
+from f2p.morphable.download import OFFLINE_ENV, DownloadRefusedError, RemoteFile, RemoteModel
+from f2p.morphable.npz import read_npz
+from f2p.morphable.registry import load_model
+from f2p.perception.detectors import create_detector
+from f2p.perception.mediapipe import models
+
+COMPACT_ICT = "ict_facekit_light_v1_skin14062.npz"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No model on disk and downloads allowed: F2P_MODEL_PATH an empty folder, F2P_CACHE_DIR a folder not yet made."""
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+    (tmp_path / "models").mkdir()
+    monkeypatch.setenv("F2P_MODEL_PATH", str(tmp_path / "models"))
+    monkeypatch.setenv("F2P_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def servers(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ICT FaceKit (its compact npz, converted by the ICT reader) and MediaPipe's files served from file:// URLs."""
+    sources = [models_dir / "ict_facekit" / COMPACT_ICT, *(models_dir / "mediapipe" / a.file for a in
+                                                           models.DENSE_FIT_ASSETS)]
+    if not all(path.is_file() for path in sources):
+        pytest.skip(f"the shared ICT FaceKit npz and MediaPipe files are not all in {models_dir}")
+    store = tmp_path / "store"
+    store.mkdir()
+    for path in sources:
+        shutil.copy(path, store)
+    remote = RemoteModel("ict", store.as_uri() + "/", (RemoteFile(COMPACT_ICT, sha256(store / COMPACT_ICT)),),
+                         lambda folder: ict.ict_data_from_arrays(read_npz(folder / COMPACT_ICT), folder),
+                         download.ICT_REMOTE.license)
+    monkeypatch.setitem(download.REMOTE_MODELS, "ict", remote)
+    served = tuple(dataclasses.replace(asset, urls=((store / asset.file).as_uri(),)) for asset in models.ASSETS)
+    assert all(asset.sha256 == sha256(store / asset.file) for asset in served)  # the pinned hashes, unchanged
+    canonical = store / models.CANONICAL_FACE_MODEL.file  # the wheel's copy: two more header lines, another hash
+    served += (dataclasses.replace(models.CANONICAL_FACE_MODEL, urls=(canonical.as_uri(),), sha256=sha256(canonical)),)
+    monkeypatch.setattr(models, "ASSETS", served[:-1])
+    monkeypatch.setattr(models, "DENSE_FIT_ASSETS", served)
+
+
+def test_first_run_fetches_the_default_model_and_mediapipe_into_the_cache(servers, cache, caplog) -> None:
+    with caplog.at_level(logging.INFO):
+        fetch_detector_models("auto")
+        model = load_model("ict", download=True)
+    assert model.num_vertices == 14062
+    fetched = sorted(path.relative_to(cache).as_posix() for path in cache.rglob("*") if path.is_file())
+    assert fetched == sorted(["ict_facekit/ict_facekit.npz", *(f"mediapipe/{a.file}" for a in models.DENSE_FIT_ASSETS)])
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("downloaded ")]
+    assert len(lines) == len(fetched)  # one line per fetched model, naming where it went
+    assert any(line.endswith(f" to {cache / 'ict_facekit' / 'ict_facekit.npz'}") for line in lines)
+    assert f"downloaded face_landmark.tflite to {cache / 'mediapipe' / 'face_landmark.tflite'}" in lines
+    assert create_detector("auto").name == "mediapipe+dlib"  # auto now runs the default detector
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        fetch_detector_models("auto")
+        load_model("ict", download=True)
+    assert not [record for record in caplog.records if record.getMessage().startswith("downloaded ")]
+
+
+def test_offline_the_first_run_says_what_to_copy_where(cache, monkeypatch, caplog) -> None:
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    with pytest.raises(DownloadRefusedError) as refused:
+        fetch_detector_models("mediapipe")
+    message = str(refused.value)
+    assert "\n" not in message and "F2P_OFFLINE" in message
+    assert f"into {cache / 'mediapipe'}/" in message
+    assert all(asset.file in message and asset.urls[-1] in message for asset in models.DENSE_FIT_ASSETS)
+    with caplog.at_level(logging.WARNING, logger="f2p"):
+        fetch_detector_models("auto")  # auto goes on without MediaPipe, saying so
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert warning.startswith(message) and "without MediaPipe" in warning
+    assert not cache.exists()
+
+
+def test_model_download_offline_names_the_destination_and_leaves_no_folder(cache, monkeypatch, capsys) -> None:
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    assert main(["model", "ict", "--download"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "F2P_OFFLINE" in line and f"into {cache / 'ict_facekit'}/" in line
+    assert ".download-" not in line
+    assert not cache.exists()
+
+
+def test_model_download_failing_online_names_no_temporary_folder_and_leaves_no_folder(cache, tmp_path, monkeypatch,
+                                                                                       capsys) -> None:
+    gone = dataclasses.replace(download.ICT_REMOTE, base_url=(tmp_path / "unreachable").as_uri() + "/")
+    monkeypatch.setitem(download.REMOTE_MODELS, "ict", gone)
+    assert main(["model", "ict", "--download"]) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("f2p model: ")]
+    assert "download failed" in line and f"into {cache / 'ict_facekit'}/" in line
+    assert ".download-" not in line
+    assert not cache.exists()
