@@ -119,13 +119,25 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
         raise PhotoError(path, error.reason) from None
     if landmark_file is None:
         return detect_sample(path, photo, detector, crop_size)
-    landmarks = landmark_file.landmarks_for(path).float()
-    return checked_sample(path, photo, landmarks, torch.ones(68), str(landmark_file.path.name), crop_size)
+    found = FaceLandmarks(landmark_file.landmarks_for(path).float(), torch.ones(68), str(landmark_file.path.name))
+    check_landmarks(path, photo, found)
+    return align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size)
 
 
-def detect_sample(path: str | os.PathLike, photo: Tensor, detector: LandmarkDetector,
-                  crop_size: int = CROP_SIZE) -> PhotoSample:
-    """Detect the largest face of a loaded (3, H, W) ``photo`` (a video frame, ``path`` naming it) and align it.
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """The landmarks of one face in photo pixels: (68, 2) points, (68,) confidence, their source (detector name),
+    and (468, 2) dense points with (468,) confidences when the detector gives them."""
+
+    landmarks: Tensor
+    confidence: Tensor
+    source: str
+    dense: tuple[Tensor, Tensor] | None = None
+
+
+def detect_landmarks(path: str | os.PathLike, photo: Tensor, detector: LandmarkDetector) -> FaceLandmarks:
+    """The checked landmarks of the largest face ``detector`` finds in a loaded (3, H, W) ``photo`` (a video
+    frame, ``path`` naming it).
 
     Raises:
         PhotoError: no face, or landmarks no face could have.
@@ -137,30 +149,40 @@ def detect_sample(path: str | os.PathLike, photo: Tensor, detector: LandmarkDete
     dense = None
     if face.dense_landmarks is not None:
         dense = (face.dense_landmarks[:NUM_MESH_POINTS].float(), face.dense_confidence[:NUM_MESH_POINTS].float())
-    return checked_sample(path, photo, face.landmarks.float(), face.landmark_confidence.float(), face.detector,
-                          crop_size, dense)
+    found = FaceLandmarks(face.landmarks.float(), face.landmark_confidence.float(), face.detector, dense)
+    check_landmarks(path, photo, found)
+    return found
 
 
-def checked_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, confidence: Tensor, source: str,
-                   crop_size: int = CROP_SIZE, dense: tuple[Tensor, Tensor] | None = None) -> PhotoSample:
-    """``align_sample`` after checking that the landmarks are ones a face could have (``PhotoError`` if not)."""
-    problem = implausible_landmarks(landmarks, tuple(photo.shape[-2:]))
+def check_landmarks(path: str | os.PathLike, photo: Tensor, found: FaceLandmarks) -> None:
+    """``PhotoError`` when ``found`` are landmarks no face in ``photo`` could have (``perception.plausible``)."""
+    problem = implausible_landmarks(found.landmarks, tuple(photo.shape[-2:]))
     if problem:
-        raise PhotoError(path, f"{problem} (from {source})")
-    return align_sample(path, photo, landmarks, confidence, source, crop_size, dense)
+        raise PhotoError(path, f"{problem} (from {found.source})")
+
+
+def detect_sample(path: str | os.PathLike, photo: Tensor, detector: LandmarkDetector,
+                  crop_size: int = CROP_SIZE) -> PhotoSample:
+    """``detect_landmarks`` of a loaded photo, aligned (``align_sample``)."""
+    found = detect_landmarks(path, photo, detector)
+    return align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size, found.dense)
 
 
 def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, confidence: Tensor, source: str,
-                 crop_size: int = CROP_SIZE, dense: tuple[Tensor, Tensor] | None = None) -> PhotoSample:
+                 crop_size: int = CROP_SIZE, dense: tuple[Tensor, Tensor] | None = None,
+                 mask: bool = True) -> PhotoSample:
     """Crop and mask a loaded photo whose (68, 2) landmarks (photo pixels) and (68,) confidence are known, with
-    its (468, 2) dense points and (468,) confidences when ``dense`` gives them."""
+    its (468, 2) dense points and (468,) confidences when ``dense`` gives them. ``mask=False`` leaves the
+    face-region mask at 1 everywhere, for fits that render nothing (the landmark-only ``fast`` schedule), as the
+    soft mask costs more than the crop."""
     crop = crop_faces(photo[None], landmarks[None], size=crop_size)
     crop_landmarks = crop.to_crop(landmarks[None])[0]
-    mask = face_region_mask(crop_landmarks[None], crop_size, crop_size, softness=MASK_SOFTNESS)[0]
+    face_mask = (face_region_mask(crop_landmarks[None], crop_size, crop_size, softness=MASK_SOFTNESS)[0] if mask
+                 else torch.ones(1, crop_size, crop_size))
     points, point_confidence = dense if dense is not None else (None, None)
     crop_dense = None if points is None else crop.to_crop(points[None])[0]
     return PhotoSample(str(path), photo, landmarks, confidence, source, crop.images[0].clamp(0, 1), crop_landmarks,
-                       crop.inverse[0], mask, points, point_confidence, crop_dense)
+                       crop.inverse[0], face_mask, points, point_confidence, crop_dense)
 
 
 class PhotoLoader:
@@ -200,4 +222,4 @@ class PhotoLoader:
 
 
 __all__ = ["AnnotationError", "LandmarkFile", "PhotoError", "PhotoLoader", "PhotoSample", "align_sample",
-           "checked_sample", "detect_sample", "load_sample"]
+           "FaceLandmarks", "check_landmarks", "detect_landmarks", "detect_sample", "load_sample"]

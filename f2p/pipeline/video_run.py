@@ -54,7 +54,7 @@ from f2p.naming import source_record
 from f2p.perception.align import apply_affine
 from f2p.perception.crop import CROP_SIZE
 from f2p.perception.detection import LandmarkDetector
-from f2p.perception.photo import PhotoError, PhotoSample, align_sample, detect_sample
+from f2p.perception.photo import FaceLandmarks, PhotoError, PhotoSample, align_sample, detect_landmarks
 from f2p.perception.video import Clip, VideoError
 from f2p.pipeline.photo_run import Settings, observations
 from f2p.pipeline.temporal import bridge, bridge_rotations, smooth, smooth_rotations
@@ -69,9 +69,9 @@ from f2p.scene.uncrop import uncrop_camera
 
 log = logging.getLogger("f2p")
 
-FramePerceiver = Callable[[str, int, Tensor], PhotoSample]
-"""(frame name, frame index, (3, H, W) frame) -> aligned sample, raising ``PhotoError`` when it has no usable face
-(``detector_perceiver``; the synthetic benchmark hands out known landmarks instead)."""
+FramePerceiver = Callable[[str, int, Tensor], FaceLandmarks]
+"""(frame name, frame index, (3, H, W) frame) -> the face's landmarks in frame pixels, raising ``PhotoError`` when
+it has no usable face (``detector_perceiver``; the synthetic benchmark hands out known landmarks instead)."""
 SHARED_GROUP = "identity"
 """The model group one clip shares over all its frames."""
 SHARED_APPEARANCE = (VERTEX_COLOR,)
@@ -118,11 +118,11 @@ class ClipOptions:
                 "batch_size": self.batch_size, "crop_size": self.crop_size}
 
 
-def detector_perceiver(detector: LandmarkDetector, crop_size: int = CROP_SIZE) -> FramePerceiver:
-    """Frames perceived by ``detector`` (its largest face), as photos are (``perception.photo.detect_sample``)."""
+def detector_perceiver(detector: LandmarkDetector) -> FramePerceiver:
+    """Frames perceived by ``detector`` (its largest face), as photos are (``perception.photo.detect_landmarks``)."""
 
-    def perceive(name: str, index: int, image: Tensor) -> PhotoSample:
-        return detect_sample(name, image, detector, crop_size)
+    def perceive(name: str, index: int, image: Tensor) -> FaceLandmarks:
+        return detect_landmarks(name, image, detector)
 
     return perceive
 
@@ -197,11 +197,12 @@ class Detections:
     sources: list[str]
     size: tuple[int, int]
 
-    def sample(self, name: str, index: int, image: Tensor, crop_size: int) -> PhotoSample:
-        """Frame ``index`` (its decoded (3, H, W) ``image``) aligned from its stored landmarks."""
+    def sample(self, name: str, index: int, image: Tensor, crop_size: int, mask: bool) -> PhotoSample:
+        """Frame ``index`` (its decoded (3, H, W) ``image``) aligned from its stored landmarks (``align_sample``)."""
         a = {key: torch.from_numpy(value[index]).float() for key, value in self.arrays.items()}
         dense = None if torch.isnan(a["dense"]).any() else (a["dense"], a["dense_confidence"])
-        return align_sample(name, image, a["landmarks"], a["confidence"], self.sources[index], crop_size, dense)
+        return align_sample(name, image, a["landmarks"], a["confidence"], self.sources[index], crop_size, dense,
+                            mask)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"times": self.times, "found": self.found, "reasons": np.array(self.reasons, dtype=str),
@@ -233,8 +234,10 @@ class ClipRun:
         self.options = options
         self.settings = {**(settings or {}), **options.settings()}
         stages = schedule_for(options.quality)
-        self.keyframe_fitter = Fitter(spec, renderer, stages)
-        self.frame_fitter = Fitter(spec, renderer, frozen(stages, SHARED_GROUP))
+        self.renders = any(stage.needs_render for stage in stages)
+        fit_renderer = renderer if self.renders else None  # a landmark-only schedule renders nothing
+        self.keyframe_fitter = Fitter(spec, fit_renderer, stages)
+        self.frame_fitter = Fitter(spec, fit_renderer, frozen(stages, SHARED_GROUP))
         self.arkit = arkit_map(spec.model)
 
     def process(self, path: Path, out_dir: Path, fps: float | None = None) -> PhotoOutcome:
@@ -294,12 +297,11 @@ class ClipRun:
                 times.append(frame.time)
                 values = {key: np.full(shape, np.nan, np.float32) for key, shape in LANDMARK_STORE.items()}
                 try:
-                    sample = self.perceive(f"{clip.path}#{frame.index}", frame.index, frame.image)
-                    values["landmarks"], values["confidence"] = sample.landmarks.numpy(), sample.confidence.numpy()
-                    if sample.dense is not None:
-                        values["dense"], values["dense_confidence"] = (sample.dense.numpy(),
-                                                                       sample.dense_confidence.numpy())
-                    found.append(True), reasons.append(""), sources.append(sample.source)
+                    face = self.perceive(f"{clip.path}#{frame.index}", frame.index, frame.image)
+                    values["landmarks"], values["confidence"] = face.landmarks.numpy(), face.confidence.numpy()
+                    if face.dense is not None:
+                        values["dense"], values["dense_confidence"] = (face.dense[0].numpy(), face.dense[1].numpy())
+                    found.append(True), reasons.append(""), sources.append(face.source)
                 except PhotoError as error:
                     found.append(False), reasons.append(error.reason), sources.append("")
                 for key, value in values.items():
@@ -321,7 +323,7 @@ class ClipRun:
         for frame in clip.frames():
             if frame.index in indices:
                 yield frame.index, detections.sample(f"{clip.path}#{frame.index}", frame.index, frame.image,
-                                                     self.options.crop_size)
+                                                     self.options.crop_size, self.renders)
 
     def _identity(self, clip: Clip, detections: Detections, progress: ClipProgress
                   ) -> tuple[dict[str, Tensor], np.ndarray]:
