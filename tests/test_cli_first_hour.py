@@ -136,3 +136,13 @@ def test_model_ict_lists_every_expression_name(models_dir, monkeypatch, capsys) 
     listed = {name.strip() for line in out.splitlines() if line.startswith("    ") for name in line.split(",")}
     assert set(names) <= listed
     assert "..." not in out
+
+
+def test_prepare_out_naming_a_file_is_one_line(tmp_path, faces_dir, caplog) -> None:
+    (tmp_path / "taken").write_text("a file")
+    photo = faces_dir / "images" / "celeba_000002.jpg"
+    with caplog.at_level(logging.ERROR, logger="f2p"):
+        assert main(["prepare", str(photo), "--out", str(tmp_path / "taken"), "--detector", "dlib"]) == 2
+    assert [record.getMessage() for record in caplog.records] == [f"--out {tmp_path / 'taken'}: exists and is not a "
+                                                                  "folder"]
+    assert (tmp_path / "taken").read_text() == "a file"

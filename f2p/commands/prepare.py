@@ -8,11 +8,13 @@ Examples:
 Writes prepared/records/<photo>-<hash>.json per photo with a face (see f2p.perception.prepared; read them with
 load_prepared), and prepared/summary.json + summary.csv listing every photo of the run with its status and, for
 failures, the reason. Photos already prepared (same file size and time, detector and options) are skipped; one bad
-photo never stops the others. Exit code 0 when every photo has a record, 1 when any failed.
+photo never stops the others. Exit code 0 when every photo has a record, 1 when any failed, 2 when --out is a
+file or the detector cannot be built (one line saying why).
 
-Detector "auto" uses FAN when its weights are in torch hub's checkpoint folder, dlib otherwise (see
-f2p.perception.fan_detector for the files to place there offline). Identity embeddings use dlib's face-recognition
-network from f2p.perception.identity when that module is available (128 floats per face).
+Detector "auto" is MediaPipe's face mesh with dlib's 68 points (see f2p.perception.detectors); MediaPipe's files are
+fetched into the cache on the first run (f2p.commands.first_run) unless F2P_OFFLINE is set, and without them "auto"
+runs FAN when its weights are in torch hub's checkpoint folder, dlib otherwise. Identity embeddings use dlib's
+face-recognition network from f2p.perception.identity when that module is available (128 floats per face).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="photos, or folders whose photos (by suffix) are taken")
     parser.add_argument("--out", type=Path, required=True, help="cache folder (records/ and summary files)")
     parser.add_argument("--detector", choices=DETECTOR_NAMES, default="auto",
-                        help="landmark detector (default auto: FAN if its weights are on disk, else dlib HOG; "
+                        help="landmark detector (default auto: MediaPipe's face mesh with dlib's 68 points; "
                              "dlib-mmod: dlib's CNN face detector, slower, finds more faces)")
     parser.add_argument("--device", default="cpu", help="torch device for FAN and the identity network")
     parser.add_argument("--all-faces", action="store_true", help="keep every face, not only the largest")
@@ -48,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest side photos are downscaled to for detection (results are in full-size pixels)")
     parser.add_argument("--force", action="store_true", help="redo photos that already have a record")
     parser.add_argument("--download-weights", action="store_true",
-                        help="let FAN download its weights when missing (online use)")
+                        help="let FAN download its weights when missing (MediaPipe's files are fetched when "
+                             "missing unless F2P_OFFLINE is set)")
     parser.add_argument("--threads", type=thread_count, default=0, metavar="N", help=THREADS_HELP)
 
 
@@ -69,8 +72,11 @@ def write_summary(out: Path, rows: list[dict], detector: str, embedder: str | No
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from f2p.commands.first_run import fetch_detector_models
+    from f2p.errors import ModelFileError
     from f2p.perception.detection import DetectionFailure
     from f2p.perception.detectors import create_detector
+    from f2p.perception.fan_detector import DetectorUnavailableError
     from f2p.perception.image_io import find_photos
     from f2p.perception.prepare import EMBEDDER, cached_record, optional_identity_embedder, prepare_photo
     from f2p.perception.prepared import PreparedRecord, photo_key, record_path, write_record
@@ -80,8 +86,16 @@ def run(args: argparse.Namespace) -> int:
     if not photos:
         logger.error("no photos found in %s", ", ".join(map(str, args.inputs)))
         return 1
+    if args.out.exists() and not args.out.is_dir():
+        logger.error("--out %s: exists and is not a folder", args.out)
+        return 2
     set_threads(args.threads)
-    detector = create_detector(args.detector, args.device, allow_download=args.download_weights)
+    try:
+        fetch_detector_models(args.detector)
+        detector = create_detector(args.detector, args.device, allow_download=args.download_weights)
+    except (ModelFileError, DetectorUnavailableError) as error:
+        logger.error("%s", error)
+        return 2
     embedder = None if args.no_embed else optional_identity_embedder(args.device)
     embedder_name = None if embedder is None else EMBEDDER
     rows = []
