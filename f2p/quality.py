@@ -15,3 +15,7 @@ DEFAULT_QUALITY = "default"
 """The level used unless told otherwise."""
 QUALITY_HELP = ("fitting quality: fast (landmark solver only, about 0.1 s per photo on a CPU) | default (plus a "
                 "short shading stage) | best (full photometric and identity schedule)")
+INSTANT = "instant"
+"""Not a fitting schedule: the shipped landmark network's one-pass prediction alone (``reconstruct --quality``,
+``evaluate --synthetic --quality``), milliseconds per photo."""
+INSTANT_HELP = " | instant (the shipped landmark network alone, no fitting, milliseconds per photo)"

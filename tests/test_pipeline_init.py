@@ -27,6 +27,7 @@ from f2p.morphable.registry import load_model
 from f2p.nets import ResNetEncoder, UNetRefiner
 from f2p.render.renderer import MeshRenderer
 from f2p.scene import SceneSpec, render_scene
+from f2p.systems.landmark_weights import regressor_initializer
 from f2p.systems.regressor import LossWeights, RegressorSystem
 from regressor_support import one_thread  # noqa: F401 (autouse fixture)
 
@@ -88,7 +89,7 @@ def rigid(steps: int) -> Stage:
 
 def test_a_fit_of_zero_steps_returns_the_regressors_prediction(regressor, spec, obs, renderer):
     stages = [rigid(0), replace(default_schedule()[1], steps=0)]
-    estimate = FittingEstimator(Fitter(spec, renderer, stages), initializer=regressor.predict_params)(obs)
+    estimate = FittingEstimator(Fitter(spec, renderer, stages), initializer=regressor_initializer(regressor))(obs)
     predicted = regressor.predict_params(obs.image, obs.landmarks)
     assert set(estimate.params) == set(predicted)
     for group, value in predicted.items():
@@ -115,13 +116,13 @@ def first_rigid_loss(estimator: FittingEstimator, obs) -> float:
 def test_the_fit_starts_lower_from_a_trained_regressor_than_from_the_mean_face(regressor, spec, obs, renderer):
     fitter = Fitter(spec, renderer, [rigid(2)])
     from_mean = first_rigid_loss(FittingEstimator(fitter), obs)
-    from_regressor = first_rigid_loss(FittingEstimator(fitter, initializer=regressor.predict_params), obs)
+    from_regressor = first_rigid_loss(FittingEstimator(fitter, initializer=regressor_initializer(regressor)), obs)
     # ignoring the initializer gives a ratio of 1; the trained regressor's start is 0.07-0.3 of the mean face's
     assert from_regressor < 0.5 * from_mean, (from_regressor, from_mean)
 
 
 def test_the_prediction_estimator_hands_the_prediction_on_unchanged(regressor, obs):
-    estimator = PredictionEstimator(regressor.predict_params)
+    estimator = PredictionEstimator(regressor_initializer(regressor))
     assert estimator.method == "regressor" and estimator.steps == 0
     calls = []
     estimate = estimator(obs, on_step=lambda *args: calls.append(args))
@@ -132,4 +133,4 @@ def test_the_prediction_estimator_hands_the_prediction_on_unchanged(regressor, o
         assert not estimate.params[group].requires_grad
     assert estimate.errors == [""] * N and not estimate.failed.any()
     assert estimate.metrics == [{}] * N and estimate.scene is None and calls == []
-    assert PredictionEstimator(regressor.predict_params, method="regressor-v2").method == "regressor-v2"
+    assert PredictionEstimator(regressor_initializer(regressor), method="regressor-v2").method == "regressor-v2"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
 from f2p.perception.crop_size import CROP_SIZE
-from f2p.quality import DEFAULT_QUALITY, QUALITIES, QUALITY_HELP
+from f2p.quality import DEFAULT_QUALITY, INSTANT, INSTANT_HELP, QUALITIES, QUALITY_HELP
 
 DEFAULT_SYNTHETIC_OUT = Path("outputs") / "evaluation_synthetic"
 PHOTO_OUT = "evaluation"
@@ -38,12 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synthetic = parser.add_argument_group("synthetic evaluation")
     synthetic.add_argument("--model", default="ict", help="ict | sfm | flame | bfm | procedural | path to a model file")
     synthetic.add_argument("--size", type=int, default=CROP_SIZE, help=f"image side in pixels (default {CROP_SIZE})")
-    synthetic.add_argument("--quality", choices=QUALITIES, default=DEFAULT_QUALITY, help=QUALITY_HELP)
+    synthetic.add_argument("--quality", choices=(INSTANT, *QUALITIES), default=DEFAULT_QUALITY,
+                           help=QUALITY_HELP + INSTANT_HELP)
     synthetic.add_argument("--steps", type=int, default=None,
                            help="total fitting steps over all stages (default: those of the --quality schedule, as "
                                 "reconstruct)")
     synthetic.add_argument("--checkpoint", type=Path,
-                           help="predict with this regressor checkpoint instead of fitting")
+                           help="predict with this network instead of fitting (landmark-regressor weights or an "
+                                "image regressor's checkpoint, as reconstruct --init)")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the faces and the landmark noise")
     synthetic.add_argument("--dense", action="store_true",
                            help="also observe the 468 dense landmarks (MediaPipe's face mesh, same noise)")
@@ -104,11 +106,13 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from f2p.morphable.registry import load_model
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
-    from f2p.systems.checkpoints import load_regressor
+    from f2p.systems.landmark_weights import load_initializer, shipped_weights
 
+    if args.quality == INSTANT and args.checkpoint is None:
+        args.checkpoint = shipped_weights(args.model)
     if args.steps is None:
-        args.steps = total_steps(args.quality)
-    if min(args.synthetic, args.size, args.steps, args.batch_size) < 1 or args.landmark_noise < 0:
+        args.steps = 0 if args.quality == INSTANT else total_steps(args.quality)
+    if min(args.synthetic, args.size, args.steps or 1, args.batch_size) < 1 or args.landmark_noise < 0:
         return _fail("--synthetic, --size, --steps and --batch-size must be at least 1, --landmark-noise >= 0")
     try:
         device = resolve_device(args.device)
@@ -126,10 +130,10 @@ def run_synthetic(args: argparse.Namespace) -> int:
         method = f"fit from the mean face, {args.quality} quality, {args.steps} steps"
     else:
         try:
-            regressor = load_regressor(args.checkpoint, map_location=device, expect=spec)
+            predict = load_initializer(args.checkpoint, map_location=device, expect=spec)
         except ModelFileError as error:
             return _fail(str(error))
-        estimate = PredictionEstimator(regressor.predict_params)
+        estimate = PredictionEstimator(predict)
         method = f"regressor {args.checkpoint}"
     set_threads(args.threads)
     evaluation = evaluate_synthetic(

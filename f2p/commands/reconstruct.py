@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from f2p.commands.clips import add_clip_arguments, run_clips, split_clips
 from f2p.commands.options import DEVICE_HELP
 from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
 from f2p.perception.crop_size import CROP_SIZE, MIN_CROP_SIZE
-from f2p.quality import DEFAULT_QUALITY, QUALITIES, QUALITY_HELP
+from f2p.quality import DEFAULT_QUALITY, INSTANT, INSTANT_HELP, QUALITIES, QUALITY_HELP
 
 if TYPE_CHECKING:
     from f2p.export.run_log import RunLog
@@ -37,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "an annotations.json); auto: MediaPipe's face mesh with dlib's 68 points on its box")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--backend", default="auto", help="rasterizer: auto | torch | pytorch3d")
-    parser.add_argument("--quality", choices=QUALITIES, default=DEFAULT_QUALITY, help=QUALITY_HELP)
+    parser.add_argument("--quality", choices=(INSTANT, *QUALITIES), default=DEFAULT_QUALITY,
+                        help=QUALITY_HELP + INSTANT_HELP)
     parser.add_argument("--steps", type=int, default=None,
                         help="total optimisation steps per photo over all stages (default: those of the --quality "
                              "schedule; each stage is scaled in proportion, solver stages' iteration limits too)")
@@ -45,11 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-size", type=int, default=CROP_SIZE, help="side of the aligned crop that is fitted")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity loss and metric")
     parser.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
-                        help="start each fit from a trained regressor's prediction (python -m f2p fit --config "
-                             "configs/regressor.yaml) instead of the mean face")
+                        help="start each fit (or, with --quality instant, answer) from a trained network's "
+                             "prediction instead of the mean face (instant: the shipped landmark network): "
+                             "landmark-regressor weights (.pt with its .json, or a checkpoint of configs/"
+                             "landmark_regressor.yaml) or an image regressor's checkpoint (configs/regressor.yaml)")
     parser.add_argument("--wandb", choices=("off", "offline", "online"), default="off",
                         help="log losses and overlays to Weights & Biases (offline needs no account)")
     parser.add_argument("--threads", type=thread_count, default=0, metavar="N", help=THREADS_HELP)
+    add_clip_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.errors import ModelFileError
     from f2p.export.photo import PhotoExporter
     from f2p.export.run_log import RunLog
-    from f2p.fitting.estimate import FittingEstimator
+    from f2p.fitting.estimate import FittingEstimator, PredictionEstimator
     from f2p.fitting.fitter import Fitter
     from f2p.fitting.schedule import schedule_for, total_steps
     from f2p.morphable.registry import load_model
@@ -86,18 +91,20 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.pipeline import PhotoRun, outcome_line
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
-    from f2p.systems.checkpoints import load_regressor
+    from f2p.systems.landmark_weights import load_initializer, shipped_weights
 
+    instant = args.quality == INSTANT
     if args.steps is None:
-        args.steps = total_steps(args.quality)
-    if args.steps < 1 or args.batch_size < 1:
+        args.steps = 0 if instant else total_steps(args.quality)
+    if (args.steps < 1 and not instant) or args.batch_size < 1:
         return _fail("--steps and --batch-size must be at least 1")
     if args.crop_size < MIN_CROP_SIZE:
         return _fail(f"--crop-size {args.crop_size}: must be at least {MIN_CROP_SIZE} pixels")
     if args.out.exists() and not args.out.is_dir():
         return _fail(f"--out {args.out}: exists and is not a folder")
-    images = find_photos(args.inputs)
-    if not any(image.is_file() for image in images):
+    clips, photo_inputs = split_clips(args.inputs, args.video)
+    images = find_photos(photo_inputs)
+    if not clips and not any(image.is_file() for image in images):
         return _fail(f"no photos found in {', '.join(map(str, args.inputs))}")
     try:
         device = resolve_device(args.device)
@@ -105,9 +112,9 @@ def _run(args: argparse.Namespace) -> int:
         embedder = None if args.no_identity else create_embedder("dlib").to(device)
         spec = SceneSpec(model, (args.crop_size, args.crop_size))
         renderer = MeshRenderer(backend=args.backend)
-        initializer = None
-        if args.init is not None:
-            initializer = load_regressor(args.init, map_location=device, expect=spec).predict_params
+        if instant and args.init is None:
+            args.init = shipped_weights(model.name)
+        initializer = None if args.init is None else load_initializer(args.init, map_location=device, expect=spec)
     except (ModelFileError, FileNotFoundError, ValueError) as error:
         return _fail(str(error))
     try:
@@ -115,8 +122,11 @@ def _run(args: argparse.Namespace) -> int:
     except (AnnotationError, OSError) as error:
         return _fail(f"--landmarks {args.landmarks}: {error}")
     set_threads(args.threads)
-    stages = schedule_for(args.quality, args.steps / total_steps(args.quality))
-    estimator = FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer)
+    if instant:
+        stages, estimator = [], PredictionEstimator(initializer, method="landmark-regressor")
+    else:
+        stages = schedule_for(args.quality, args.steps / total_steps(args.quality))
+        estimator = FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer)
     names = output_names(images)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -126,10 +136,11 @@ def _run(args: argparse.Namespace) -> int:
     if removed:
         log.info("removed %d unfinished temporary file(s) of an interrupted run in %s", removed, args.out)
     photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder), embedder, settings(args), order=images)
+    photo_run.rows.update(run_clips(clips, args, spec, renderer, settings(args)))
     todo = [images[i] for i in photo_run.resume(images, [names[image] for image in images])]
     if len(todo) < len(images):
         log.info("skipping %d photo(s) already done in %s", len(images) - len(todo), args.out)
-    last_steps = {stage.name: stage.steps - 1 for stage in estimator.fitter.stages}
+    last_steps = {stage.name: stage.steps - 1 for stage in stages}
     batches = [todo[start:start + args.batch_size] for start in range(0, len(todo), args.batch_size)]
     run_log = RunLog(args.out, args.wandb, {k: str(v) for k, v in vars(args).items()}, len(batches))
     logged = LoggedEstimator(estimator, run_log)

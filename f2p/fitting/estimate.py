@@ -17,9 +17,9 @@ from f2p.fitting.fitter import Fitter, OnStep
 from f2p.scene.compose import SceneOutput
 from f2p.scene.observations import Observations
 
-Initializer = Callable[[Tensor, Tensor], dict[str, Tensor]]
-"""(B, 3, S, S) crops and (B, 68, 2) crop landmarks -> {group: (B, K)} parameters (a regressor's
-``predict_params``): where a fit starts, or the answer of a one-pass estimator."""
+Initializer = Callable[[Observations], dict[str, Tensor]]
+"""Observations of B photos (crops, landmarks, dense landmarks) -> {group: (B, K)} parameters (a trained network,
+``systems.landmark_weights.load_initializer``): where a fit starts, or the answer of a one-pass estimator."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class FittingEstimator:
         init = None
         if self.initializer is not None:
             with torch.no_grad():
-                init = self.initializer(obs.image, obs.landmarks)
+                init = self.initializer(obs)
         result = self.fitter.fit(obs, init=init, on_step=on_step)
         errors = [f"optimisation diverged (NaN or exploding loss) after {int(retries)} retries with smaller steps"
                   if failed else "" for failed, retries in zip(result.failed.tolist(), result.retries.tolist())]
@@ -92,7 +92,7 @@ class PredictionEstimator:
     """One-pass prediction: ``predict`` (a trained regressor's ``predict_params``) gives the parameters.
 
     Args:
-        predict: crops and their landmarks -> parameters.
+        predict: observations -> parameters.
         method: name for metrics.json.
     """
 
@@ -104,6 +104,6 @@ class PredictionEstimator:
 
     def __call__(self, obs: Observations, on_step: OnStep | None = None) -> Estimate:
         with torch.no_grad():
-            params = self.predict(obs.image, obs.landmarks)
+            params = self.predict(obs)
         return Estimate({name: value.detach() for name, value in params.items()}, [""] * obs.batch_size,
                         [{} for _ in range(obs.batch_size)])

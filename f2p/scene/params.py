@@ -225,7 +225,7 @@ class SceneSpec:
 
         Depth from the ratio of model and image landmark spreads, x/y from the centroids.
         """
-        mean = self.model(**self.model.zero_params(1)).landmarks[0]  # (68, 3) model space
+        mean = self.model.landmarks(**self.model.zero_params(1))[0]  # (68, 3) model space, without the mesh
         weights = self.model.landmark_confidence  # (68,)
         w = weights / weights.sum()
         model_xy = mean[:, :2] * mean.new_tensor([1.0, -1.0])  # model y up -> image y down

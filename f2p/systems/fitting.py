@@ -22,7 +22,7 @@ from f2p.quality import DEFAULT_QUALITY, Quality
 from f2p.pipeline import PhotoRun, outcome_line
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.params import SceneSpec
-from f2p.systems.checkpoints import load_regressor
+from f2p.systems.landmark_weights import load_initializer
 
 log = logging.getLogger("f2p")
 
@@ -72,7 +72,7 @@ class FittingSystem(L.LightningModule):
         spec = SceneSpec(self.face_model, (self.crop_size, self.crop_size))
         initializer = None
         if self.init_checkpoint is not None:
-            initializer = load_regressor(self.init_checkpoint, map_location=self.device, expect=spec).predict_params
+            initializer = load_initializer(self.init_checkpoint, map_location=self.device, expect=spec)
         self.estimator = FittingEstimator(Fitter(spec, self.renderer, self.stages, self.embedder), initializer)
         settings = {"model": str(self.hparams.model), "crop_size": self.crop_size, "identity": self.embedder is not None,
                     "steps": self.estimator.steps, "init": self.init_checkpoint}

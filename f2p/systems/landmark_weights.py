@@ -1,0 +1,190 @@
+"""The landmark regressor's weights: the ones shipped in ``f2p/weights/``, any ``python -m f2p fit --config
+configs/landmark_regressor.yaml`` checkpoint, and the export from one to the other.
+
+Shipped weights are two files: ``<model>_landmark_regressor.pt``, the network's state dict alone (read with
+``torch.load(weights_only=True)``: tensors, no code), and ``<model>_landmark_regressor.json`` beside it, the plain
+hyper-parameters (``HYPER_PARAMETERS``) that rebuild f2p's own ``LandmarkRegressor`` before the weights go in.
+Nothing in either file names a class or a file to read; a tampered, truncated or wrong-shape file is refused in one
+line (``ModelFileError``).
+
+``load_initializer`` is what ``--init`` and ``--checkpoint`` take: landmark-regressor weights or an image
+regressor's checkpoint (``systems.checkpoints.load_regressor``), as an ``Initializer`` of the observations.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from f2p.errors import ModelFileError
+from f2p.fitting.estimate import Initializer
+from f2p.morphable.registry import MODEL_NAMES, load_model
+from f2p.nets.landmark_regressor import LandmarkRegressor
+from f2p.scene.observations import Observations
+from f2p.scene.params import SceneSpec
+from f2p.systems.checkpoints import _one_line, load_regressor
+from f2p.systems.regressor import RegressorSystem
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+"""The package folder of shipped weights."""
+SHIPPED_SUFFIX = "_landmark_regressor.pt"
+HYPER_PARAMETERS = {"face_model": str, "image_size": int, "hidden": int, "depth": int}
+"""What the JSON beside a state dict (and a checkpoint's hyper-parameters) must give, with their types."""
+NETWORK_PREFIX = "network."
+"""State-dict prefix of the network inside a ``LandmarkRegressorSystem`` checkpoint."""
+
+
+def shipped_weights(model_name: str) -> Path:
+    """The shipped weights of face model ``model_name`` (``f2p/weights/<name>_landmark_regressor.pt``)."""
+    return WEIGHTS_DIR / f"{model_name}{SHIPPED_SUFFIX}"
+
+
+class LandmarkPredictor:
+    """A loaded landmark regressor as an estimator's initialiser: ``Observations`` -> {group: (B, K)}.
+
+    Landmarks of crops of any size are mapped to the network's crop size (pixel-centre rule); the parameters do not
+    depend on the crop size, so they hold for the observations' scene.
+
+    Args:
+        network: the regressor (its ``spec`` gives the crop size it was trained at).
+    """
+
+    def __init__(self, network: LandmarkRegressor) -> None:
+        self.network = network.eval()
+
+    @torch.no_grad()
+    def __call__(self, obs: Observations) -> dict[str, Tensor]:
+        H, W = obs.image_size
+        S = self.network.spec.image_size[0]
+        device = self.network.spec.model.device
+        scale = torch.tensor([S / W, S / H], device=device)
+
+        def to_network(points: Tensor | None) -> Tensor | None:
+            return None if points is None else (points.to(device) + 0.5) * scale - 0.5
+
+        dense_confidence = None if obs.dense_confidence is None else obs.dense_confidence.to(device)
+        params = self.network(to_network(obs.landmarks), obs.confidence.to(device), to_network(obs.dense),
+                              dense_confidence)
+        return {name: value.to(obs.image.device) for name, value in params.items()}
+
+
+def is_landmark_weights(path: Path) -> bool:
+    """Whether ``path`` holds landmark-regressor weights: a state dict with its JSON beside it, or a checkpoint of
+    ``LandmarkRegressorSystem`` (hyper-parameters ``hidden`` and ``depth``, no image ``encoder``)."""
+    path = Path(path)
+    if path.with_suffix(".json").is_file() and path.suffix == ".pt":
+        return True
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError):
+        return False  # not ours; the image regressor's loader reports what is wrong with it
+    hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
+    return isinstance(hparams, dict) and "hidden" in hparams and "depth" in hparams and "encoder" not in hparams
+
+
+def load_landmark_regressor(path: str | Path, map_location: str | torch.device = "cpu",
+                            expect: SceneSpec | None = None) -> LandmarkPredictor:
+    """A landmark regressor from shipped weights (``.pt`` + ``.json``) or a training checkpoint (``.ckpt``).
+
+    Args:
+        path: the file.
+        map_location: device of the network.
+        expect: the scene the predictions are for: its face model is used and must be the network's.
+
+    Raises:
+        ModelFileError: missing, unreadable or tampered file, hyper-parameters of the wrong type, weights of another
+            shape or another face model (one line naming the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such landmark-regressor weights file")
+    content = _load(path)
+    if path.suffix == ".pt" and path.with_suffix(".json").is_file():
+        try:
+            hparams = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelFileError(path.with_suffix(".json"), f"not readable JSON ({_one_line(error)})") from error
+        state = content
+    elif isinstance(content, dict) and isinstance(content.get("hyper_parameters"), dict):
+        hparams = content["hyper_parameters"]
+        state = {key[len(NETWORK_PREFIX):]: value for key, value in (content.get("state_dict") or {}).items()
+                 if key.startswith(NETWORK_PREFIX)}
+    else:
+        raise ModelFileError(path, "neither a landmark-regressor state dict with its .json beside it nor a "
+                                   "checkpoint of python -m f2p fit --config configs/landmark_regressor.yaml")
+    arguments = _hyper_parameters(path, hparams)
+    if expect is not None and arguments["face_model"] != expect.model.name:
+        raise ModelFileError(path, f"the landmark regressor predicts model {arguments['face_model']!r}, but "
+                                   f"{expect.model.name!r} is used here (pass --model {arguments['face_model']})")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ModelFileError(path, "holds no tensors of a landmark regressor")
+    model = expect.model if expect is not None else load_model(arguments["face_model"])
+    spec = SceneSpec(model, (arguments["image_size"], arguments["image_size"]))
+    network = LandmarkRegressor(spec, arguments["hidden"], arguments["depth"])
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        raise ModelFileError(path, f"not the weights of f2p's landmark regressor with {arguments} "
+                                   f"({_one_line(error)})") from error
+    return LandmarkPredictor(network.to(map_location))
+
+
+def load_initializer(path: str | Path, map_location: str | torch.device = "cpu",
+                     expect: SceneSpec | None = None) -> Initializer:
+    """Observations -> parameters from landmark-regressor weights or an image regressor's checkpoint.
+
+    Raises:
+        ModelFileError: the file is neither (one line naming it; see the two loaders).
+    """
+    if is_landmark_weights(Path(path)):
+        return load_landmark_regressor(path, map_location, expect)
+    return regressor_initializer(load_regressor(path, map_location, expect))
+
+
+def regressor_initializer(regressor: RegressorSystem) -> Initializer:
+    """An image regressor's ``predict_params`` as an ``Initializer`` (it reads the crops and their 68 landmarks)."""
+    return lambda obs: regressor.predict_params(obs.image, obs.landmarks)
+
+
+def export_weights(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]:
+    """Write a training checkpoint's network as shipped weights: ``out`` (state dict) and ``out`` with ``.json``.
+
+    Returns:
+        The two paths written.
+    """
+    checkpoint, out = Path(checkpoint), Path(out)
+    predictor = load_landmark_regressor(checkpoint)
+    hparams = _hyper_parameters(checkpoint, _load(checkpoint)["hyper_parameters"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(predictor.network.state_dict(), out)
+    out.with_suffix(".json").write_text(json.dumps(hparams, indent=2) + "\n")
+    return out, out.with_suffix(".json")
+
+
+def _load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as error:
+        raise ModelFileError(path, f"not a weights file f2p can load ({_one_line(error)})") from error
+
+
+def _hyper_parameters(path: Path, hparams: object) -> dict:
+    """``HYPER_PARAMETERS`` of ``hparams``, type-checked; a face model only by registry name."""
+    if not isinstance(hparams, dict):
+        raise ModelFileError(path, "hyper-parameters are not a table")
+    arguments = {}
+    for name, kind in HYPER_PARAMETERS.items():
+        value = hparams.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ModelFileError(path, f"hyper-parameter {name!r} is {type(value).__name__}, expected {kind.__name__}")
+        arguments[name] = value
+    if arguments["face_model"] not in MODEL_NAMES:
+        raise ModelFileError(path, f"face model {arguments['face_model']!r} is not a registry name "
+                                   f"({', '.join(MODEL_NAMES)})")
+    return arguments
+
