@@ -21,7 +21,8 @@ What the file holds (one scene, one node, one mesh with one triangle primitive, 
   [0, 100] gives ``v / 100``. The fitted expression is the mesh's default ``weights``; the target names (the
   model's component names, ``<group>_<k>`` where it has none) are in ``mesh.extras.targetNames`` and the scales
   in ``mesh.extras.f2p.targetScales`` (the slider value at weight 1, so ``v = w * s``), with each target's
-  parameter group in ``mesh.extras.f2p.targetGroups``.
+  parameter group in ``mesh.extras.f2p.targetGroups`` and its range of weights in ``mesh.extras.f2p.targetRanges``
+  ([low, high]: the slider's bounds over its scale, +-3 prior standard deviations when unbounded).
 - Colours (``COLOR_0``, float RGB): the given per-vertex colours, which f2p fits against photo pixels and so are
   sRGB-encoded, converted to the linear values glTF specifies for vertex colours (IEC 61966-2-1 transfer function).
 - UVs (``TEXCOORD_0``) where the model has them, with glTF's origin at the top left (``v_gltf = 1 - v``, OBJ and
@@ -39,7 +40,7 @@ What the file holds (one scene, one node, one mesh with one triangle primitive, 
   the sum of their norms, each times its component's reach (the largest weight it takes, ``ExpressionComponent``),
   stays within ``MORPH_TOLERANCE_M`` (0.05 mm), so any weights within the reaches move no vertex further than
   that from the model's mesh. A target that keeps nothing has no data (all zeros). Triangle indices are 16-bit
-  where the vertex count allows. ICT FaceKit's head: 10.3 MB with dense targets, 4.6 MB so (its 53 shapes move
+  where the vertex count allows. ICT FaceKit's head: 10.3 MB with dense targets, 4.8 MB so (its 53 shapes move
   a few thousand vertices each, with sub-micrometre noise elsewhere).
 - Material: a white, non-metallic, double-sided material (the vertex colours carry the colour; ICT's and SFM's
   skin meshes are open surfaces whose back faces show through the mouth and neck).
@@ -104,15 +105,20 @@ class ExpressionComponent:
         name: the model's component name, or ``<group>_<index>`` where the model names none.
         scale: the parameter value at morph weight 1 (module docstring: the slider's max, its min when the max is
             0, 1 when unbounded).
-        reach: the largest morph weight magnitude the component takes: ``max(|min|, |max|) / |scale|`` for a
-            bounded slider (1 for [0, 1]), ``UNBOUNDED_REACH_STD`` prior standard deviations when unbounded.
+        weight_range: (low, high) morph weights the component takes: its bounds over ``scale`` for a bounded slider
+            ((0, 1) for [0, 1]), +- ``UNBOUNDED_REACH_STD`` prior standard deviations when unbounded.
     """
 
     group: str
     index: int
     name: str
     scale: float
-    reach: float
+    weight_range: tuple[float, float]
+
+    @property
+    def reach(self) -> float:
+        """The largest morph weight magnitude the component takes."""
+        return max(abs(self.weight_range[0]), abs(self.weight_range[1]))
 
 
 @dataclass(frozen=True)
@@ -161,11 +167,13 @@ def expression_components(model: MorphableModel) -> tuple[ExpressionComponent, .
             continue
         for k in range(group.size):
             name = group.component_names[k] if group.component_names else f"{group.name}_{k}"
-            scale, reach = 1.0, UNBOUNDED_REACH_STD * group.prior_std[k]
+            reach = UNBOUNDED_REACH_STD * group.prior_std[k]
+            scale, weight_range = 1.0, (-reach, reach)
             if group.bounded:
                 scale = group.upper[k] if group.upper[k] != 0 else (group.lower[k] if group.lower[k] != 0 else 1.0)
-                reach = max(abs(group.lower[k]), abs(group.upper[k])) / abs(scale)
-            components.append(ExpressionComponent(group.name, k, name, float(scale), float(reach)))
+                weight_range = tuple(sorted((group.lower[k] / scale, group.upper[k] / scale)))
+            components.append(ExpressionComponent(group.name, k, name, float(scale),
+                                                  (float(weight_range[0]), float(weight_range[1]))))
     return tuple(components)
 
 
@@ -371,6 +379,7 @@ def head_document(model: MorphableModel, params: dict[str, Tensor], colors: Tens
     gltf.meshes.append(pygltflib.Mesh(
         name=model.name, primitives=[primitive], weights=morphs.weights.tolist() if targets else None,
         extras={"targetNames": names, "f2p": {"model": model.name, "targetScales": [c.scale for c in morphs.components],
+                                              "targetRanges": [list(c.weight_range) for c in morphs.components],
                                               "targetGroups": [c.group for c in morphs.components]}}))
     rotation = None if pose is None else list(pose_quaternion(pose))
     gltf.nodes.append(pygltflib.Node(name=f"{model.name}_head", mesh=HEAD_MESH, rotation=rotation))

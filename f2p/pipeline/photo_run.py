@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from f2p.export.photo import PhotoExporter, PhotoOutcome
+from f2p.export.report_page import write_report_page
 from f2p.face_mesh import NUM_MESH_POINTS
 from f2p.export.results import DONE_MARKER
 from f2p.export.summary import summary_row, write_summary
@@ -215,13 +216,16 @@ class PhotoRun:
         self._write(self.rows)
 
     def _write(self, rows: dict[str, dict[str, str]]) -> None:
-        """Write summary.csv; a write error is logged (one line) and remembered in ``summary_error``."""
+        """Write summary.csv and the results page (``export.report_page``); a write error is logged (one line) and
+        remembered in ``summary_error``."""
+        ordered = self._sorted(rows)
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            write_summary(self.out_dir / "summary.csv", self._sorted(rows))
+            write_summary(self.out_dir / "summary.csv", ordered)
+            write_report_page(self.out_dir, ordered)
             self.summary_error = ""
         except OSError as error:
-            self.summary_error = f"cannot write {self.out_dir / 'summary.csv'}: {_one_line(error)}"
+            self.summary_error = f"cannot write the summary of {self.out_dir}: {_one_line(error)}"
             log.error("%s", self.summary_error)
 
     def _sorted(self, rows: dict[str, dict[str, str]]) -> list[dict[str, str]]:
