@@ -1,7 +1,7 @@
 """A synthetic clip with known parameters, for the video benchmark and tests, and its scores.
 
 The clip: one random ICT-style face (identity from the model's prior, a smooth random skin colour field, a
-random background; ``data.synthetic.SceneSampler``) at ``FACE_HEIGHT_PX`` tall in the middle of the frame, whose
+random background; ``data.synthetic.SceneSampler``) ``FACE_HEIGHT_PX`` tall by default, in the middle of the frame, whose
 ``MOVING_SLIDERS`` follow smooth curves ``a (1 - cos(2 pi f t + phi)) / 2`` (amplitude a in ``AMPLITUDE``,
 frequency f in ``FREQUENCY_HZ``, random phase; every other slider at 0), whose head turns (yaw, pitch, roll
 sinusoids of ``HEAD_AMPLITUDE_DEG``) and whose light drifts (the directional SH coefficients rotate slowly).
@@ -70,8 +70,9 @@ class SyntheticClip:
 
 
 def synthetic_clip(model: MorphableModel, renderer: MeshRenderer, frames: int, size: tuple[int, int] = (480, 640),
-                   fps: float = 30.0, seed: int = 0) -> SyntheticClip:
-    """Render a clip of ``frames`` frames of (H, W) ``size`` (module docstring)."""
+                   fps: float = 30.0, seed: int = 0, face_height_px: float = FACE_HEIGHT_PX) -> SyntheticClip:
+    """Render a clip of ``frames`` frames of (H, W) ``size`` with the face ``face_height_px`` tall (module
+    docstring)."""
     g = torch.Generator().manual_seed(seed)
     spec = SceneSpec(model, size)
     mean = model(**model.zero_params(1)).verts[0]
@@ -92,7 +93,7 @@ def synthetic_clip(model: MorphableModel, renderer: MeshRenderer, frames: int, s
     head_phase = uniform(0.0, 2 * math.pi, 3)
     angles = torch.tensor(HEAD_AMPLITUDE_DEG) * torch.sin(
         2 * math.pi * torch.tensor(HEAD_FREQUENCY_HZ) * t + head_phase)  # (N, 3)
-    depth = spec.base_focal * FACE_HEIGHT_M / FACE_HEIGHT_PX
+    depth = spec.base_focal * FACE_HEIGHT_M / face_height_px
     sh = base[LIGHT].reshape(1, NUM_SH, 3).repeat(frames, 1, 1)
     turn = 2 * math.pi * LIGHT_TURN_HZ * t[:, 0]
     x, y = sh[:, 3].clone(), sh[:, 1].clone()  # first-order x and y coefficients (light frame)

@@ -118,6 +118,17 @@ class ClipOptions:
                 "batch_size": self.batch_size, "crop_size": self.crop_size}
 
 
+def clip_line(outcome: PhotoOutcome) -> str:
+    """One console line per clip: ``ok     clip.mp4: 240 frames (3 without a face), 12.3 frames/s`` or
+    ``FAILED path: reason``."""
+    if outcome.status != "ok":
+        return f"FAILED {outcome.path}: {outcome.error}"
+    m = outcome.metrics
+    missing = m["frames"] - m["frames_found"]
+    return (f"ok     {Path(outcome.path).name}: {m['frames']} frames ({missing} without a face), "
+            f"{m['frames_per_second']:.1f} frames/s")
+
+
 def detector_perceiver(detector: LandmarkDetector) -> FramePerceiver:
     """Frames perceived by ``detector`` (its largest face), as photos are (``perception.photo.detect_landmarks``)."""
 
@@ -501,4 +512,4 @@ class ClipRun:
                 video.write(blend(image.cpu(), render.image[0].cpu(), render.mask[0].cpu()))
 
 
-__all__ = ["ClipOptions", "ClipRun", "FramePerceiver", "detector_perceiver", "keyframe_indices", "robust_mean"]
+__all__ = ["ClipOptions", "ClipRun", "FramePerceiver", "clip_line", "detector_perceiver", "keyframe_indices", "robust_mean"]
