@@ -1,0 +1,151 @@
+"""The landmark regressor: network shapes and ranges, the landmark-only synthetic faces (crop convention, noise),
+weights-only loading that refuses bad files in one line, a tiny LightningCLI training run, the shipped ICT weights
+against the mean face, and ``reconstruct --quality instant`` on a shared photo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from f2p.cli import main
+from f2p.data.landmark_synthetic import (CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS, LandmarkFaceBatches,
+                                         LandmarkSampler)
+from f2p.errors import ModelFileError
+from f2p.evaluation.geometry import vertex_errors
+from f2p.export.results import OUTPUT_FILES
+from f2p.morphable.registry import load_model
+from f2p.nets.landmark_regressor import LandmarkRegressor
+from f2p.perception.crop import crop_matrix
+from f2p.render.rotations import axis_angle_to_matrix
+from f2p.evaluation.pose import pose_errors
+from f2p.scene.observations import Observations
+from f2p.scene.params import SceneSpec
+from f2p.systems.landmark_weights import load_landmark_regressor, shipped_weights
+from regressor_support import one_thread  # noqa: F401 (autouse fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "landmark_regressor.yaml"
+
+
+@pytest.fixture(scope="module")
+def ict_spec(models_dir) -> SceneSpec:
+    return SceneSpec(load_model("ict"), (224, 224))
+
+
+def observations(batch: dict) -> Observations:
+    B = batch[LANDMARKS].shape[0]
+    return Observations(image=torch.zeros(B, 3, 224, 224), landmarks=batch[LANDMARKS], confidence=batch[CONFIDENCE],
+                        dense=batch[DENSE], dense_confidence=batch[DENSE_CONFIDENCE])
+
+
+def test_network_predicts_every_group_in_range(ict_spec):
+    batch = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 6, seed=7)[0]
+    network = LandmarkRegressor(ict_spec, hidden=64, depth=2)
+    untrained = network(batch[LANDMARKS], batch[CONFIDENCE], batch[DENSE], batch[DENSE_CONFIDENCE])
+    assert {name: tuple(v.shape) for name, v in untrained.items()} == {n: (6, K) for n, K in ict_spec.sizes().items()}
+    initial = ict_spec.initial(6, batch[LANDMARKS])  # zero-initialised heads: the mean face over the landmarks
+    torch.testing.assert_close(untrained["translation"], initial["translation"])
+    torch.testing.assert_close(untrained["identity"], initial["identity"])
+    for layer in network.head.heads.values():
+        torch.nn.init.normal_(layer[-1].weight, std=10.0)  # saturating outputs must stay in range
+    wild = network(batch[LANDMARKS], batch[CONFIDENCE])  # no dense points at all
+    group = ict_spec.model.groups["expression"]
+    assert torch.isfinite(wild["identity"]).all()
+    assert (wild["expression"] >= torch.tensor(group.lower)).all() and (wild["expression"] <= torch.tensor(group.upper)).all()
+
+
+def test_synthetic_faces_follow_the_crop_convention_and_the_measured_noise(ict_spec):
+    exact = LandmarkFaceBatches(ict_spec, LandmarkSampler(noise=None), 1, 64, seed=3)[0]
+    noisy = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 64, seed=3)[0]
+    matrix = crop_matrix(exact[LANDMARKS], size=224)  # re-aligning a synthetic face barely moves it
+    assert (torch.linalg.det(matrix[:, :, :2]).sqrt() - 1).abs().max() < 0.1
+    assert matrix[:, 1, 0].abs().max() < 0.06  # rotation under ~3.5 degrees
+    expression = exact[PARAMS]["expression"]
+    assert 0.15 < (expression > 0).float().mean() < 0.45  # sparse sliders
+    offsets = (noisy[DENSE] - exact[DENSE]).norm(dim=-1)  # same seed: same faces, plus noise
+    eye = (exact[DENSE][:, 33] - exact[DENSE][:, 263]).norm(dim=-1)
+    median = float((offsets / eye[:, None]).median())
+    assert 0.04 < median < 0.12  # measured: 0.064 outer-eye-corner distances (frontal to 45 degrees)
+    again = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 64, seed=3)[0]
+    torch.testing.assert_close(again[DENSE], noisy[DENSE])
+
+
+def save_tiny_weights(spec: SceneSpec, path: Path, hidden: int = 32) -> LandmarkRegressor:
+    network = LandmarkRegressor(spec, hidden=hidden, depth=1)
+    torch.save(network.state_dict(), path)
+    path.with_suffix(".json").write_text(json.dumps({"face_model": "ict", "image_size": 224, "hidden": hidden,
+                                                     "depth": 1}))
+    return network
+
+
+def test_weights_load_weights_only_and_bad_files_are_one_line(ict_spec, tmp_path):
+    path = tmp_path / "net.pt"
+    save_tiny_weights(ict_spec, path)
+    batch = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 2, seed=1)[0]
+    assert load_landmark_regressor(path, expect=ict_spec)(observations(batch))["identity"].shape == (2, 100)
+    path.with_suffix(".json").write_text(json.dumps({"face_model": "ict", "image_size": 224, "hidden": 64,
+                                                     "depth": 1}))
+    with pytest.raises(ModelFileError, match="not the weights of f2p's landmark regressor") as wrong_shape:
+        load_landmark_regressor(path)
+    tampered = tmp_path / "tampered.pt"
+    tampered.write_bytes(path.read_bytes()[:1000])
+    tampered.with_suffix(".json").write_text(path.with_suffix(".json").read_text())
+    with pytest.raises(ModelFileError, match="not a weights file f2p can load") as truncated:
+        load_landmark_regressor(tampered)
+    code = tmp_path / "code.pt"
+    torch.save({"x": Path("/")}, code)  # a pickled object, not tensors: weights_only refuses it
+    code.with_suffix(".json").write_text(path.with_suffix(".json").read_text())
+    with pytest.raises(ModelFileError) as pickled:
+        load_landmark_regressor(code)
+    for error in (wrong_shape, truncated, pickled):
+        assert "\n" not in str(error.value) and str(error.value).startswith(str(tmp_path))
+
+
+def test_a_tiny_cli_training_run_writes_a_loadable_checkpoint(models_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    code = main(["fit", "--config", str(CONFIG), "--trainer.max_steps", "2", "--data.init_args.train_batches", "2",
+                 "--data.init_args.val_batches", "1", "--data.init_args.batch_size", "8",
+                 "--model.init_args.hidden", "32", "--model.init_args.depth", "1",
+                 "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
+                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    assert code == 0
+    checkpoint = next(tmp_path.rglob("last.ckpt"))
+    assert str(checkpoint) in capsys.readouterr().out
+    predictor = load_landmark_regressor(checkpoint)
+    assert predictor.network.net[0].out_features == 32
+
+
+def test_shipped_weights_beat_the_mean_face(ict_spec):
+    path = shipped_weights("ict")
+    assert path.stat().st_size < 10 * 2**20
+    predictor = load_landmark_regressor(path, expect=ict_spec)
+    batch = LandmarkFaceBatches(ict_spec, LandmarkSampler(dense_drop=0.0), 1, 16, seed=12345)[0]
+    predicted, truth = predictor(observations(batch)), batch[PARAMS]
+    prior = ict_spec.initial(16, batch[LANDMARKS])
+    model = ict_spec.model
+
+    def shape_error(params: dict) -> float:  # median face-region error, mm, similarity-aligned unposed meshes
+        verts = model(**{n: params[n] for n in model.groups}).verts
+        true = model(**{n: truth[n] for n in model.groups}).verts
+        return float(vertex_errors(verts, true, model.face_region, "similarity").median(1).values.median() * 1000)
+
+    def rotation_error(params: dict) -> float:
+        errors = pose_errors(axis_angle_to_matrix(params["pose"]), axis_angle_to_matrix(truth["pose"]))
+        return float(errors["geodesic"].median())
+
+    assert shape_error(predicted) < 0.8 * shape_error(prior)
+    assert rotation_error(predicted) < 0.3 * rotation_error(prior)
+
+
+def test_reconstruct_instant_writes_the_outputs(models_dir, faces_dir, tmp_path):
+    photo = sorted(p for p in (faces_dir / "images").iterdir() if p.suffix.lower() in (".jpg", ".png"))[0]
+    code = main(["reconstruct", str(photo), "--out", str(tmp_path), "--quality", "instant", "--no-identity"])
+    assert code == 0
+    folder = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert {name for name in OUTPUT_FILES} <= {p.name for p in folder.iterdir()}
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["method"] == "landmark-regressor" and metrics["landmark_rmse_px"] < 10
