@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from f2p.quality import QUALITIES
 from f2p.scene.params import LIGHT, SMOOTH_COLOR, VERTEX_COLOR
 
-LOSS_TERMS = ("landmark", "dense", "photometric", "identity", "prior", "bounds", "smoothness")
-"""``dense`` (the 468 dense landmarks) counts only for photos that have them (``Observations.dense``)."""
+LOSS_TERMS = ("landmark", "dense", "photometric", "identity", "prior", "symmetry", "bounds", "smoothness")
+"""``dense`` (the 468 dense landmarks) counts only for photos that have them (``Observations.dense``);
+``symmetry`` is the slider-pair prior (``losses.priors.slider_pair_prior``: mirror pairs move together, opposite
+movements are not both on)."""
 SOLVERS = ("adam", "lm")
 """How a stage optimises: ``adam`` (``BatchedAdam``, any terms) or ``lm`` (Levenberg-Marquardt,
 ``fitting.solver``, the landmark terms ``LM_TERMS`` only; ``steps`` is then its iteration limit)."""
-LM_TERMS = ("landmark", "dense", "prior", "bounds")
+LM_TERMS = ("landmark", "dense", "prior", "symmetry", "bounds")
 """The terms an ``lm`` stage can weight: those with a residual form (the bounds by projection)."""
 APPEARANCE_GROUPS = ("albedo", LIGHT, SMOOTH_COLOR, VERTEX_COLOR)
 """Groups that do not move the landmarks, which an ``lm`` stage cannot train."""
@@ -152,6 +154,14 @@ points' information; a detector's are correlated, hence not 7x) 0.58 / 1.05 mm (
 2e-5 0.37 / 1.14 mm, 1e-4 0.69 / 1.01 mm). Without dense points 5e-5 gives 1.34 / 1.99 mm, 2e-4 1.67 / 1.93 mm."""
 
 
+SYMMETRY_WEIGHT = 1e-4
+"""Weight of the slider-pair prior (``symmetry``) in the stages that fit expression (ICT, 3 faces at 160 px,
+``tests/test_slider_pairs.py``'s cases, ``fast`` stages): a symmetric smile under 1 px landmark noise comes back
+with a mean L/R difference of 0.036 instead of 0.071 (slider RMSE 0.071 instead of 0.089), and a one-sided smile
+(0.9 / 0) the landmarks show keeps 0.72-0.77 of L/R difference (0.84-0.87 without the prior); 3e-4 gives 0.021
+but keeps only 0.57-0.65, 1e-3 0.37-0.46."""
+
+
 def landmark_stages(steps_scale: float = 1.0) -> list[Stage]:
     """The Levenberg-Marquardt landmark stages: rigid pose, then shape and expression with the pose, on the 68 and
     (where observed) the dense landmarks.
@@ -166,8 +176,8 @@ def landmark_stages(steps_scale: float = 1.0) -> list[Stage]:
     landmarks = {"landmark": 1.0, "dense": LM_DENSE_WEIGHT}
     return [
         Stage("rigid", steps(LM_RIGID_ITERATIONS), ["pose", "translation"], landmarks, solver="lm"),
-        Stage("shape", steps(LM_SHAPE_ITERATIONS), list(SHAPE_GROUPS), landmarks | {"prior": LM_PRIOR_WEIGHT, "bounds": 1.0},
-              solver="lm"),
+        Stage("shape", steps(LM_SHAPE_ITERATIONS), list(SHAPE_GROUPS),
+              landmarks | {"prior": LM_PRIOR_WEIGHT, "symmetry": SYMMETRY_WEIGHT, "bounds": 1.0}, solver="lm"),
     ]
 
 
@@ -208,7 +218,7 @@ def schedule_for(quality: str, steps_scale: float = 1.0) -> list[Stage]:
     if quality == "fast":
         return stages
     shading = {"landmark": 1.0, "dense": LM_DENSE_WEIGHT, "photometric": 0.02, "prior": LM_PRIOR_WEIGHT,
-               "bounds": 1.0}
+               "symmetry": SYMMETRY_WEIGHT, "bounds": 1.0}
     return stages + [Stage("shading", max(1, round(DEFAULT_SHADING_STEPS * steps_scale)),
                            [*SHAPE_GROUPS, "albedo", "smooth_color", "sh"], shading,
                            resolution_scale=DEFAULT_SHADING_RESOLUTION)]

@@ -12,6 +12,8 @@ order (``LandmarkLeastSquares``):
   ``rho(s) = sigma^2 s / (s + sigma^2)``; its steps are iteratively reweighted least squares (IRLS): each
   linearisation weights a point by ``rho'(d^2) = sigma^4 / (d^2 + sigma^2)^2``, which gives the exact gradient;
 - prior: ``r = sqrt(lambda_prior / K_g) * x / prior_std`` for each trainable group g with a prior (K_g components);
+- symmetry: ``r = sqrt(lambda_symmetry) * slider_pair_residuals`` of each trainable group with slider pairs
+  (L/R differences and opposing-pair overlaps; Jacobian by ``jacfwd``);
 - bounds: bounded sliders are kept inside their bounds (active-set steps), where the bound penalty is zero.
 
 Jacobians are forward-mode (``torch.func.jacfwd``, see ``LandmarkLeastSquares``). A step
@@ -33,12 +35,13 @@ from torch.func import jacfwd
 
 from f2p.fitting.schedule import LM_TERMS
 from f2p.losses.landmark import face_size
+from f2p.losses.priors import slider_pair_residuals
 from f2p.morphable.base import LinearMorphableModel
 from f2p.morphable.contour import (ContourCandidates, candidate_points, choose_silhouette, chosen_vertices,
                                    vertex_points)
 from f2p.morphable.dense import dense_landmarks
 from f2p.scene.compose import scene_camera
-from f2p.scene.objective import DENSE_SIGMA, landmark_weights
+from f2p.scene.objective import DENSE_SIGMA, landmark_weights, model_slider_pairs
 from f2p.scene.observations import Observations
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec
 
@@ -143,6 +146,9 @@ class LandmarkLeastSquares:
         self.bases = {g: self._point_basis(g, K) for g, K in zip(self.groups, self.sizes) if g in self.linear}
         prior_weight = float(weights.get("prior", 0.0))
         stds = spec.prior_stds()
+        self.symmetry_weight = float(weights.get("symmetry", 0.0))
+        self.pairs = {g: p for g, p in model_slider_pairs(model).items() if g in self.groups and self.symmetry_weight > 0}
+        self.stds = {g: stds[g].to(self.scale) for g in self.pairs}
         self.prior = torch.cat([self.scale.new_zeros(K) if prior_weight == 0
                                 else (prior_weight / K) ** 0.5 / stds[g].expand(K).to(self.scale)
                                 for g, K in zip(self.groups, self.sizes)])  # (P,) residual per unit parameter
@@ -184,7 +190,7 @@ class LandmarkLeastSquares:
         if dense is not None:  # sqrt(w rho(d^2) / d^2) d, with rho(s) / s = sigma^2 / (s + sigma^2)
             sq = dense.square().sum(-1, keepdim=True)
             parts.append(dense * (self.dense_weights[rows][..., None] * DENSE_SIGMA**2 / (sq + DENSE_SIGMA**2)).sqrt())
-        return torch.cat([*(p.flatten(1) for p in parts), x * self.prior], dim=1)
+        return torch.cat([*(p.flatten(1) for p in parts), x * self.prior, self._symmetry(x)], dim=1)
 
     def cost(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
         """(B', P) -> (B',) the stage's weighted loss of photos ``rows``."""
@@ -232,6 +238,9 @@ class LandmarkLeastSquares:
             irls = self.dense_weights[rows][..., None].sqrt() * DENSE_SIGMA**2 / (sq + DENSE_SIGMA**2)
             r_parts.append(dense_errors * irls)  # sqrt(w rho'(d^2)) d
             J_parts.append(J_dense * irls[..., None])
+        if self.pairs:  # (B', R_s) and (B', R_s, P): photos are independent, so a shared shift gives each its own
+            r_parts.append(self._symmetry(x))
+            J_parts.append(jacfwd(lambda shift: self._symmetry(x + shift))(x.new_zeros(P)))
         r = torch.cat([p.reshape(B, -1) for p in r_parts], dim=1)  # (B', R)
         J = torch.cat([p.reshape(B, -1, P) for p in J_parts], dim=1)  # (B', R, P)
         prior_sq = self.prior.double() ** 2  # the prior's rows of J are diag(prior)
@@ -239,6 +248,12 @@ class LandmarkLeastSquares:
         hessian = (J.transpose(1, 2) @ J).double() + torch.diag_embed(prior_sq.expand(B, P))
         gradient = (J.transpose(1, 2) @ r[..., None])[..., 0].double() + prior_sq * x.double()
         return Linearisation(hessian, gradient, cost)
+
+    def _symmetry(self, x: Tensor) -> Tensor:
+        """(B', P) -> (B', R_s) residuals of the slider-pair prior (none without a symmetry weight)."""
+        values = self.unpack(x)
+        return torch.cat([x[:, :0]] + [self.symmetry_weight**0.5 * slider_pair_residuals(values[g], pairs, self.stds[g])
+                                       for g, pairs in self.pairs.items()], dim=1)
 
     def _rows(self, rows: Tensor | None) -> Tensor:
         return torch.arange(self.scale.shape[0], device=self.scale.device) if rows is None else rows

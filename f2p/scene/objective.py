@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from f2p import conventions as C
 from f2p.losses import bound_penalty, gaussian_prior, identity_loss, landmark_loss, photometric_loss
 from f2p.losses.landmark import face_size, robust_landmark_loss
+from f2p.losses.priors import SliderPairs, slider_pair_prior, slider_pairs
 from f2p.losses.smoothness import mesh_edges, vertex_color_smoothness
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.contour import ContourCandidates, candidate_points, choose_silhouette, contour_candidates
@@ -92,6 +93,14 @@ def dense_point_weights(model: MorphableModel) -> Tensor:
     return torch.where(contour, DENSE_CONTOUR_WEIGHT, 1.0)
 
 
+def model_slider_pairs(model: MorphableModel) -> dict[str, SliderPairs]:
+    """{group: its ``slider_pairs``} for the model's named groups that have mirror or opposing pairs (the
+    ``symmetry`` term's)."""
+    pairs = {name: slider_pairs(group.component_names) for name, group in model.groups.items()
+             if group.component_names is not None}
+    return {name: p for name, p in pairs.items() if p.count}
+
+
 class FittingObjective(nn.Module):
     """Computes every loss term per photo. Holds the identity embedder (frozen) when one is used.
 
@@ -108,6 +117,7 @@ class FittingObjective(nn.Module):
         self.spec = spec
         self.embedder = embedder
         self.contour = contour_candidates(spec.model) if sliding_contour else None
+        self.slider_pairs = model_slider_pairs(spec.model)
         self.register_buffer("edges", mesh_edges(spec.model.faces), persistent=False)
         for name, std in spec.prior_stds().items():  # buffers move with .to() (systems are built on the CPU)
             self.register_buffer(f"prior_std_{name}", std, persistent=False)
@@ -139,6 +149,12 @@ class FittingObjective(nn.Module):
             for name in (g for g in params if g in trainable):  # params order: the same sum on every process
                 prior = prior + gaussian_prior(params[name], getattr(self, f"prior_std_{name}"))
             out["prior"] = prior
+        if "symmetry" in wanted:
+            symmetry = params[POSE].new_zeros(B)
+            for name in (g for g in self.slider_pairs if g in trainable):
+                symmetry = symmetry + slider_pair_prior(params[name], self.slider_pairs[name],
+                                                        getattr(self, f"prior_std_{name}"))
+            out["symmetry"] = symmetry
         if "bounds" in wanted:
             penalty = params[POSE].new_zeros(B)
             for name, group in self.spec.model.groups.items():
