@@ -1,0 +1,204 @@
+"""The landmark regressor on held-out synthetic faces with the measured detector noise, against the mean face and
+against fitting, plus its speed; and the export of a training checkpoint to shipped weights.
+
+    python benchmarks/landmark_regressor.py                          # shipped ICT weights, 256 faces, 32 fitted
+    python benchmarks/landmark_regressor.py --weights CKPT_OR_PT --faces 512 --fit-faces 0
+    python benchmarks/landmark_regressor.py --export CKPT            # -> f2p/weights/ict_landmark_regressor.{pt,json}
+
+Faces: ``f2p.data.landmark_synthetic.LandmarkFaceBatches`` with the training distribution (``LandmarkSampler()``:
+yaw within +-50 degrees, 30 % of faces within +-90, dense and 68 landmarks with ``DetectorNoise``; ``--dense-drop``
+as trained, 0.1), seed ``--seed`` (default 2, the test split of the training config's seed 0). Methods:
+
+    prior       the mean face placed over the landmarks (``SceneSpec.initial``: what a fit starts from)
+    network     the landmark regressor alone (``reconstruct --quality instant``)
+    fit         ``--quality fast`` fitting (Levenberg-Marquardt on the 68 and dense landmarks) from the mean face
+    fit+net     the same fit started from the network's prediction
+
+Columns: similarity-aligned face-region vertex error of the unposed meshes (median over faces of each face's median,
+mm; the protocol of ``evaluate --synthetic``), head rotation error (median, degrees), identity RMSE shape-weighted
+(prior standard deviations), expression RMSE (slider units) over all sliders and per slider group (the name's
+prefix: brow, eye, jaw, mouth, ...), seconds per face; then the same vertex and rotation errors per yaw bin.
+Speed: the network after detection (``LandmarkPredictor`` on ``Observations``) at batch 1 and per face at batch 64,
+medians of ``--repeats``; training throughput in faces per second (drawing a batch of 256, forward, losses,
+backward, AdamW step, one thread). Models from ``$F2P_MODEL_PATH`` (default ``../shared/models``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+YAW_BINS = ((0, 30), (30, 60), (60, 91))
+"""|yaw| bins of the second table, degrees."""
+
+
+def slider_groups(names: tuple[str, ...]) -> dict[str, list[int]]:
+    """{prefix: indices} of expression sliders by the lower-case prefix of their name (``mouthSmile_L`` -> mouth)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(re.match(r"[a-z]+", name).group(0), []).append(i)
+    return groups
+
+
+def errors(spec, params: dict, truth: dict) -> dict:
+    """Per-face errors {name: (B,)} of ``params`` against ``truth`` (module docstring's columns)."""
+    import torch
+
+    from f2p.evaluation.parameters import prior_scales, recovery_errors
+
+    model = spec.model
+    scales = prior_scales(model)
+    found = recovery_errors(model, params, truth, scales, alignments=("similarity",))
+    row = {"vertex_mm": found.vertex_mm["similarity"].median(1).values, "rotation_deg": found.pose_deg["geodesic"]}
+    if "identity" in found.group_shape_rmse:
+        row["identity"] = found.group_shape_rmse["identity"]
+    if "expression" in model.groups:
+        difference = params["expression"] - truth["expression"]  # (B, K) slider units
+        row["expression"] = difference.pow(2).mean(1).sqrt()
+        for name, index in slider_groups(model.groups["expression"].component_names or ()).items():
+            row[f"expr_{name}"] = difference[:, torch.tensor(index)].pow(2).mean(1).sqrt()
+    return row
+
+
+def median_ms(fn, repeats: int) -> float:
+    import statistics
+
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
+
+
+def training_throughput(spec, steps: int, batch_size: int = 256) -> float:
+    """Faces per second of training (module docstring)."""
+    import torch
+
+    from f2p.data.landmark_synthetic import PARAMS, LandmarkFaceBatches, LandmarkSampler
+    from f2p.systems.landmark_regressor import LandmarkRegressorSystem
+
+    system = LandmarkRegressorSystem(face_model=spec.model.name, image_size=spec.image_size[0])
+    data = LandmarkFaceBatches(system.spec, LandmarkSampler(), steps + 1, batch_size, seed=0)
+    optimizer = torch.optim.AdamW(system.parameters(), lr=1e-3)
+    weights = vars(system.weights)
+
+    def step(index: int) -> None:
+        batch = data[index]
+        terms = system.loss_terms(system(batch), batch[PARAMS])
+        loss = sum(weights[name] * value.mean() for name, value in terms.items())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step(0)
+    began = time.perf_counter()
+    for index in range(1, steps + 1):
+        step(index)
+    return steps * batch_size / (time.perf_counter() - began)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, default=None, help="weights (.pt + .json) or checkpoint (default: "
+                                                                   "the shipped weights of --model)")
+    parser.add_argument("--model", default="ict", help="face model (default ict)")
+    parser.add_argument("--faces", type=int, default=256, help="held-out faces (default 256)")
+    parser.add_argument("--fit-faces", type=int, default=32, help="of those, faces also fitted (default 32; 0: none)")
+    parser.add_argument("--seed", type=int, default=2, help="seed of the faces (default 2)")
+    parser.add_argument("--dense-drop", type=float, default=0.0,
+                        help="share of faces without dense points (default 0: every face has them)")
+    parser.add_argument("--repeats", type=int, default=50, help="timing repeats (default 50)")
+    parser.add_argument("--train-steps", type=int, default=5, help="steps of the throughput run (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--export", type=Path, default=None, metavar="CHECKPOINT",
+                        help="write CHECKPOINT's network to f2p/weights/<model>_landmark_regressor.{pt,json} and stop")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("F2P_MODEL_PATH", str(REPO.parent / "shared" / "models"))
+    import torch
+
+    from f2p.data.landmark_synthetic import (CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS,
+                                             LandmarkFaceBatches, LandmarkSampler)
+    from f2p.fitting.estimate import FittingEstimator
+    from f2p.fitting.fitter import Fitter
+    from f2p.fitting.schedule import schedule_for
+    from f2p.morphable.registry import load_model
+    from f2p.render.rotations import axis_angle_to_euler
+    from f2p.scene.observations import Observations
+    from f2p.scene.params import SceneSpec
+    from f2p.systems.landmark_weights import export_weights, load_landmark_regressor, shipped_weights
+
+    torch.set_num_threads(args.threads)
+    if args.export is not None:
+        for path in export_weights(args.export, shipped_weights(args.model)):
+            print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB)")
+        return
+    weights = args.weights or shipped_weights(args.model)
+    spec = SceneSpec(load_model(args.model), (224, 224))
+    predictor = load_landmark_regressor(weights, expect=spec)
+    batch = LandmarkFaceBatches(spec, LandmarkSampler(dense_drop=args.dense_drop), 1, args.faces, args.seed)[0]
+    B = args.faces
+    obs = Observations(image=torch.zeros(B, 3, 224, 224), landmarks=batch[LANDMARKS], confidence=batch[CONFIDENCE],
+                       dense=batch[DENSE], dense_confidence=batch[DENSE_CONFIDENCE])
+    truth = batch[PARAMS]
+    yaw = axis_angle_to_euler(truth["pose"])[:, 0].abs()
+    results, seconds, counts = {}, {}, {}
+    began = time.perf_counter()
+    results["prior"] = errors(spec, spec.initial(B, obs.landmarks), truth)
+    seconds["prior"], counts["prior"] = 0.0, B
+    began = time.perf_counter()
+    network = predictor(obs)
+    seconds["network"], counts["network"] = (time.perf_counter() - began) / B, B
+    results["network"] = errors(spec, network, truth)
+    if args.fit_faces > 0:
+        F = min(args.fit_faces, B)
+        index = torch.arange(F)
+        few, few_truth = obs.select(index), {name: value[:F] for name, value in truth.items()}
+        fitter = Fitter(spec, None, schedule_for("fast"))
+        for name, initializer in (("fit", None), ("fit+net", predictor)):
+            began = time.perf_counter()
+            fitted = FittingEstimator(fitter, initializer)(few).params
+            seconds[name], counts[name] = (time.perf_counter() - began) / F, F
+            results[name] = errors(spec, fitted, few_truth)
+    print(f"{weights}: {B} held-out {args.model} faces (seed {args.seed}), measured detector noise, "
+          f"{int((obs.dense_confidence[:, 0] > 0).sum())} with dense points; fits on the first {args.fit_faces}\n")
+    columns = [c for c in results["network"] if c != "vertex_mm" and c != "rotation_deg"]
+    header = f"{'method':8s} {'faces':>5s} {'vertex mm':>9s} {'rot deg':>7s} " + " ".join(
+        f"{c.replace('expr_', ''):>8s}" for c in columns) + f" {'s/face':>7s}"
+    print(header)
+    print("-" * len(header))
+    for name, row in results.items():
+        print(f"{name:8s} {counts[name]:5d} {float(row['vertex_mm'].median()):9.2f} "
+              f"{float(row['rotation_deg'].median()):7.2f} "
+              + " ".join(f"{float(row[c].mean()):8.3f}" for c in columns) + f" {seconds[name]:7.4f}")
+    print("(vertex: median over faces, similarity-aligned; rotation: median; identity: shape-weighted RMSE, prior "
+          "std; expression columns: RMSE in slider units, mean over faces)\n")
+    print(f"{'method':8s} " + " ".join(f"{f'|yaw| {lo}-{hi}: mm, deg':>24s}" for lo, hi in YAW_BINS))
+    for name, row in results.items():
+        cells = []
+        for lo, hi in YAW_BINS:
+            chosen = ((yaw >= lo) & (yaw < hi))[:counts[name]]
+            cells.append(f"{float(row['vertex_mm'][chosen].median()):8.2f} {float(row['rotation_deg'][chosen].median()):6.2f}"
+                         f" ({int(chosen.sum()):3d})" if chosen.any() else f"{'-':>24s}")
+        print(f"{name:8s} " + " ".join(f"{c:>24s}" for c in cells))
+    one = obs.select(torch.tensor([0]))
+    many = obs.select(torch.arange(min(64, B)))
+    print(f"\nnetwork after detection: {median_ms(lambda: predictor(one), args.repeats):.2f} ms at batch 1, "
+          f"{median_ms(lambda: predictor(many), max(5, args.repeats // 5)) / len(many.landmarks):.3f} ms per face at "
+          f"batch {len(many.landmarks)} ({args.threads} thread(s))")
+    print(f"training throughput: {training_throughput(spec, args.train_steps):.0f} faces/s (batch 256, "
+          f"{args.threads} thread(s))")
+
+
+if __name__ == "__main__":
+    main()
