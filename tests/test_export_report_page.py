@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -14,8 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
+from f2p.export.gltf import write_head_glb
 from f2p.export.photo import PhotoExporter
-from f2p.export.report_page import PAGE_FILE, THREE_CDN, write_report_page
+from f2p.export.report_page import PAGE_FILE, THREE_CDN, THREE_VERSION, write_report_page
 from f2p.naming import source_record
 from f2p.perception.photo import PhotoError, PhotoSample
 from f2p.pipeline.photo_run import PhotoRun
@@ -160,15 +164,16 @@ def test_the_run_loop_writes_the_page_and_rewrites_it_on_resume(procedural_model
     assert Path(unquote(img["src"])) == Path(names[0]) / "fit.png"
 
 
-def chromium_page(page: Path, profile: Path) -> tuple[str, str]:
-    """Load ``page`` from file:// in headless Chromium with every host name unresolvable (offline); returns the DOM
-    after scripts ran and Chromium's log."""
+def chromium_page(page: Path | str, profile: Path, *flags: str) -> tuple[str, str]:
+    """Load ``page`` (a file, or a URL) in headless Chromium with every host name unresolvable (offline); returns
+    the DOM after scripts ran and Chromium's log."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium package for the headless-browser test")
+    url = page.resolve().as_uri() if isinstance(page, Path) else page
     result = subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0",
-         "--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+        [str(CHROMIUM), "--headless", "--no-sandbox", f"--user-data-dir={profile}",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=10000",
+         "--enable-logging=stderr", "--v=0", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout, result.stderr
 
@@ -176,7 +181,7 @@ def chromium_page(page: Path, profile: Path) -> tuple[str, str]:
 def test_headless_chromium_shows_the_offline_fallback_without_script_errors(tmp_path):
     out = tmp_path / "run"
     page = write_report_page(out, rows_of(out))
-    dom, log = chromium_page(page, tmp_path / "profile")
+    dom, log = chromium_page(page, tmp_path / "profile", "--disable-gpu")
     console = [line for line in log.splitlines() if ":CONSOLE" in line]
     assert not console, console  # no uncaught error, no failed promise
     body = next(attrs for tag, attrs in parse_text(dom).elements if tag == "body")
@@ -188,7 +193,7 @@ def test_headless_chromium_shows_the_offline_fallback_without_script_errors(tmp_
 def test_headless_check_can_fail_on_a_script_error(tmp_path):
     page = tmp_path / "broken.html"
     page.write_text("<!DOCTYPE html><html><body><script>notAFunction();</script></body></html>")
-    _, log = chromium_page(page, tmp_path / "profile")
+    _, log = chromium_page(page, tmp_path / "profile", "--disable-gpu")
     assert any(":CONSOLE" in line and "notAFunction" in line for line in log.splitlines())
 
 
@@ -197,3 +202,50 @@ def parse_text(text: str) -> PageParser:
     parser.feed(text)
     parser.close()
     return parser
+
+
+def local_three() -> Path:
+    """three.js THREE_VERSION installed with npm (``npm install -g three@THREE_VERSION``), or skip saying why."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed: no local three.js for the interactive-view test")
+    root = Path(subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=60).stdout.strip())
+    package = root / "three" / "package.json"
+    if not package.is_file() or json.loads(package.read_text())["version"] != THREE_VERSION:
+        pytest.skip(f"three@{THREE_VERSION} is not installed globally with npm (npm install -g three@{THREE_VERSION})")
+    return root / "three"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    """Serves files without logging each request."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_served_page_builds_a_slider_per_morph_target_with_the_fitted_weights(procedural_model, tmp_path):
+    three = local_three()
+    out = tmp_path / "site" / "run"
+    folder = photo_folder(out, "face-1")
+    expression = torch.tensor([0.25, 0.5, 0.75, 0.125])[:procedural_model.groups["expression"].size]
+    write_head_glb(folder / "head.glb", procedural_model, {"expression": expression},
+                   torch.full((procedural_model.num_vertices, 3), 0.6), torch.tensor([0.0, 0.3, 0.0]))
+    page = write_report_page(out, [{"image": "/photos/face.jpg", "status": "ok", "error": "", "output": str(folder),
+                                    "landmark_rmse_px": "1.0", "identity_similarity": "", "seconds": "1.0"}])
+    (tmp_path / "site" / "three").symlink_to(three)  # the CDN's layout, served locally: the test stays offline
+    page.write_text(page.read_text().replace(THREE_CDN, "/three/"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path / "site")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dom, log = chromium_page(f"http://127.0.0.1:{server.server_address[1]}/run/{PAGE_FILE}", tmp_path / "profile",
+                                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader")
+    finally:
+        server.shutdown()
+    assert not [line for line in log.splitlines() if ":CONSOLE" in line]
+    page_dom = parse_text(dom)
+    body = next(attrs for tag, attrs in page_dom.elements if tag == "body")
+    assert body["data-viewer"] == "ready"
+    sliders = [attrs for tag, attrs in page_dom.elements if tag == "input" and attrs.get("type") == "range"]
+    assert [float(s["value"]) for s in sliders] == pytest.approx(expression.tolist(), abs=1e-6)
+    assert all((float(s["min"]), float(s["max"])) == (0.0, 1.0) for s in sliders)  # the sliders' [0, 1] range
+    assert "3D view: face.jpg" in dom

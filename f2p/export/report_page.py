@@ -262,8 +262,8 @@ $entries
         var input = document.createElement("input"), value = document.createElement("output");
         var range = ranges[k] || [Math.min(0, weight), Math.max(1, weight)];
         text.textContent = names[k] || ("target " + k);
-        input.type = "range"; input.min = range[0]; input.max = range[1]; input.step = "0.01";
-        input.value = weight; input.dataset.index = String(k);
+        input.type = "range"; input.min = range[0]; input.max = range[1]; input.step = "any";
+        input.defaultValue = String(weight); input.dataset.index = String(k);
         value.textContent = weight.toFixed(2);
         input.addEventListener("input", function () {
           target.morphTargetInfluences[k] = Number(input.value);
