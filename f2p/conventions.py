@@ -57,6 +57,15 @@ OUTER_LIPS = tuple(range(48, 60))
 INNER_LIPS = tuple(range(60, 68))
 INNER_51 = tuple(range(17, 68))
 
+LANDMARK_REGIONS: dict[str, tuple[int, ...]] = {
+    "jaw": JAW,
+    "brows": RIGHT_BROW + LEFT_BROW,
+    "eyes": RIGHT_EYE + LEFT_EYE,
+    "nose": NOSE_BRIDGE + NOSE_LOWER,
+    "mouth": OUTER_LIPS + INNER_LIPS,
+}
+"""The face regions of the iBUG-68 points that fit diagnostics report residuals for (each point in one region)."""
+
 FACE_OUTLINE = JAW + LEFT_BROW[::-1] + RIGHT_BROW[::-1]
 """The face's outline: jaw from the image-left ear over the chin to the image-right ear, back over the brows
 (face-region masks, the smooth colour field's domain)."""

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from f2p.conventions import MODEL_TO_OPENCV
 from f2p.export.arkit import ArkitMap, arkit_document, arkit_map, unavailable_document
+from f2p.export.diagnostics import region_residuals
 from f2p.export.figures import ShapeView
 from f2p.export.results import PhotoResult, write_photo_outputs
 from f2p.morphable.base import MorphableModel
@@ -182,6 +183,7 @@ class PhotoExporter:
         photo_render, photo_mask = self._render_photo(params, scene, colors, device_to_photo,
                                                       tuple(sample.photo.shape[-2:]))
         metrics = {"landmark_rmse_px": float(((fitted - sample.landmarks) ** 2).sum(-1).mean().sqrt()),
+                   **region_residuals(fitted, sample.landmarks),
                    "landmarks_from": sample.source, **metrics}
         if self.embedder is not None and photo_embedding is not None:
             rendered = self.embedder.embed(scene.render.image, fitted_crop[None])

@@ -1,0 +1,45 @@
+"""Fit diagnostics (f2p.export.diagnostics): per-region residuals in metrics.json, the doubtful flag in summary.csv."""
+
+from __future__ import annotations
+
+import torch
+
+from f2p import conventions as C
+from f2p.export.diagnostics import DOUBTFUL_RESIDUAL, region_residuals
+from f2p.export.photo import PhotoOutcome
+from f2p.export.summary import summary_row
+
+
+def face() -> torch.Tensor:
+    """(68, 2) landmarks spread over a 100 x 100 px box."""
+    points = torch.rand(68, 2, generator=torch.Generator().manual_seed(0)) * 100
+    points[0], points[16] = torch.tensor([0.0, 0.0]), torch.tensor([100.0, 100.0])
+    return points
+
+
+def test_every_point_is_in_exactly_one_region():
+    rows = sorted(i for region in C.LANDMARK_REGIONS.values() for i in region)
+    assert rows == list(range(C.NUM_LANDMARKS))
+
+
+def test_a_misfitted_mouth_shows_in_the_mouth_residual_only():
+    detected = face()
+    fitted = detected.clone()
+    fitted[list(C.OUTER_LIPS + C.INNER_LIPS)] += torch.tensor([3.0, 4.0])  # 5 px off
+    residuals = region_residuals(fitted, detected)
+    assert abs(residuals["residual_mouth_px"] - 5.0) < 1e-5
+    assert abs(residuals["residual_mouth_face"] - 0.05) < 1e-6  # the box is 100 px
+    assert all(residuals[f"residual_{r}_px"] == 0 for r in ("jaw", "brows", "eyes", "nose"))
+    assert residuals["residual_worst_face"] == residuals["residual_mouth_face"]
+
+
+def test_summary_flags_a_fit_whose_worst_region_is_off():
+    detected = face()
+    rows = {}
+    for name, shift in (("good", 1.0), ("bad", 100 * DOUBTFUL_RESIDUAL + 2.0)):
+        fitted = detected.clone()
+        fitted[list(C.JAW)] += shift
+        metrics = region_residuals(fitted, detected) | {"landmark_rmse_px": 1.0}
+        rows[name] = summary_row(PhotoOutcome(name, "ok", "", metrics))
+    failed = summary_row(PhotoOutcome("broken", "failed", "no face found", {}))
+    assert (rows["good"]["doubtful"], rows["bad"]["doubtful"], failed["doubtful"]) == ("no", "yes", "")
