@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synthetic.add_argument("--checkpoint", type=Path,
                            help="predict with this network instead of fitting (landmark-regressor weights or an "
                                 "image regressor's checkpoint, as reconstruct --init)")
+    synthetic.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                           help="start the fits from this network's prediction (as reconstruct --init)")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the faces and the landmark noise")
     synthetic.add_argument("--dense", action="store_true",
                            help="also observe the 468 dense landmarks (MediaPipe's face mesh, same noise)")
@@ -126,8 +128,13 @@ def run_synthetic(args: argparse.Namespace) -> int:
     renderer = MeshRenderer(backend=args.backend)
     if args.checkpoint is None:
         stages = schedule_for(args.quality, args.steps / total_steps(args.quality))
-        estimate = FittingEstimator(Fitter(spec, renderer, stages))
-        method = f"fit from the mean face, {args.quality} quality, {args.steps} steps"
+        try:
+            initializer = None if args.init is None else load_initializer(args.init, map_location=device, expect=spec)
+        except ModelFileError as error:
+            return _fail(str(error))
+        estimate = FittingEstimator(Fitter(spec, renderer, stages), initializer)
+        start = "the mean face" if args.init is None else str(args.init)
+        method = f"fit from {start}, {args.quality} quality, {args.steps} steps"
     else:
         try:
             predict = load_initializer(args.checkpoint, map_location=device, expect=spec)
