@@ -18,7 +18,6 @@ from f2p.morphable import download, ict
 from f2p.morphable.download import OFFLINE_ENV, DownloadRefusedError, RemoteFile, RemoteModel
 from f2p.morphable.npz import read_npz
 from f2p.morphable.registry import load_model
-from f2p.perception.detectors import create_detector
 from f2p.perception.mediapipe import models
 
 COMPACT_ICT = "ict_facekit_light_v1_skin14062.npz"
@@ -61,26 +60,6 @@ def servers(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(models, "DENSE_FIT_ASSETS", served)
 
 
-def test_first_run_fetches_the_default_model_and_mediapipe_into_the_cache(servers, cache, caplog) -> None:
-    with caplog.at_level(logging.INFO):
-        fetch_detector_models("auto")
-        model = load_model("ict", download=True)
-    assert model.num_vertices == 14062
-    fetched = sorted(path.relative_to(cache).as_posix() for path in cache.rglob("*") if path.is_file())
-    assert fetched == sorted(["ict_facekit/ict_facekit.npz", *(f"mediapipe/{a.file}" for a in models.DENSE_FIT_ASSETS)])
-    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("downloaded ")]
-    assert len(lines) == len(fetched)  # one line per fetched model, naming where it went
-    assert any(line.endswith(f" to {cache / 'ict_facekit' / 'ict_facekit.npz'}") for line in lines)
-    assert f"downloaded face_landmark.tflite to {cache / 'mediapipe' / 'face_landmark.tflite'}" in lines
-    assert create_detector("auto").name == "mediapipe+dlib"  # auto now runs the default detector
-
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        fetch_detector_models("auto")
-        load_model("ict", download=True)
-    assert not [record for record in caplog.records if record.getMessage().startswith("downloaded ")]
-
-
 def test_offline_the_first_run_says_what_to_copy_where(cache, monkeypatch, caplog) -> None:
     monkeypatch.setenv(OFFLINE_ENV, "1")
     with pytest.raises(DownloadRefusedError) as refused:
@@ -113,4 +92,40 @@ def test_model_download_failing_online_names_no_temporary_folder_and_leaves_no_f
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("f2p model: ")]
     assert "download failed" in line and f"into {cache / 'ict_facekit'}/" in line
     assert ".download-" not in line
+    assert not cache.exists()
+
+
+def test_the_main_command_on_a_fresh_machine_fetches_what_it_needs(servers, cache, tmp_path, faces_dir, capsys,
+                                                                   caplog) -> None:
+    photo = faces_dir / "images" / "lfpw_image_0010.png"
+    out = tmp_path / "results"
+    with caplog.at_level(logging.INFO):
+        assert main(["reconstruct", str(photo), "--out", str(out), "--quality", "fast", "--steps", "4",
+                     "--crop-size", "64", "--no-identity", "--threads", "1"]) == 0  # defaults: ict, landmarks auto
+    assert "1/1 photos ok" in capsys.readouterr().out
+    fetched = sorted(path.relative_to(cache).as_posix() for path in cache.rglob("*")
+                     if path.is_file() and path.parts[len(cache.parts)] != "correspondence")
+    assert fetched == sorted(["ict_facekit/ict_facekit.npz", *(f"mediapipe/{a.file}" for a in models.DENSE_FIT_ASSETS)])
+    messages = [record.getMessage() for record in caplog.records]
+    downloaded = [line for line in messages if line.startswith("downloaded ")]
+    assert len(downloaded) == len(fetched)  # one line per fetched model, naming where it went
+    assert any(line.endswith(f" to {cache / 'ict_facekit' / 'ict_facekit.npz'}") for line in downloaded)
+    assert f"downloaded face_landmark.tflite to {cache / 'mediapipe' / 'face_landmark.tflite'}" in downloaded
+    assert any(line.startswith("landmark detector: mediapipe+dlib") for line in messages)  # auto's default detector
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        fetch_detector_models("auto")
+        load_model("ict", download=True)
+    assert not [record for record in caplog.records if record.getMessage().startswith("downloaded ")]
+
+
+def test_offline_the_main_command_stops_with_one_line_naming_the_folder(cache, tmp_path, faces_dir, monkeypatch,
+                                                                        capsys) -> None:
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    photo = faces_dir / "images" / "lfpw_image_0010.png"
+    assert main(["reconstruct", str(photo), "--out", str(tmp_path / "results")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("f2p reconstruct: ict: model not found.") and "F2P_OFFLINE" in line
+    assert f"into {cache / 'ict_facekit'}/" in line
     assert not cache.exists()

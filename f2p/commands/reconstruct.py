@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from f2p.atomic import remove_stale_parts
+    from f2p.commands.first_run import fetch_detector_models
     from f2p.commands.options import resolve_device
     from f2p.errors import ModelFileError
     from f2p.export.photo import PhotoExporter
@@ -108,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"no photos found in {', '.join(map(str, args.inputs))}")
     try:
         device = resolve_device(args.device)
-        model = load_model(args.model).to(device)
+        model = load_model(args.model, download=True).to(device)  # the first run fetches an open model
+        fetch_detector_models(args.landmarks)
         embedder = None if args.no_identity else create_embedder("dlib").to(device)
         spec = SceneSpec(model, (args.crop_size, args.crop_size))
         renderer = MeshRenderer(backend=args.backend)
