@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pygltflib
 import pytest
 import torch
 import trimesh
