@@ -149,3 +149,12 @@ def test_reconstruct_instant_writes_the_outputs(models_dir, faces_dir, tmp_path)
     assert {name for name in OUTPUT_FILES} <= {p.name for p in folder.iterdir()}
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["method"] == "landmark-regressor" and metrics["landmark_rmse_px"] < 10
+
+
+@pytest.mark.parametrize("config", ["landmark_regressor.yaml", "landmark_regressor_photos.yaml"])
+def test_configs_parse(config, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["predict" if "photos" in config else "fit", "--config", str(REPO / "configs" / config),
+              "--print_config"])
+    assert done.value.code == 0
+    assert "LandmarkRegressorSystem" in capsys.readouterr().out

@@ -16,6 +16,8 @@ and optionally:
     params      {group: (B, K)} ground-truth scene parameters (synthetic images)
     embedding   (B, D) identity embedding of the photo (photos prepared with embeddings)
     path        list of B str, the photo file (photos)
+    dense       (B, 468, 2) MediaPipe face-mesh points in crop pixels (zeros where a photo has none)
+    dense_confidence  (B, 468) their confidences (0 where a photo has none)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from f2p.scene.observations import Observations
 
 IMAGE, LANDMARKS, CONFIDENCE, FACE_MASK, TO_PHOTO = "image", "landmarks", "confidence", "face_mask", "to_photo"
 INDEX, NAME, SOURCE, PARAMS, EMBEDDING, PATH = "index", "name", "source", "params", "embedding", "path"
+DENSE, DENSE_CONFIDENCE = "dense", "dense_confidence"
 
 
 def batch_observations(batch: dict, embedding: Tensor | None = None) -> Observations:

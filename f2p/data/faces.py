@@ -31,6 +31,7 @@ from torchvision.transforms import v2
 from f2p.conventions import IBUG68_MIRROR
 from f2p.data import batch as keys
 from f2p.data.split_loaders import SplitLoaders
+from f2p.face_mesh import MIRROR_468, NUM_MESH_POINTS
 from f2p.naming import output_names
 from f2p.perception.detection import DETECTION_MAX_SIDE, DetectionFailure
 from f2p.perception.detectors import create_detector
@@ -55,9 +56,14 @@ def flip_item(item: dict) -> dict:
     landmarks = item[keys.LANDMARKS][mirror].clone()
     landmarks[:, 0] = S - 1 - landmarks[:, 0]
     flip = torch.tensor([[-1.0, 0.0, S - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # mirrored crop -> crop pixels
-    return {**item, keys.IMAGE: item[keys.IMAGE].flip(-1), keys.FACE_MASK: item[keys.FACE_MASK].flip(-1),
-            keys.LANDMARKS: landmarks, keys.CONFIDENCE: item[keys.CONFIDENCE][mirror],
-            keys.TO_PHOTO: item[keys.TO_PHOTO] @ flip}
+    flipped = {**item, keys.IMAGE: item[keys.IMAGE].flip(-1), keys.FACE_MASK: item[keys.FACE_MASK].flip(-1),
+               keys.LANDMARKS: landmarks, keys.CONFIDENCE: item[keys.CONFIDENCE][mirror],
+               keys.TO_PHOTO: item[keys.TO_PHOTO] @ flip}
+    if keys.DENSE in item:
+        dense = item[keys.DENSE][list(MIRROR_468)].clone()
+        dense[:, 0] = S - 1 - dense[:, 0]
+        flipped.update({keys.DENSE: dense, keys.DENSE_CONFIDENCE: item[keys.DENSE_CONFIDENCE][list(MIRROR_468)]})
+    return flipped
 
 
 @dataclass(frozen=True)
@@ -105,11 +111,16 @@ class FaceImages(Dataset):
     def __getitem__(self, index: int) -> dict:
         path, record = self.items[index]
         face = record.faces[0]
-        sample = align_sample(path, load_image(path), face.detection.landmarks.float(),
-                              face.detection.landmark_confidence.float(), record.detector, self.image_size)
+        detection = face.detection
+        dense = None if detection.dense_landmarks is None else (detection.dense_landmarks[:NUM_MESH_POINTS].float(),
+                                                                detection.dense_confidence[:NUM_MESH_POINTS].float())
+        sample = align_sample(path, load_image(path), detection.landmarks.float(),
+                              detection.landmark_confidence.float(), record.detector, self.image_size, dense)
         item = {keys.IMAGE: sample.crop, keys.LANDMARKS: sample.crop_landmarks, keys.CONFIDENCE: sample.confidence,
                 keys.FACE_MASK: sample.face_mask, keys.TO_PHOTO: sample.to_photo, keys.INDEX: index,
-                keys.NAME: self.names[index], keys.SOURCE: record.detector, keys.PATH: str(path)}
+                keys.NAME: self.names[index], keys.SOURCE: record.detector, keys.PATH: str(path),
+                keys.DENSE: torch.zeros(NUM_MESH_POINTS, 2) if dense is None else sample.crop_dense,
+                keys.DENSE_CONFIDENCE: torch.zeros(NUM_MESH_POINTS) if dense is None else dense[1]}
         if self.with_embedding:
             item[keys.EMBEDDING] = face.embedding.float()
         return item if self.augment is None else self.augment(item)

@@ -36,6 +36,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from f2p.conventions import LEFT_EYE_OUTER, MODEL_TO_OPENCV, RIGHT_EYE_OUTER
+from f2p.data import batch as keys
 from f2p.data.synthetic import SPLIT_SEEDS, aligned_translation, item_seed
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.correspondence import dense_correspondence
@@ -49,9 +50,10 @@ from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec
 
 log = logging.getLogger("f2p")
 
-LANDMARKS, CONFIDENCE, DENSE, DENSE_CONFIDENCE, PARAMS = "landmarks", "confidence", "dense", "dense_confidence", "params"
-"""Keys of a landmark batch: (B, 68, 2), (B, 68), (B, 468, 2), (B, 468) in crop pixels, and the true
-{group: (B, K)} (the model's groups, pose, translation, log_focal)."""
+LANDMARKS, CONFIDENCE, DENSE, DENSE_CONFIDENCE, PARAMS = (keys.LANDMARKS, keys.CONFIDENCE, keys.DENSE,
+                                                         keys.DENSE_CONFIDENCE, keys.PARAMS)
+"""Keys of a landmark batch (``data.batch``'s): (B, 68, 2), (B, 68), (B, 468, 2), (B, 468) in crop pixels, and the
+true {group: (B, K)} (the model's groups, pose, translation, log_focal)."""
 
 
 @dataclass(frozen=True)

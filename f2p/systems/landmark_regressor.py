@@ -15,12 +15,14 @@ Checkpoints hold only the network's weights and plain hyper-parameters (no class
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor
 
 from f2p.conventions import MM_PER_M
+from f2p.data import batch as keys
 from f2p.data.landmark_synthetic import CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS
 from f2p.fitting.schedule import FINAL_LR_FRACTION
 from f2p.losses.priors import gaussian_prior
@@ -28,8 +30,11 @@ from f2p.morphable.dense import dense_landmarks
 from f2p.morphable.registry import load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.perception.crop_size import CROP_SIZE
+from f2p.render.renderer import MeshRenderer
 from f2p.scene.compose import render_scene
+from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec, landmark_frame
+from f2p.systems.landmark_weights import SHIPPED, LandmarkPredictor, load_landmark_regressor, shipped_weights
 from f2p.systems.regressor import parameter_errors
 
 
@@ -59,16 +64,29 @@ class LandmarkRegressorSystem(LightningModule):
         weights: loss weights (default ``LandmarkLossWeights()``).
         lr: AdamW learning rate (cosine decay over the run).
         weight_decay: AdamW weight decay.
+        init_weights: weights that start the network (``systems.landmark_weights``: a ``.pt`` with its ``.json``
+            or a checkpoint, read weights-only; they must match ``hidden`` and ``depth``), or ``"shipped"`` for
+            the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
     """
 
+    method = "landmark-regressor"
+    """How parameters are found, for metrics.json (``regressor_callbacks.PredictionWriter``)."""
+
     def __init__(self, face_model: str = "ict", image_size: int = CROP_SIZE, hidden: int = 512, depth: int = 3,
-                 weights: LandmarkLossWeights | None = None, lr: float = 2e-3, weight_decay: float = 1e-4) -> None:
+                 weights: LandmarkLossWeights | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
+                 init_weights: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.weights = weights or LandmarkLossWeights()
-        self.spec = SceneSpec(load_model(face_model), (image_size, image_size))
+        self.face_model = load_model(face_model)
+        self.spec = SceneSpec(self.face_model, (image_size, image_size))
         self.network = LandmarkRegressor(self.spec, hidden, depth)
+        self.renderer = MeshRenderer()  # exports of predict (the network itself renders nothing)
         self.lr, self.weight_decay = lr, weight_decay
+        if init_weights is not None:
+            path = shipped_weights(face_model) if init_weights == SHIPPED else Path(init_weights)
+            loaded = load_landmark_regressor(path, expect=self.spec).network
+            self.network.load_state_dict(loaded.state_dict())
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         """{group: (B, K)} of a landmark batch (keys of ``data.landmark_synthetic``)."""
@@ -111,6 +129,14 @@ class LandmarkRegressorSystem(LightningModule):
                     for name, value in parameter_errors(self.spec, guess, truth, scales).items():
                         self.log(f"{stage}/{prefix}{name}", value.mean(), batch_size=B, sync_dist=sync)
         return loss
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        """{group: (B, K)} of a batch of photo crops (``data.faces``; dense points where the detector gave them),
+        written out by ``regressor_callbacks.PredictionWriter``. Landmarks are mapped from the crops' size to the
+        network's."""
+        obs = Observations(image=batch[keys.IMAGE], landmarks=batch[LANDMARKS], confidence=batch[CONFIDENCE],
+                           dense=batch.get(DENSE), dense_confidence=batch.get(DENSE_CONFIDENCE))
+        return LandmarkPredictor(self.network)(obs)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self._step(batch, "train")

@@ -33,6 +33,8 @@ from f2p.systems.regressor import RegressorSystem
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 """The package folder of shipped weights."""
 SHIPPED_SUFFIX = "_landmark_regressor.pt"
+SHIPPED = "shipped"
+"""The name that stands for ``shipped_weights(model)`` in configs (``LandmarkRegressorSystem.init_weights``)."""
 HYPER_PARAMETERS = {"face_model": str, "image_size": int, "hidden": int, "depth": int}
 """What the JSON beside a state dict (and a checkpoint's hyper-parameters) must give, with their types."""
 NETWORK_PREFIX = "network."

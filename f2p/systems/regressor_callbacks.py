@@ -92,7 +92,7 @@ class PredictionWriter(BasePredictionWriter):
     Photos (items with a ``path``) are reloaded and re-cropped at ``crop_size`` from their landmarks, so that
     ``fit.png`` and the crop renders match ``reconstruct``; synthetic items are exported as their own photo.
     Parameters do not depend on the crop size (see ``RegressorSystem.predict_params``). ``metrics.json`` gets
-    ``"method": "regressor"`` and the inference seconds per photo. The end of ``predict`` prints one line saying
+    ``"method"`` (the system's ``method``, default ``"regressor"``) and the inference seconds per photo. The end of ``predict`` prints one line saying
     where the outputs are (global rank 0).
 
     Args:
@@ -118,11 +118,12 @@ class PredictionWriter(BasePredictionWriter):
         samples = [self._sample(batch, i) for i in range(len(names))]
         if self.run is None:  # photo crops are all crop_size, synthetic items all the data's size
             S = samples[0].crop.shape[-1]
-            embedder = pl_module.objective.embedder
+            objective = getattr(pl_module, "objective", None)  # the landmark regressor has none: no identity term
+            embedder = None if objective is None else objective.embedder
             exporter = PhotoExporter(SceneSpec(pl_module.face_model, (S, S)), pl_module.renderer, embedder)
             self.run = PhotoRun(self.output_dir, exporter, embedder)
         estimate = Estimate(prediction, [""] * len(names), [{} for _ in names])
-        self.run.export(samples, names, estimate, "regressor", seconds)
+        self.run.export(samples, names, estimate, getattr(pl_module, "method", "regressor"), seconds)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.run is None:
