@@ -146,3 +146,10 @@ def test_prepare_out_naming_a_file_is_one_line(tmp_path, faces_dir, caplog) -> N
     assert [record.getMessage() for record in caplog.records] == [f"--out {tmp_path / 'taken'}: exists and is not a "
                                                                   "folder"]
     assert (tmp_path / "taken").read_text() == "a file"
+
+
+def test_evaluate_out_naming_a_file_is_one_line(tmp_path, capsys) -> None:
+    (tmp_path / "taken").write_text("a file")
+    assert main(["evaluate", str(tmp_path), "--annotations", str(tmp_path / "a.json"), "--out",
+                 str(tmp_path / "taken")]) == 2
+    assert capsys.readouterr().err == f"f2p evaluate: --out {tmp_path / 'taken'}: exists and is not a folder\n"

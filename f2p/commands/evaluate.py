@@ -121,7 +121,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _fail(str(error))
     try:
-        model = load_model(args.model).to(device)
+        model = load_model(args.model, download=True).to(device)  # the first run fetches an open model
     except ModelFileError as error:
         return _fail(str(error))
     spec = SceneSpec(model, (args.size, args.size))
@@ -159,6 +159,8 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        return _fail(f"--out {args.out}: exists and is not a folder")
     if args.synthetic is not None:
         if args.out_dir is not None or args.annotations is not None:
             return _fail("give either OUT_DIR --annotations FILE_OR_DIR or --synthetic N, not both")
