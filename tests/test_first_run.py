@@ -15,7 +15,7 @@ import pytest
 from f2p.cli import main
 from f2p.commands.first_run import fetch_detector_models
 from f2p.morphable import download, ict
-from f2p.morphable.download import OFFLINE_ENV, DownloadRefusedError, RemoteFile, RemoteModel
+from f2p.morphable.download import OFFLINE_ENV, DownloadError, DownloadRefusedError, RemoteFile, RemoteModel
 from f2p.morphable.npz import read_npz
 from f2p.morphable.registry import load_model
 from f2p.perception.mediapipe import models
@@ -128,4 +128,16 @@ def test_offline_the_main_command_stops_with_one_line_naming_the_folder(cache, t
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("f2p reconstruct: ict: model not found.") and "F2P_OFFLINE" in line
     assert f"into {cache / 'ict_facekit'}/" in line
+    assert not cache.exists()
+
+
+def test_a_failed_mediapipe_download_names_every_file_still_to_copy(cache, tmp_path, monkeypatch) -> None:
+    gone = tuple(dataclasses.replace(asset, urls=((tmp_path / "unreachable" / asset.file).as_uri(),))
+                 for asset in models.DENSE_FIT_ASSETS)
+    monkeypatch.setattr(models, "DENSE_FIT_ASSETS", gone)
+    with pytest.raises(DownloadError) as failed:
+        fetch_detector_models("mediapipe")
+    message = str(failed.value)
+    assert "\n" not in message and "download failed" in message and f"into {cache / 'mediapipe'}/" in message
+    assert all(asset.urls[-1] in message for asset in gone)
     assert not cache.exists()

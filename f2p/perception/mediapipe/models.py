@@ -132,25 +132,27 @@ def fetch_missing(assets: tuple[ModelAsset, ...]) -> list[Path]:
     Raises:
         DownloadRefusedError: ``F2P_OFFLINE`` is set and a file is missing; nothing is fetched, and the one line names
             every missing file, its URL and the folder to copy it into.
-        DownloadError: a download failed or gave other bytes (files fetched before it are kept).
+        DownloadError: a download failed or gave other bytes (files fetched before it are kept; the message names
+            the ones still to copy).
     """
     missing = tuple(asset for asset in assets if asset.file in missing_model_files(assets))
     if missing:
         refuse_offline(", ".join(asset.file for asset in missing), copy_hint(missing))
-    return [download_model_file(asset) for asset in missing]
+    return [download_model_file(asset, copy_hint(missing[k:])) for k, asset in enumerate(missing)]
 
 
-def download_model_file(asset: ModelAsset) -> Path:
+def download_model_file(asset: ModelAsset, hint: str | None = None) -> Path:
     """Fetch ``asset`` from MediaPipe's model store into ``<cache>/mediapipe/``, checked by its SHA-256.
 
-    The URLs of ``asset.urls`` are tried in order until one gives the pinned bytes.
+    The URLs of ``asset.urls`` are tried in order until one gives the pinned bytes. ``hint`` ends every error
+    message (default: ``copy_hint`` of ``asset``).
 
     Raises:
         DownloadRefusedError: ``F2P_OFFLINE`` is set (nothing is fetched).
         DownloadError: the last URL failed or gave other bytes.
     """
     target = cache_dir() / MODEL_FOLDER / asset.file
-    hint = copy_hint((asset,))
+    hint = hint or copy_hint((asset,))
     for url in asset.urls[:-1]:
         try:
             download_file(url, target, asset.sha256, hint=hint)
