@@ -5,9 +5,10 @@ model data, Apache-2.0 eos) as the ``share/`` files of patrikhuber/eos, both fro
 at pinned commits. Each file is written atomically (temporary file + rename) and checked against its pinned
 SHA-256 where one is known; the folder is then converted into one f2p ``.npz`` and the raw files deleted.
 
-Pinned hashes: the four SFM files and ICT's ``vertex_indices.json`` (byte-for-byte copies of the upstream
-files were available to compute them). The ICT OBJ files have no pinned hash yet: for them integrity rests
-on the commit-pinned HTTPS URL, and their hashes are logged (debug level) so that they can be pinned.
+Pinned hashes: every file. The four SFM files' are written below; ICT's 155 (``vertex_indices.json`` and the OBJ
+files) are in ``ict_facekit_sha256.json`` beside this module, computed from the files of ICT-VGL/ICT-FaceKit at
+``ICT_COMMIT`` (a git snapshot of the repository, whose converted model matched the compact ICT npz within
+3e-8 m).
 
 Offline use. While the environment variable ``F2P_OFFLINE`` is set (to anything but "" or "0"),
 ``download_file`` and ``fetch_model``, through which every f2p download goes, refuse before opening any URL
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import logging
 import os
 import tempfile
@@ -59,10 +61,10 @@ class DownloadRefusedError(DownloadError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a remote model: its path relative to the model's base URL and its SHA-256, if pinned."""
+    """One file of a remote model: its path relative to the model's base URL and its pinned SHA-256 (hex)."""
 
     path: str
-    sha256: str | None = None
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,17 @@ class RemoteModel:
     license: str
 
 
+ICT_SHA256: dict[str, str] = json.loads((Path(__file__).with_name("ict_facekit_sha256.json")).read_text())
+"""SHA-256 of each ICT FaceKit source file at ``ICT_COMMIT``, by its path under ``FaceXModel/``."""
+
 ICT_REMOTE = RemoteModel(
     name="ict",
     base_url=f"https://raw.githubusercontent.com/ICT-VGL/ICT-FaceKit/{ICT_COMMIT}/FaceXModel/",
     files=(
-        RemoteFile(ict.INDICES_JSON, "4f9b35306299980dd46bee4a6b79bb95dfae1953693b74b35a64f7febfd081a5"),
-        RemoteFile(ict.NEUTRAL_OBJ),
-        *(RemoteFile(f"identity{k:03d}.obj") for k in range(ict.NUM_IDENTITIES)),
-        *(RemoteFile(f"{name}.obj") for name in ict.EXPRESSION_NAMES),
+        RemoteFile(ict.INDICES_JSON, ICT_SHA256[ict.INDICES_JSON]),
+        RemoteFile(ict.NEUTRAL_OBJ, ICT_SHA256[ict.NEUTRAL_OBJ]),
+        *(RemoteFile(name, ICT_SHA256[name]) for name in (f"identity{k:03d}.obj" for k in range(ict.NUM_IDENTITIES))),
+        *(RemoteFile(name, ICT_SHA256[name]) for name in (f"{shape}.obj" for shape in ict.EXPRESSION_NAMES)),
     ),
     convert=ict.load_ict_obj_folder,
     license="MIT (ICT FaceKit, USC Institute for Creative Technologies)",
@@ -202,13 +207,5 @@ def fetch_model(remote: RemoteModel, target: str | os.PathLike, *, progress: boo
 
 def _fetch_files(remote: RemoteModel, folder: Path, progress: bool, hint: str) -> None:
     """Download every file of ``remote`` under its relative path into ``folder``, checking pinned SHA-256s."""
-    unpinned = []
     for file in tqdm(remote.files, desc=f"fetching {remote.name}", unit="file", disable=not progress):
-        digest = download_file(remote.base_url + file.path, folder / file.path, file.sha256, progress=progress,
-                               hint=hint)
-        if file.sha256 is None:
-            unpinned.append(f"{file.path} {digest}")
-    if unpinned:
-        log.warning("%d files of %r have no pinned SHA-256; trusting the commit-pinned URL", len(unpinned),
-                    remote.name)
-        log.debug("their SHA-256:\n%s", "\n".join(unpinned))
+        download_file(remote.base_url + file.path, folder / file.path, file.sha256, progress=progress, hint=hint)

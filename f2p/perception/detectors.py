@@ -57,8 +57,8 @@ def _auto_detector(device: str) -> tuple[LandmarkDetector, str]:
         return (CombinedDetector(MediaPipeDetector(), DlibDetector()),
                 "auto: MediaPipe models found; MediaPipe's faces and dense points with dlib's 68 points, the most "
                 "accurate combination measured, see f2p.perception.combined")
-    not_mediapipe = f"MediaPipe models not found ({', '.join(missing_mediapipe)}; `--detector mediapipe` with "\
-                    "downloads allowed fetches them)"
+    not_mediapipe = f"MediaPipe models not found ({', '.join(missing_mediapipe)}; a run with downloads allowed "\
+                    "fetches them)"
     missing_fan = missing_fan_weights()
     if not missing_fan:
         return FanDetector(device=device), f"auto: {not_mediapipe}; FAN weights found"
