@@ -72,6 +72,8 @@ class F2PHooks:
     - W&B runs without the two warnings of every offline run (see ``_quiet_wandb``).
     - ``python -m f2p fit --help`` names the program so.
     - ``fit`` ends with one line naming the checkpoints it wrote (global rank 0).
+    - A fresh machine online fetches the configured open face model and MediaPipe's files before the trainer
+      starts (``first_run.fetch_for_arguments``, as ``reconstruct``); offline, one line says what to copy where.
     """
 
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
@@ -107,13 +109,15 @@ class F2PHooks:
             {command: {"model": {"class_path": REGRESSOR_CLASS, "init_args": init_args}}}, self.config)
 
     def before_instantiate_classes(self) -> None:
+        from f2p.commands.first_run import fetch_for_arguments
+
         config = self.config[self.config["subcommand"]]
         model, data = config.get("model"), config.get("data")
-        if config.get("ckpt_path") is None or not _is_regressor(config) or not data or not data.get("init_args"):
-            return
-        for name in FOLLOW_THE_MODEL:
-            if name in data.init_args and name in model.init_args:
-                data.init_args[name] = model.init_args[name]
+        if config.get("ckpt_path") is not None and _is_regressor(config) and data and data.get("init_args"):
+            for name in FOLLOW_THE_MODEL:
+                if name in data.init_args and name in model.init_args:
+                    data.init_args[name] = model.init_args[name]
+        fetch_for_arguments(part.init_args.as_dict() for part in (model, data) if part and part.get("init_args"))
 
     def after_instantiate_classes(self) -> None:
         _quiet_wandb(self.trainer.loggers)
@@ -206,6 +210,7 @@ def run_lightning(args: Sequence[str]) -> object:
 
     from f2p.systems.config_callback import LoggerSaveConfigCallback
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # f2p's lines: downloads, photos ok
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     tip_logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")

@@ -1,26 +1,34 @@
 """A user's first run: the default model and MediaPipe's files fetched into the cache (from file:// URLs here, a
-local folder standing in for the servers, F2P_OFFLINE unset); offline, one line saying what to copy where;
-`model ict --download` failures leave nothing behind and name no temporary folder."""
+local folder standing in for the servers, F2P_OFFLINE unset), by `reconstruct` and by the Lightning commands;
+offline, one line saying what to copy where; `model ict --download` failures leave nothing behind and name no
+temporary folder; a process that waited for another's download finds its files; progress bars on terminals only."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from f2p.cli import main
-from f2p.commands.first_run import fetch_detector_models
+from f2p.commands.first_run import fetch_detector_models, fetch_for_arguments
 from f2p.morphable import download, ict
-from f2p.morphable.download import OFFLINE_ENV, DownloadError, DownloadRefusedError, RemoteFile, RemoteModel
+from f2p.morphable.download import (OFFLINE_ENV, DownloadError, DownloadRefusedError, RemoteFile, RemoteModel,
+                                    download_file, download_lock)
 from f2p.morphable.npz import read_npz
-from f2p.morphable.registry import load_model
+from f2p.morphable.registry import load_model, locate_model
+from f2p.naming import output_name
 from f2p.perception.mediapipe import models
 
 COMPACT_ICT = "ict_facekit_light_v1_skin14062.npz"
+REPO = Path(__file__).resolve().parents[1]
+FIT_CONFIG = REPO / "configs" / "fit.yaml"
+PHOTO = "lfpw_image_0010.png"
 
 
 @pytest.fixture
@@ -141,3 +149,91 @@ def test_a_failed_mediapipe_download_names_every_file_still_to_copy(cache, tmp_p
     assert "\n" not in message and "download failed" in message and f"into {cache / 'mediapipe'}/" in message
     assert all(asset.urls[-1] in message for asset in gone)
     assert not cache.exists()
+
+
+def fit_command(photo: Path, out: Path) -> list[str]:
+    """`python -m f2p fit --config configs/fit.yaml` on one photo, small and fast (the model and landmarks are the
+    config's: ict, auto)."""
+    return ["fit", "--config", str(FIT_CONFIG), "--data.images", f"[{photo}]", "--model.output_dir", str(out),
+            "--trainer.logger", "false", "--trainer.callbacks", "[]", "--trainer.accelerator", "cpu",
+            "--model.identity", "false", "--model.crop_size", "64", "--data.crop_size", "64",
+            "--model.stages", '[{"name": "rigid", "steps": 4, "groups": ["pose", "translation"]}]']
+
+
+def test_the_fit_command_on_a_fresh_machine_fetches_what_it_needs(servers, cache, tmp_path, faces_dir,
+                                                                  caplog) -> None:
+    photo = faces_dir / "images" / PHOTO
+    out = tmp_path / "results"
+    with caplog.at_level(logging.INFO):
+        assert main(fit_command(photo, out)) == 0
+    assert (out / output_name(photo) / "params.json").is_file()
+    assert (cache / "ict_facekit" / "ict_facekit.npz").is_file()
+    assert all((cache / "mediapipe" / asset.file).is_file() for asset in models.DENSE_FIT_ASSETS)
+    messages = [record.getMessage() for record in caplog.records]
+    downloaded = [line for line in messages if line.startswith("downloaded ")]
+    assert len(downloaded) == 1 + len(models.DENSE_FIT_ASSETS)  # one line per file or model, naming where it went
+    assert any(line.endswith(f" to {cache / 'ict_facekit' / 'ict_facekit.npz'}") for line in downloaded)
+    assert any(line.startswith("landmark detector: mediapipe+dlib") for line in messages)  # the fetched detector
+
+
+def test_offline_the_fit_command_stops_with_one_line_naming_the_folder(cache, tmp_path, faces_dir, monkeypatch,
+                                                                       capsys) -> None:
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    assert main(fit_command(faces_dir / "images" / PHOTO, tmp_path / "results")) == 2  # caught: no traceback
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("f2p fit: ")]
+    assert line.startswith("f2p fit: ict: model not found.") and "F2P_OFFLINE" in line  # reconstruct's message
+    assert f"into {cache / 'ict_facekit'}/" in line
+    assert not cache.exists() and not (tmp_path / "results").exists()
+
+
+def test_config_values_that_name_no_open_model_or_mediapipe_fetch_nothing(cache, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(OFFLINE_ENV, "1")  # anything fetched would be refused, with an error
+    fetch_for_arguments([{"model": str(tmp_path / "mine.npz"), "landmarks": "dlib", "crop_size": 64},
+                         {"face_model": "flame", "detector": "fan"}, {"model": None, "landmarks": str(tmp_path)}])
+    assert not cache.exists()
+
+
+def test_a_process_that_waited_for_another_download_finds_its_files(cache, tmp_path, monkeypatch) -> None:
+    gone = dataclasses.replace(download.ICT_REMOTE, base_url=(tmp_path / "unreachable").as_uri() + "/")
+    monkeypatch.setitem(download.REMOTE_MODELS, "ict", gone)  # a download of its own would fail
+    waiting = threading.Event()
+
+    class Waiting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("waiting for another process downloading into "):
+                waiting.set()
+
+    handler = Waiting()
+    logging.getLogger("f2p").addHandler(handler)
+    monkeypatch.setattr(logging.getLogger("f2p"), "level", logging.INFO)
+    found: list[Path] = []
+    try:
+        with download_lock(cache):  # the other process, downloading
+            thread = threading.Thread(target=lambda: found.append(locate_model("ict", download=True)))
+            thread.start()
+            assert waiting.wait(timeout=120), "locate_model did not wait for the lock"
+            target = cache / "ict_facekit" / "ict_facekit.npz"
+            target.parent.mkdir(parents=True)
+            target.write_bytes(b"the other process's model")
+        thread.join()
+    finally:
+        logging.getLogger("f2p").removeHandler(handler)
+    assert found == [target]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_download_bars_are_drawn_on_a_terminal_and_not_into_a_log(tmp_path, monkeypatch, terminal) -> None:
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"x" * 5000)
+    stderr = Terminal() if terminal else io.StringIO()  # a log file is no terminal
+    monkeypatch.setattr("sys.stderr", stderr)
+    download_file(source.as_uri(), tmp_path / "copy.bin", sha256(source))
+    assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+    assert ("copy.bin" in stderr.getvalue()) == terminal  # the bar names the file
+    assert ("\r" in stderr.getvalue()) == terminal

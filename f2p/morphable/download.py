@@ -18,6 +18,14 @@ that check, for downloads made by other libraries (FAN's weights, see ``f2p.perc
 Failures. Every error is one line naming the URL and ending with a ``hint``: what to copy where by hand (the
 caller's words; by default the destination file). A failed ``fetch_model`` names no temporary file and leaves no
 folder it created behind.
+
+Progress. Bars (one for a model's files, one for the bytes of the file being fetched) are drawn on a terminal
+only: written to a log file they would be carriage returns and escape codes, so there the log lines ("fetching
+...", "downloaded X to Y") are all a download prints.
+
+Several processes (the DDP ranks of one machine, two runs started together) take ``download_lock`` in turn: the
+first fetches, the others wait for it and then find the files. Writes are atomic, so processes on other machines
+sharing the folder may fetch a file twice, never leave half of one.
 """
 
 from __future__ import annotations
@@ -30,10 +38,12 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from f2p.atomic import atomic_writer
@@ -123,6 +133,32 @@ def downloads_disabled() -> bool:
     return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
+def progress_disabled(progress: bool) -> bool | None:
+    """tqdm's ``disable`` for a download bar: off when ``progress`` is False, else drawn on a terminal only (None)."""
+    return None if progress else True
+
+
+@contextmanager
+def download_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold the machine-wide lock of downloads into ``folder``, waiting (with one log line) while another process
+    holds it. Callers check for their files again inside: the process that waited finds what the other fetched.
+
+    The lock file is in the system's temporary folder, named by ``folder``'s absolute path, so that taking the lock
+    creates nothing in or above ``folder``.
+    """
+    key = hashlib.sha256(str(Path(folder).expanduser().absolute()).encode()).hexdigest()[:16]
+    lock = FileLock(Path(tempfile.gettempdir()) / f"f2p-download-{key}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process downloading into %s", folder)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None, *, progress: bool = True,
                   hint: str | None = None) -> str:
     """Download ``url`` to ``dest`` atomically, with a progress bar; return the content's SHA-256 (hex).
@@ -141,7 +177,8 @@ def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None, 
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, atomic_writer(dest) as out:
             size = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=size, unit="B", unit_scale=True, desc=dest.name, disable=not progress, leave=False) as bar:
+            with tqdm(total=size, unit="B", unit_scale=True, desc=dest.name, leave=False,
+                      disable=progress_disabled(progress)) as bar:
                 while chunk := response.read(CHUNK_BYTES):
                     out.write(chunk)
                     digest.update(chunk)
@@ -207,5 +244,5 @@ def fetch_model(remote: RemoteModel, target: str | os.PathLike, *, progress: boo
 
 def _fetch_files(remote: RemoteModel, folder: Path, progress: bool, hint: str) -> None:
     """Download every file of ``remote`` under its relative path into ``folder``, checking pinned SHA-256s."""
-    for file in tqdm(remote.files, desc=f"fetching {remote.name}", unit="file", disable=not progress):
+    for file in tqdm(remote.files, desc=f"fetching {remote.name}", unit="file", disable=progress_disabled(progress)):
         download_file(remote.base_url + file.path, folder / file.path, file.sha256, progress=progress, hint=hint)

@@ -23,7 +23,7 @@ from pathlib import Path
 from f2p.model_names import DEFAULT_MODEL, MODEL_NAMES, PROCEDURAL
 from f2p.morphable import ict, npz, sfm
 from f2p.morphable.base import LinearModelData, LinearMorphableModel, ModelFileError, MorphableModel
-from f2p.morphable.download import OFFLINE_ENV, REMOTE_MODELS, downloads_disabled, fetch_model
+from f2p.morphable.download import OFFLINE_ENV, REMOTE_MODELS, download_lock, downloads_disabled, fetch_model
 from f2p.morphable.procedural import procedural_data
 
 MODEL_PATH_ENV = "F2P_MODEL_PATH"
@@ -150,15 +150,30 @@ def load_path(path: str | os.PathLike) -> MorphableModel:
 def _load_named(name: str, download: bool) -> MorphableModel:
     if name == PROCEDURAL:
         return LinearMorphableModel(procedural_data())
+    return load_path(locate_model(name, download=download))
+
+
+def locate_model(name: str, *, download: bool = False) -> Path:
+    """The file or folder of the named model ``name`` (a ``SOURCES`` name), as ``find_model``; when no root has it
+    and ``download`` is set, an open model (``ict``, ``sfm``) is fetched into the cache first, by one process at a
+    time (``download_lock``: a process that waited finds the model the other fetched).
+
+    Raises:
+        ModelNotFoundError: nothing found (and nothing fetched: not an open model, no ``download``, or
+            ``F2P_OFFLINE`` set); one line saying where f2p looked and what to copy where.
+        DownloadError: the download failed; the message says what to copy where by hand.
+    """
     found = find_model(name)
     fetch = download and name in REMOTE_MODELS
     if found is None and fetch and not downloads_disabled():
         source = SOURCES[name]
         hint = source.by_hand.format(folder=destination(source.folder))
-        found = fetch_model(REMOTE_MODELS[name], cache_dir() / source.folder / source.files[0], hint=hint)
+        with download_lock(cache_dir()):
+            found = find_model(name) or fetch_model(REMOTE_MODELS[name], cache_dir() / source.folder / source.files[0],
+                                                    hint=hint)
     if found is None:
         raise ModelNotFoundError(name, _not_found_message(SOURCES[name], refused=fetch and downloads_disabled()))
-    return load_path(found)
+    return found
 
 
 def _load_npz(path: Path) -> LinearModelData:
