@@ -6,8 +6,8 @@ against fitting, plus its speed; and the export of a training checkpoint to ship
     python benchmarks/landmark_regressor.py --export CKPT            # -> f2p/weights/ict_landmark_regressor.{pt,json}
 
 Faces: ``f2p.data.landmark_synthetic.LandmarkFaceBatches`` with the training distribution (``LandmarkSampler()``:
-yaw within +-50 degrees, 30 % of faces within +-90, dense and 68 landmarks with ``DetectorNoise``; ``--dense-drop``
-as trained, 0.1), seed ``--seed`` (default 2, the test split of the training config's seed 0). Methods:
+yaw within +-50 degrees, 30 % of faces within +-90, dense and 68 landmarks with ``DetectorNoise`` times
+``--noise-level``; every face with dense points unless ``--dense-drop``), seed ``--seed`` (default 2, the test split of the training config's seed 0). Methods:
 
     prior       the mean face placed over the landmarks (``SceneSpec.initial``: what a fit starts from)
     network     the landmark regressor alone (``reconstruct --quality instant``)
@@ -114,6 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2, help="seed of the faces (default 2)")
     parser.add_argument("--dense-drop", type=float, default=0.0,
                         help="share of faces without dense points (default 0: every face has them)")
+    parser.add_argument("--noise-level", type=float, default=1.0,
+                        help="detector noise as a multiple of the measured (default 1; 0: exact landmarks)")
     parser.add_argument("--repeats", type=int, default=50, help="timing repeats (default 50)")
     parser.add_argument("--train-steps", type=int, default=5, help="steps of the throughput run (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -146,14 +148,16 @@ def main(argv: list[str] | None = None) -> None:
     weights = args.weights or shipped_weights(args.model)
     spec = SceneSpec(load_model(args.model), (224, 224))
     predictor = load_landmark_regressor(weights, expect=spec)
-    batch = LandmarkFaceBatches(spec, LandmarkSampler(dense_drop=args.dense_drop), 1, args.faces, args.seed)[0]
+    level = (args.noise_level, args.noise_level)
+    sampler = LandmarkSampler(dense_drop=args.dense_drop, noise_levels=level) if args.noise_level > 0 else \
+        LandmarkSampler(dense_drop=args.dense_drop, noise=None)
+    batch = LandmarkFaceBatches(spec, sampler, 1, args.faces, args.seed)[0]
     B = args.faces
     obs = Observations(image=torch.zeros(B, 3, 224, 224), landmarks=batch[LANDMARKS], confidence=batch[CONFIDENCE],
                        dense=batch[DENSE], dense_confidence=batch[DENSE_CONFIDENCE])
     truth = batch[PARAMS]
     yaw = axis_angle_to_euler(truth["pose"])[:, 0].abs()
     results, seconds, counts = {}, {}, {}
-    began = time.perf_counter()
     results["prior"] = errors(spec, spec.initial(B, obs.landmarks), truth)
     seconds["prior"], counts["prior"] = 0.0, B
     began = time.perf_counter()
@@ -170,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
             fitted = FittingEstimator(fitter, initializer)(few).params
             seconds[name], counts[name] = (time.perf_counter() - began) / F, F
             results[name] = errors(spec, fitted, few_truth)
-    print(f"{weights}: {B} held-out {args.model} faces (seed {args.seed}), measured detector noise, "
+    print(f"{weights}: {B} held-out {args.model} faces (seed {args.seed}), detector noise {args.noise_level:g} x "
+          "measured, "
           f"{int((obs.dense_confidence[:, 0] > 0).sum())} with dense points; fits on the first {args.fit_faces}\n")
     columns = [c for c in results["network"] if c != "vertex_mm" and c != "rotation_deg"]
     header = f"{'method':8s} {'faces':>5s} {'vertex mm':>9s} {'rot deg':>7s} " + " ".join(

@@ -21,6 +21,7 @@ from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.perception.crop import crop_matrix
 from f2p.render.rotations import axis_angle_to_matrix
 from f2p.evaluation.pose import pose_errors
+from f2p.scene.compose import render_scene
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
 from f2p.systems.landmark_weights import load_landmark_regressor, shipped_weights
@@ -47,8 +48,16 @@ def test_network_predicts_every_group_in_range(ict_spec):
     untrained = network(batch[LANDMARKS], batch[CONFIDENCE], batch[DENSE], batch[DENSE_CONFIDENCE])
     assert {name: tuple(v.shape) for name, v in untrained.items()} == {n: (6, K) for n, K in ict_spec.sizes().items()}
     initial = ict_spec.initial(6, batch[LANDMARKS])  # zero-initialised heads: the mean face over the landmarks
-    torch.testing.assert_close(untrained["translation"], initial["translation"])
+    torch.testing.assert_close(untrained["translation"], initial["translation"], atol=0.005, rtol=0.0)
     torch.testing.assert_close(untrained["identity"], initial["identity"])
+    turn = torch.tensor([[0.8, -0.6], [0.6, 0.8]])  # the photo turned in-plane about the principal point
+    centre = torch.tensor([111.5, 111.5])
+    turned = network(*((points - centre) @ turn.T + centre if points.shape[-1:] == (2,) else points
+                       for points in (batch[LANDMARKS], batch[CONFIDENCE], batch[DENSE], batch[DENSE_CONFIDENCE])))
+    torch.testing.assert_close(turned["identity"], untrained["identity"], atol=1e-4, rtol=0.0)
+    projected = render_scene(ict_spec, turned, None).landmarks2d  # the same face, turned with the photo
+    torch.testing.assert_close(projected, (render_scene(ict_spec, untrained, None).landmarks2d - centre) @ turn.T
+                               + centre, atol=1e-2, rtol=0.0)
     for layer in network.head.heads.values():
         torch.nn.init.normal_(layer[-1].weight, std=10.0)  # saturating outputs must stay in range
     wild = network(batch[LANDMARKS], batch[CONFIDENCE])  # no dense points at all

@@ -35,7 +35,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from f2p.conventions import LEFT_EYE_OUTER, MODEL_TO_OPENCV, RIGHT_EYE_OUTER
+from f2p.conventions import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from f2p.data import batch as keys
 from f2p.data.synthetic import SPLIT_SEEDS, aligned_translation, item_seed
 from f2p.morphable.base import MorphableModel
@@ -44,7 +44,8 @@ from f2p.morphable.dense import dense_landmarks
 from f2p.morphable.registry import load_model
 from f2p.perception.crop import crop_matrix
 from f2p.perception.crop_size import CROP_SIZE
-from f2p.render.rotations import axis_angle_to_matrix, euler_to_axis_angle, matrix_to_axis_angle
+from f2p.render.rotations import euler_to_axis_angle
+from f2p.scene.camera_roll import rolled
 from f2p.scene.compose import render_scene
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec
 
@@ -236,16 +237,13 @@ class LandmarkFaceBatches(Dataset):
         A, b = matrix[:, :, :2], matrix[:, :, 2]
         scale = torch.linalg.det(A).sqrt()  # (B,)
         B = A.shape[0]
-        roll = torch.eye(3).repeat(B, 1, 1)
-        roll[:, :2, :2] = A / scale[:, None, None]  # the image rotation as a camera rotation about its z axis
-        flip = MODEL_TO_OPENCV
-        pose = matrix_to_axis_angle(flip @ roll @ flip @ axis_angle_to_matrix(params[POSE]))
-        translation = (roll @ params[TRANSLATION][..., None])[..., 0]
+        params = rolled(params, A / scale[:, None, None])  # the image rotation as a camera roll
+        translation = params[TRANSLATION].clone()
         centre = torch.full((B, 2), (S - 1) / 2)
         shift = (A @ centre[..., None])[..., 0] + b - centre  # pixels the similarity moves the image centre by
         focal = spec.base_focal * (params[LOG_FOCAL][:, 0].exp() * scale)  # (B,)
         translation[:, :2] += shift * translation[:, 2:] / focal[:, None]
-        return {**params, POSE: pose, TRANSLATION: translation, LOG_FOCAL: focal[:, None].log() - math.log(spec.base_focal)}
+        return {**params, TRANSLATION: translation, LOG_FOCAL: focal[:, None].log() - math.log(spec.base_focal)}
 
     def _hidden(self, params: dict[str, Tensor], R: Tensor, t: Tensor) -> Tensor:
         """(B, 468) bool: dense points whose surface (the mean face's normal there) faces away from the camera."""

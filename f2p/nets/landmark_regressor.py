@@ -1,9 +1,11 @@
 """Landmark regressor: a face's dense (468) and 68 landmarks in crop pixels -> every parameter group landmarks
 determine (the model's identity and expression, head pose, translation, focal length), in one pass.
 
-Inputs are brought into the face's own frame as ``nets.landmarks.LandmarkEncoder`` does (weighted centroid and
-spread of the 68 points, ``scene.params.landmark_frame``; the crops are already upright, ``perception.crop`` aligns
-them by a 5-point similarity), as offsets from the neutral frontal face's points amplified by ``LANDMARK_GAIN``,
+The landmarks are first turned upright: the in-plane rotation of the 68 points against the neutral face's
+(weighted Procrustes) is undone about the principal point, and the prediction is rolled back with
+``scene.camera_roll.rolled`` (exact for f2p's cameras), so an in-plane turn of the photo changes nothing but the
+predicted roll. Then they are brought into the face's own frame as ``nets.landmarks.LandmarkEncoder`` does (weighted
+centroid and spread of the 68 points, ``scene.params.landmark_frame``), as offsets from the neutral frontal face's points amplified by ``LANDMARK_GAIN``,
 each multiplied by its presence (confidence > 0: a photo without dense points gives zeros there), next to the
 presences and the frame's offset from the neutral face's (log spread ratio, centre shift). An MLP (``depth``
 layers of ``hidden`` units, LayerNorm and GELU) feeds ``nets.encoder.ParamHead`` restricted to the geometric
@@ -20,6 +22,7 @@ from f2p.conventions import NUM_LANDMARKS
 from f2p.face_mesh import NUM_MESH_POINTS
 from f2p.nets.encoder import ParamHead
 from f2p.nets.landmarks import LANDMARK_GAIN
+from f2p.scene.camera_roll import rolled
 from f2p.scene.compose import render_scene
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec, landmark_frame
 
@@ -80,6 +83,19 @@ class LandmarkRegressor(nn.Module):
         frame = torch.cat([(spread / self.ref_spread).log()[:, None], (centre - self.ref_centre) / self.ref_spread], 1)
         return torch.cat(parts + [frame], dim=1)
 
+    def in_plane_rotation(self, landmarks: Tensor, confidence: Tensor) -> Tensor:
+        """(B, 2, 2) rotation taking the neutral face's 68 points to the observed ones' orientation (weighted
+        Procrustes in the face's frame; pixel coordinates x right, y down)."""
+        centre, spread = landmark_frame(landmarks, self.weights)
+        points = self._normalise(landmarks, centre, spread)  # (B, 68, 2)
+        reference = self.ref_landmarks - (self.weights[:, None] * self.ref_landmarks).sum(0) / self.weights.sum()
+        w = self.weights * (confidence > 0)  # (B, 68)
+        cos = (w * (reference * points).sum(-1)).sum(1)
+        sin = (w * (reference[:, 0] * points[..., 1] - reference[:, 1] * points[..., 0])).sum(1)
+        angle = torch.atan2(sin, cos)  # (B,)
+        return torch.stack([torch.stack([angle.cos(), -angle.sin()], -1),
+                            torch.stack([angle.sin(), angle.cos()], -1)], -2)
+
     def forward(self, landmarks: Tensor, confidence: Tensor, dense: Tensor | None = None,
                 dense_confidence: Tensor | None = None) -> dict[str, Tensor]:
         """Landmarks in the pixels of crops of the spec's size -> {group: (B, K)} for every group of the scene.
@@ -89,6 +105,14 @@ class LandmarkRegressor(nn.Module):
             dense: (B, 468, 2) MediaPipe face-mesh points, or None; dense_confidence: (B, 468), or None.
         """
         B = landmarks.shape[0]
+        H, W = self.spec.image_size
+        principal = landmarks.new_tensor([(W - 1) / 2, (H - 1) / 2])
+        rotation = self.in_plane_rotation(landmarks, confidence)  # (B, 2, 2)
+
+        def upright(points: Tensor | None) -> Tensor | None:  # rows: R^T (p - c) + c
+            return None if points is None else (points - principal) @ rotation + principal
+
+        landmarks, dense = upright(landmarks), upright(dense)
         initial = self.spec.initial(B, landmarks)
         predicted = self.head(self.net(self.features(landmarks, confidence, dense, dense_confidence)), initial)
-        return {**initial, **predicted}
+        return rolled({**initial, **predicted}, rotation)
