@@ -105,24 +105,28 @@ def test_frames_without_a_face_are_bridged_and_marked(ict, clip, tmp_path):
     assert np.allclose(data["expression"][4], raw[3] + (raw[6] - raw[3]) / 3, atol=1e-6)
 
 
+def count_batches(run, calls, interrupt_at=None):
+    """Record the batch size of every per-frame fit of ``run`` in ``calls``; raise KeyboardInterrupt at batch
+    ``interrupt_at`` (1-based)."""
+    for fitter in (run.first_fitter, run.frame_fitter):
+        def fit(obs, init=None, on_step=None, _fit=fitter.fit):
+            calls.append(obs.batch_size)
+            if len(calls) == interrupt_at:
+                raise KeyboardInterrupt
+            return _fit(obs, init=init, on_step=on_step)
+
+        fitter.fit = fit
+
+
 def test_interrupted_clip_resumes_after_its_last_fitted_frame(ict, clip, tmp_path):
     rendered, path = clip
-    first = clip_run(ict, truth_perceiver(rendered))
-    fit, calls = first.frame_fitter.fit, []
-
-    def interrupted(obs, init=None, on_step=None):
-        calls.append(obs.batch_size)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return fit(obs, init=init, on_step=on_step)
-
-    first.frame_fitter.fit = interrupted
+    first, calls = clip_run(ict, truth_perceiver(rendered)), []
+    count_batches(first, calls, interrupt_at=2)
     with pytest.raises(KeyboardInterrupt):
         first.process(path, tmp_path / "out")
     assert len(list((tmp_path / "out" / "progress").glob("frame_*.npz"))) == 4
-    second = clip_run(ict, truth_perceiver(rendered))
-    fit2, fitted = second.frame_fitter.fit, []
-    second.frame_fitter.fit = lambda obs, init=None, on_step=None: fitted.append(obs.batch_size) or fit2(obs, init)
+    second, fitted = clip_run(ict, truth_perceiver(rendered)), []
+    count_batches(second, fitted)
     assert second.process(path, tmp_path / "out").status == "ok"
     assert sum(fitted) == FRAMES - 4
 

@@ -6,13 +6,16 @@ Steps, each resumable (``ClipProgress``):
    ``reconstruct --landmarks``, MediaPipe's dense mesh with ``auto``); a frame without a usable face is recorded as
    not found, with its reason. A clip with no face in any frame fails.
 2. Identity: ``ClipOptions.keyframes`` found frames spread evenly over the clip are fitted together with the
-   quality's full schedule (``fitting.schedule.schedule_for``); the clip's identity is the mean of their
-   identities, leaving out keyframes whose final landmark loss exceeds ``OUTLIER_FACTOR`` times the keyframes'
-   median (a blink or a badly detected frame). Each keyframe's fit is a MAP estimate under the same prior; their
-   mean averages out what one view cannot determine (the multi-view constraint, in its simplest form).
+   quality's full schedule (``fitting.schedule.schedule_for``), leaving out keyframes whose final landmark loss
+   exceeds ``OUTLIER_FACTOR`` times the keyframes' median (a blink or a badly detected frame); from those fits,
+   one identity is solved for all of them jointly with each keyframe's pose and expression on their landmarks
+   (``fitting.shared_identity``: the multi-view MAP estimate, the prior counted once; ``JOINT_ITERATIONS``
+   Levenberg-Marquardt steps of the schedule's last landmark stage). ``best``, which has no such stage, takes
+   the keyframes' mean identity; the appearance groups are the keyframes' mean at every quality.
 3. Frames: the found frames are fitted in order, in batches of ``ClipOptions.batch_size``, with the identity
-   frozen (the schedule without the ``identity`` group); every frame of a batch starts from the parameters of the
-   last frame fitted before it (expression, pose, light, colour), the first batch from the mean face.
+   frozen (``frame_stages``: the schedule without the ``identity`` group, a weaker prior, no slider-pair term, no
+   rigid stage after the first batch); every frame of a batch starts from the parameters of the last frame
+   fitted before it (expression, pose, light, colour), the first batch from the mean face.
 4. Curves: each frame's head rotation, translation and camera are taken into the video's own camera
    (``scene.uncrop``: the crops rotate and scale with the face, the video does not); frames without a face are
    bridged and the head rotation, translation, camera and every per-frame model group (expression, a jaw) are
@@ -50,6 +53,7 @@ from f2p.export.photo import PhotoOutcome, display_colors
 from f2p.export.video import overlay_video, write_frames_csv, write_npz
 from f2p.fitting.fitter import Fitter
 from f2p.fitting.schedule import Stage, schedule_for
+from f2p.fitting.shared_identity import fit_shared_identity
 from f2p.naming import source_record
 from f2p.perception.align import apply_affine
 from f2p.perception.crop import CROP_SIZE
@@ -63,8 +67,9 @@ from f2p.render.cameras import PinholeCamera
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import (axis_angle_to_matrix, matrix_to_euler, matrix_to_quaternion,
                                   quaternion_to_axis_angle)
-from f2p.scene.compose import render_scene, scene_camera, scene_colors
-from f2p.scene.params import LIGHT, SMOOTH_COLOR, VERTEX_COLOR, SceneSpec
+from f2p.morphable.base import MeshOutput
+from f2p.scene.compose import face_triangles, scene_camera, scene_colors
+from f2p.scene.params import LIGHT, LOG_FOCAL, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
 from f2p.scene.uncrop import uncrop_camera
 
 log = logging.getLogger("f2p")
@@ -82,9 +87,22 @@ DONE_MARKER = "clip.json"
 PROGRESS = "progress"
 OUTLIER_FACTOR = 3.0
 """A keyframe whose landmark loss exceeds this multiple of the keyframes' median does not vote on the identity."""
+FRAME_PRIOR_SCALE = 0.25
+"""Multiplies the prior's weight in the per-frame fits (the smoothing regularises the curves over time), where the
+slider-pair term is off as well. Synthetic clip (``benchmarks/video.py --frames 30``, fast, 0.5 px noise): moving
+sliders' MAE 0.049 with the photo weights, 0.040 without the slider-pair term (it pulls sliders that move apart,
+a left and a right blink, together), 0.031 with the prior weakened 4x as well, 0.029 at 10x; the 45 still sliders
+0.019, 0.019, 0.024, 0.028 (the bias left is the prior's shrinkage and ICT's correlated shapes)."""
+COLOR_GROUPS = (SMOOTH_COLOR, VERTEX_COLOR)
+"""Colour offsets, zero where the schedule does not fit them (``fast``)."""
+HEAD_GROUPS = (POSE, TRANSLATION, LOG_FOCAL)
+"""Scene groups that move only the head: a stage training nothing else is skipped for continuing frames."""
 DEFAULT_SMOOTH = 1.0
 """Default smoothing strength: the Gaussian's standard deviation in frames."""
 DEFAULT_KEYFRAMES = 8
+JOINT_ITERATIONS = 5
+"""Linear solves at most of the keyframes' joint identity solve (``fitting.shared_identity``): 3 reach 0.223 mm on
+the 30-frame benchmark clip, 10 0.222 mm."""
 NO_FACE_BORDER = 6
 """Pixels of the red frame drawn around overlay frames where no face was found (and nothing is rendered)."""
 NO_FACE_COLOR = (0.9, 0.1, 0.1)
@@ -141,6 +159,23 @@ def detector_perceiver(detector: LandmarkDetector) -> FramePerceiver:
 def frozen(stages: list[Stage], group: str) -> list[Stage]:
     """``stages`` with ``group`` trained by none of them."""
     return [replace(stage, groups=[g for g in stage.groups if g != group]) for stage in stages]
+
+
+def frame_stages(stages: list[Stage], continuing: bool) -> list[Stage]:
+    """The per-frame schedule: ``stages`` with the identity frozen, the prior weakened by ``FRAME_PRIOR_SCALE``
+    and no slider-pair term (``symmetry``); for frames that start from a fitted frame (``continuing``), without
+    the stages that move only the head (a rigid stage: the next stage fits the pose with the rest)."""
+    stages = [replace(stage, weights={**stage.weights, "prior": FRAME_PRIOR_SCALE * stage.weights.get("prior", 0.0),
+                                      "symmetry": 0.0}) for stage in frozen(stages, SHARED_GROUP)]
+    if continuing:
+        stages = [stage for stage in stages if not set(stage.groups) <= set(HEAD_GROUPS)]
+    return stages
+
+
+def joint_stage(stages: list[Stage]) -> Stage | None:
+    """The last Levenberg-Marquardt stage of ``stages`` that fits the shared identity (the joint solve's
+    weights and groups), or None (``best``: Adam throughout)."""
+    return next((s for s in reversed(stages) if s.solver == "lm" and SHARED_GROUP in s.groups), None)
 
 
 def keyframe_indices(found: np.ndarray, count: int) -> np.ndarray:
@@ -248,7 +283,11 @@ class ClipRun:
         self.renders = any(stage.needs_render for stage in stages)
         fit_renderer = renderer if self.renders else None  # a landmark-only schedule renders nothing
         self.keyframe_fitter = Fitter(spec, fit_renderer, stages)
-        self.frame_fitter = Fitter(spec, fit_renderer, frozen(stages, SHARED_GROUP))
+        self.first_fitter = Fitter(spec, fit_renderer, frame_stages(stages, continuing=False))
+        self.frame_fitter = Fitter(spec, fit_renderer, frame_stages(stages, continuing=True))
+        self.joint_stage = joint_stage(stages)
+        self.unfitted_colors = [g for g in COLOR_GROUPS if not any(g in stage.groups for stage in stages)]
+        self.overlay_faces = face_triangles(spec.model)
         self.arkit = arkit_map(spec.model)
 
     def process(self, path: Path, out_dir: Path, fps: float | None = None) -> PhotoOutcome:
@@ -353,8 +392,13 @@ class ClipRun:
             mean_params, used = {}, None
             for name, value in result.params.items():
                 mean_params[name], used = robust_mean(value[usable], result.losses["landmark"][usable])
+            rows = usable.nonzero()[:, 0][used]
+            if self.joint_stage is not None and len(rows) > 1:
+                joint = fit_shared_identity(self.spec, obs.select(rows), {g: v[rows] for g, v in result.params.items()},
+                                            self.joint_stage, SHARED_GROUP, JOINT_ITERATIONS)
+                mean_params[SHARED_GROUP] = joint.params[SHARED_GROUP][0]
             stored = {name: value.cpu().numpy() for name, value in mean_params.items()}
-            stored["keyframes"] = keys[usable.cpu().numpy()][used.cpu().numpy()]
+            stored["keyframes"] = keys[rows.cpu().numpy()]
             progress.save("identity", stored)
         shared = {name: torch.from_numpy(value)[None].float().to(device) for name, value in stored.items()
                   if name != "keyframes"}
@@ -399,7 +443,7 @@ class ClipRun:
         for group in (SHARED_GROUP, *SHARED_APPEARANCE):
             if group in shared:
                 start[group] = shared[group].expand(B, -1).clone()
-        result = self.frame_fitter.fit(obs, init=start)
+        result = (self.first_fitter if previous is None else self.frame_fitter).fit(obs, init=start)
         fitted = result.scene.landmarks2d.cpu()
         for i, (index, sample) in enumerate(batch):
             photo_landmarks = apply_affine(sample.to_photo[None], fitted[i:i + 1])[0]
@@ -476,16 +520,20 @@ class ClipRun:
         return {"frames": N, "frames_found": int(found.sum()), "frames_missing": np.flatnonzero(~found).tolist(),
                 "landmark_rmse_px": float(np.mean(rmse)), "fps": clip.fps, "method": "fitting"}
 
-    def _colors(self, params: dict[str, Tensor]) -> Tensor:
-        """(1, V, 3) display colours of the shared parameters' neutral head."""
-        mesh = self.spec.model(**{g: v for g, v in params.items() if g in self.spec.model.groups})
-        return display_colors(self.spec.model, scene_colors(self.spec, params, mesh))
+    def _colors(self, params: dict[str, Tensor], mesh: MeshOutput | None = None) -> Tensor:
+        """(B, V, 3) display colours of ``params`` on ``mesh`` (the parameters' neutral head when None); colour
+        groups the schedule leaves at zero are left out (the same colours, without building their bases)."""
+        if mesh is None:
+            mesh = self.spec.model(**{g: v for g, v in params.items() if g in self.spec.model.groups})
+        fitted = {g: v for g, v in params.items() if g not in self.unfitted_colors}
+        return display_colors(self.spec.model, scene_colors(self.spec, fitted, mesh))
 
     def _write_overlay(self, clip: Clip, out_dir: Path, size: tuple[int, int], found: np.ndarray, head: Tensor,
                        cameras: np.ndarray,
                        curves: dict[str, np.ndarray], appearance: dict[str, np.ndarray],
                        shared: dict[str, Tensor]) -> None:
-        """overlay.mp4: each frame with the fitted head blended over it; frames without a face get a red border."""
+        """overlay.mp4: each frame with the fitted face (``scene.compose.face_triangles``, the fitted region: 0.6x
+        the cost of the whole head) blended over it; frames without a face get a red border."""
         model, device = self.spec.model, self.spec.model.device
         flip = MODEL_TO_OPENCV.to(device)
         with overlay_video(out_dir / "overlay.mp4", clip.fps, size) as video:
@@ -507,9 +555,10 @@ class ClipRun:
                 fx, cx, cy, *t = (torch.tensor([v], dtype=torch.float32, device=device) for v in cameras[i])
                 camera = PinholeCamera(fx=fx, fy=fx, cx=cx, cy=cy, R=flip @ head[i:i + 1].float().to(device),
                                        t=torch.cat(t)[None], image_size=tuple(image.shape[-2:]))
-                colors = display_colors(model, scene_colors(self.spec, params, mesh))
-                render = self.renderer(mesh.verts, model.faces, camera, self.spec.lighting(params), colors=colors)
+                render = self.renderer(mesh.verts, self.overlay_faces, camera, self.spec.lighting(params),
+                                       colors=self._colors(params, mesh))
                 video.write(blend(image.cpu(), render.image[0].cpu(), render.mask[0].cpu()))
 
 
-__all__ = ["ClipOptions", "ClipRun", "FramePerceiver", "clip_line", "detector_perceiver", "keyframe_indices", "robust_mean"]
+__all__ = ["ClipOptions", "ClipRun", "FramePerceiver", "clip_line", "detector_perceiver", "frame_stages", "joint_stage",
+           "keyframe_indices", "robust_mean"]
