@@ -13,6 +13,8 @@ import torch
 
 from f2p.cli import main
 from f2p.evaluation.synthetic_clip import encode_clip, identity_error_mm, slider_errors, synthetic_clip
+from f2p.export.report_page import write_report_page
+from f2p.export.summary import summary_row
 from f2p.export.video import LIVE_LINK_FACE_NAMES, frames_csv, timecode
 from f2p.perception.photo import FaceLandmarks, PhotoError
 from f2p.perception.video import Clip, VideoError
@@ -103,6 +105,9 @@ def test_frames_without_a_face_are_bridged_and_marked(ict, clip, tmp_path):
     raw = data["expression_raw"]
     assert np.isnan(raw[4]).all()  # never invented: the per-frame fit of a missing frame is empty
     assert np.allclose(data["expression"][4], raw[3] + (raw[6] - raw[3]) / 3, atol=1e-6)
+    page = write_report_page(tmp_path, [summary_row(outcome)]).read_text()  # the clip's entry on index.html
+    assert 'href="out/overlay.mp4"' in page and 'data-head="out/head.glb"' in page
+    assert "<dt>frames found</dt><dd>8 of 10 (2 bridged)</dd>" in page
 
 
 def count_batches(run, calls, interrupt_at=None):

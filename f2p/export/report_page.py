@@ -34,8 +34,11 @@ THREE_CDN = f"https://cdn.jsdelivr.net/npm/three@{THREE_VERSION}/"
 """three.js's npm package on jsDelivr (build/three.module.js and the examples/jsm/ add-ons)."""
 PICTURES = (("fit.png", "overlay.png"),)
 """(picture shown, picture it links to) of a photo folder, when present."""
-FILE_LINKS = ("head.glb", "params.json", "arkit.json", "mesh.obj", "metrics.json")
-"""Files of a photo folder linked from its entry, when present."""
+FILE_LINKS = ("head.glb", "params.json", "arkit.json", "mesh.obj", "metrics.json", "overlay.mp4", "frames.csv",
+              "frames.npz", "clip.json")
+"""Files of a photo or clip folder linked from its entry, when present."""
+CLIP_FILE = "clip.json"
+"""A clip folder's record (``pipeline.video_run``): its frames found and frame rate are shown with its entry."""
 METRIC_LABELS = (("landmark_rmse_px", "landmark RMSE (px)"), ("identity_similarity", "identity similarity"),
                  ("seconds", "seconds"))
 """summary.csv columns shown per entry, with their labels."""
@@ -85,10 +88,25 @@ def page_entries(out_dir: Path, rows: list[dict[str, str]]) -> list[PageEntry]:
                          for shown, linked in PICTURES if exists(shown))
         links = tuple((name, _href(out_dir, folder / name)) for name in FILE_LINKS if exists(name))
         metrics = tuple((label, row[key]) for key, label in METRIC_LABELS if row.get(key))
+        if exists(CLIP_FILE):
+            metrics += clip_metrics(folder / CLIP_FILE)
         entries.append(PageEntry(name=Path(row["image"]).name, source=row["image"], status=row["status"],
                                  error=row.get("error", ""), metrics=metrics, pictures=pictures, links=links,
                                  head=_href(out_dir, folder / HEAD_FILE) if exists(HEAD_FILE) else None))
     return entries
+
+
+def clip_metrics(path: Path) -> tuple[tuple[str, str], ...]:
+    """(label, value) of a clip's ``clip.json``: frames found of all (and how many were bridged), frames per
+    second; none for a record that cannot be read."""
+    try:
+        record = json.loads(path.read_text())
+        frames, found = int(record["frames"]), int(record["frames_found"])
+        rate = float(record["frames_per_second"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
+    bridged = f" ({frames - found} bridged)" if found < frames else ""
+    return (("frames found", f"{found} of {frames}{bridged}"), ("frames/s", f"{rate:.1f}"))
 
 
 def _entry_html(entry: PageEntry, index: int) -> str:
