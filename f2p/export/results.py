@@ -94,9 +94,14 @@ def _write_text(path: Path, text: str) -> None:
         handle.write(text.encode("utf-8"))
 
 
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of the PNGs: 2.5-4x faster to write than PIL's default 6 (overlay.png of a 1280 x 720 photo 42
+instead of 116 ms, fit.png 25-28 instead of 79-82 ms) for files 10-20 % larger."""
+
+
 def _write_png(path: Path, image: Image.Image) -> None:
     with atomic_writer(path) as handle:
-        image.save(handle, format="PNG")
+        image.save(handle, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResult, arkit: dict) -> None:

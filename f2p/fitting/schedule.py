@@ -181,25 +181,26 @@ def landmark_stages(steps_scale: float = 1.0) -> list[Stage]:
     ]
 
 
-DEFAULT_SHADING_STEPS = 150
-DEFAULT_SHADING_RESOLUTION = 0.25
-"""The ``default`` quality's one shading stage. On a CPU a shading step costs about the same at any resolution
-(the rasterizer's per-triangle work dominates: about 11 ms per photo at 224 px, one thread), so the step count
-buys the accuracy and the resolution only costs it. Similarity-aligned median error of ``evaluate --synthetic 20
---dense``, exact / 1 px noise, after the Levenberg-Marquardt stages' 0.58 / 1.05 mm: 80 steps at half resolution
-0.65 / 1.05 mm, 100 at 0.35 0.66 / 1.02 mm, 150 at 0.25 0.64 / 0.98 mm, 200 at 0.35 0.61 / 0.97 mm, 300 at half
-resolution - / 0.85 mm, ``default_schedule``'s shading and detail stages (400 steps, 6 s per photo) 0.54 / 0.92 mm.
-Without dense points the stage does more: 1.34 / 1.99 mm -> 1.20 / 1.78 mm. The identity term is left out: the
-synthetic evaluation has no embedding to measure it with, and it doubles a step's cost."""
+DEFAULT_APPEARANCE_STEPS = 30
+DEFAULT_APPEARANCE_RESOLUTION = 0.25
+"""The ``default`` quality's one render stage: light and colour (smooth colour field or albedo) on the photo, the
+shape left as the Levenberg-Marquardt stages fitted it. On a CPU a render step costs about the same at any
+resolution (the rasterizer's per-triangle work dominates: about 11 ms per photo at 224 px, one thread), and
+whether the shape moves or not (measured side by side under load: 126-155 ms vs 138-156 ms per photo), so the
+step count is the cost. On the 24 shared photos (cosine of dlib embeddings of render and photo, mean) the
+stage takes the render's likeness from 0.845 (``fast``, no colour fit) to 0.872 (30 steps; 0.873 with 60), the
+150-step shading stage it replaces, which moved the shape too, to 0.881; the fitted landmarks are the same to
+0.01 % NME68 (3.00 %). On the synthetic faces that shading stage bought 0.98 instead of 1.05 mm with 1 px noise
+and lost 0.64 instead of 0.58 mm exact, and it bends the shape when cut short (50 steps: 1.21 mm with noise,
+50 steps at twice the step size 1.33 / 1.55 mm): no shape here, so ``default``'s shape is ``fast``'s."""
 
 
 def schedule_for(quality: str, steps_scale: float = 1.0) -> list[Stage]:
     """The schedule of a quality level (``QUALITIES``).
 
     - ``fast``: ``landmark_stages`` alone (Levenberg-Marquardt on the 68 and dense landmarks, no render).
-    - ``default``: ``landmark_stages``, then one short shading stage (shape, expression, albedo or smooth colour
-      and light on the landmarks and the photo, ``DEFAULT_SHADING_STEPS`` Adam steps at quarter resolution, no
-      identity term).
+    - ``default``: ``landmark_stages``, then one short appearance stage (albedo or smooth colour and light on the
+      photo, ``DEFAULT_APPEARANCE_STEPS`` Adam steps at quarter resolution; the shape stays, no identity term).
     - ``best``: ``default_schedule`` (Adam throughout: landmark stages, shading and detail with the identity
       term, per-vertex colour).
 
@@ -217,11 +218,9 @@ def schedule_for(quality: str, steps_scale: float = 1.0) -> list[Stage]:
     stages = landmark_stages(steps_scale)
     if quality == "fast":
         return stages
-    shading = {"landmark": 1.0, "dense": LM_DENSE_WEIGHT, "photometric": 0.02, "prior": LM_PRIOR_WEIGHT,
-               "symmetry": SYMMETRY_WEIGHT, "bounds": 1.0}
-    return stages + [Stage("shading", max(1, round(DEFAULT_SHADING_STEPS * steps_scale)),
-                           [*SHAPE_GROUPS, "albedo", "smooth_color", "sh"], shading,
-                           resolution_scale=DEFAULT_SHADING_RESOLUTION)]
+    return stages + [Stage("shading", max(1, round(DEFAULT_APPEARANCE_STEPS * steps_scale)),
+                           ["albedo", "smooth_color", "sh"], {"photometric": 0.02, "prior": LM_PRIOR_WEIGHT},
+                           resolution_scale=DEFAULT_APPEARANCE_RESOLUTION)]
 
 
 def total_steps(quality: str) -> int:

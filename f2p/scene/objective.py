@@ -128,8 +128,8 @@ class FittingObjective(nn.Module):
         (the others are constants in the stage)."""
         B = obs.batch_size
         out: dict[str, Tensor] = {}
-        landmarks2d, dense2d = scene.landmarks2d, scene.dense2d
-        if self.contour is not None and wanted & {"landmark", "dense"}:
+        landmarks2d, dense2d = (scene.landmarks2d, scene.dense2d) if wanted & {"landmark", "dense"} else (None, None)
+        if self.contour is not None and landmarks2d is not None:
             landmarks2d, dense2d = slide_contour(self.spec.model, self.contour, params, scene.camera, landmarks2d,
                                                  dense2d, None if scene.mesh is None else scene.mesh.verts)
         if "landmark" in wanted:
