@@ -16,6 +16,9 @@ order (``LandmarkLeastSquares``):
   (L/R differences and opposing-pair overlaps; Jacobian by ``jacfwd``);
 - bounds: bounded sliders are kept inside their bounds (active-set steps), where the bound penalty is zero.
 
+With a sliding contour (``contour``), the outline points' model points are the silhouette vertices chosen at the
+linearisation point (``morphable.contour``), fixed within the step; the cost is re-evaluated under a new choice.
+
 Jacobians are forward-mode (``torch.func.jacfwd``, see ``LandmarkLeastSquares``). A step
 ``(J^T J + mu diag(J^T J)) delta = -J^T r`` is accepted only where it lowers that photo's cost; the damping ``mu``
 follows Nielsen's rule (down with a good gain ratio, up on a rejected step). A photo stops on a small relative
@@ -147,7 +150,8 @@ class LandmarkLeastSquares:
         prior_weight = float(weights.get("prior", 0.0))
         stds = spec.prior_stds()
         self.symmetry_weight = float(weights.get("symmetry", 0.0))
-        self.pairs = {g: p for g, p in model_slider_pairs(model).items() if g in self.groups and self.symmetry_weight > 0}
+        self.pairs = {g: p for g, p in model_slider_pairs(model).items()
+                      if g in self.groups and self.symmetry_weight > 0}
         self.stds = {g: stds[g].to(self.scale) for g in self.pairs}
         self.prior = torch.cat([self.scale.new_zeros(K) if prior_weight == 0
                                 else (prior_weight / K) ** 0.5 / stds[g].expand(K).to(self.scale)

@@ -61,11 +61,6 @@ class ContourCandidates:
     valid: Tensor
     side: Tensor
 
-    @property
-    def size(self) -> int:
-        """N, the number of sliding points."""
-        return self.vertices.shape[0]
-
     def to(self, device: torch.device | str) -> ContourCandidates:
         return ContourCandidates(*(t.to(device) for t in (self.landmarks, self.dense, self.vertices, self.valid,
                                                           self.side)))
@@ -91,7 +86,8 @@ def build_candidates(mean: Tensor, points: Tensor, midline_x: float) -> tuple[Te
     nearest = torch.cdist(points, mean).argmin(1)  # (N,)
     inside[torch.arange(len(points)), nearest] = True
     count = int(inside.sum(1).max())
-    order = torch.sort(inside.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :count]  # real candidates first
+    # real candidates first, in vertex order
+    order = torch.sort(inside.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :count]
     valid = torch.gather(inside, 1, order)
     vertices = torch.where(valid, order, order[:, :1])
     return vertices, valid, side
