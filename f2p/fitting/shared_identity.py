@@ -28,16 +28,11 @@ import torch
 from torch import Tensor
 
 from f2p.fitting.schedule import Stage
-from f2p.fitting.solver import RELATIVE_TOLERANCE, LandmarkLeastSquares
+from f2p.fitting.solver import (DIAGONAL_FLOOR, INITIAL_DAMPING, MAX_DAMPING, RELATIVE_TOLERANCE,
+                                LandmarkLeastSquares)
 from f2p.scene.objective import dense_point_weights
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
-
-INITIAL_DAMPING = 1e-3
-"""Starting ``mu`` of the joint solve, relative to the diagonal of its matrix."""
-MAX_DAMPING = 1e10
-DIAGONAL_FLOOR = 1e-12
-"""Floor of the Marquardt scaling relative to the largest diagonal entry of its block."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +154,8 @@ def _joint_step(hessian: Tensor, gradient: Tensor, prior_sq: Tensor, mu: float, 
 
 
 def _scaling(diagonal: Tensor) -> Tensor:
-    """(..., P) Marquardt scaling: the diagonal, floored relative to its largest entry."""
+    """(..., P) Marquardt scaling: the diagonal, floored at ``DIAGONAL_FLOOR`` of its largest entry (the
+    solver's)."""
     return diagonal.clamp_min(DIAGONAL_FLOOR * diagonal.amax(-1, keepdim=True).clamp_min(1e-300))
 
 
