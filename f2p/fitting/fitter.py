@@ -12,11 +12,12 @@ import torch
 from torch import Tensor
 
 from f2p.fitting.optimizer import BatchedAdam
-from f2p.fitting.schedule import DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, OPTIONAL_GROUPS, Stage, cosine_factor
+from f2p.fitting.schedule import (APPEARANCE_GROUPS, DEFAULT_LEARNING_RATES, DEFAULT_MODEL_LR, OPTIONAL_GROUPS, Stage,
+                                  cosine_factor)
 from f2p.fitting.solver import LandmarkLeastSquares, levenberg_marquardt
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.render.renderer import MeshRenderer
-from f2p.scene.compose import SceneOutput, face_triangles, render_scene
+from f2p.scene.compose import SceneOutput, face_triangles, render_scene, scene_colors
 from f2p.scene.objective import FittingObjective, dense_point_weights
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
@@ -74,7 +75,8 @@ class Fitter:
             detector marks the visible outline.
 
     Stages with ``solver="lm"`` run Levenberg-Marquardt (``fitting.solver``) on their landmark terms; the others
-    run ``BatchedAdam`` with roll-backs.
+    run ``BatchedAdam`` with roll-backs. An Adam stage that trains only colour and light rasterizes once and
+    re-shades that rasterization every step (``MeshRenderer.reshade``; a soft renderer renders every step).
 
     Raises:
         ValueError: a stage names a group that neither the scene nor the model defines (``Stage.unknown_groups``).
@@ -101,6 +103,17 @@ class Fitter:
         """The scene of a stage step: only the face's triangles are rendered (the losses are masked to the face);
         dense landmarks are projected when the stage and the observations use them."""
         return render_scene(stage_spec, params, self.renderer if render else None, self.stage_faces, dense)
+
+    def _reshaded(self, stage_spec: SceneSpec, fixed: SceneOutput, params: dict[str, Tensor]) -> SceneOutput:
+        """The scene of a step that moves only colour and light (``APPEARANCE_GROUPS``): ``fixed``'s geometry and
+        rasterization (rendered once for the stage) shaded with the current colours and light
+        (``MeshRenderer.reshade``), at a fraction of a full render's cost."""
+        mesh = fixed.mesh
+        if mesh.albedo is not None:  # a model's albedo space: its albedo from the current parameters
+            mesh = replace(mesh, albedo=self.spec.model(**{g: params[g] for g in self.spec.model.groups}).albedo)
+        colors = scene_colors(stage_spec, params, mesh)
+        image = self.renderer.reshade(fixed.render, self.stage_faces, colors, stage_spec.lighting(params))
+        return replace(fixed, mesh=mesh, colors=colors, render=replace(fixed.render, image=image))
 
     def total(self, terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
         """(B,) weighted sum of the terms."""
@@ -177,9 +190,14 @@ class Fitter:
         optimizer.step_scale[result.failed] = 0.0
         good = {g: params[g].detach().clone() for g in trainable}
         best = torch.full((stage_obs.batch_size,), math.inf, device=stage_obs.image.device)
+        dense = stage_obs.dense is not None and stage.weights.get("dense", 0.0) > 0
+        fixed = None  # the geometry's render, when the stage moves only colour and light (a hard renderer)
+        if stage.needs_render and set(trainable) <= set(APPEARANCE_GROUPS) and not self.renderer.soft:
+            with torch.no_grad():
+                fixed = self._scene(stage_spec, params, render=True, dense=dense)
         for step in range(stage.steps):
-            scene = self._scene(stage_spec, params, render=stage.needs_render,
-                                dense=stage_obs.dense is not None and stage.weights.get("dense", 0.0) > 0)
+            scene = (self._scene(stage_spec, params, render=stage.needs_render, dense=dense) if fixed is None
+                     else self._reshaded(stage_spec, fixed, params))
             terms = self.objective.terms(params, scene, stage_obs, set(stage.weights), set(trainable))
             total = self.total(terms, stage.weights)
             bad = ~torch.isfinite(total) | (total > DIVERGENCE_FACTOR * best.clamp_min(DIVERGENCE_FLOOR))

@@ -145,11 +145,8 @@ class MeshRenderer(nn.Module):
         pixels = CoveredPixels.from_pix_to_face(fragments.pix_to_face)
         albedo, normals = self._surface(verts_cam, valid, faces, pixels, pixels.gather(fragments.bary), colors,
                                         texture)  # (M, 3) each
-        light_normals = normals @ CAMERA_TO_LIGHT.to(normals).T
-        radiance = albedo * sh_shading_indexed(light_normals, sh_coeffs, pixels.batch)  # (M, 3)
-        background = torch.tensor(self.background, device=verts.device, dtype=radiance.dtype)
-        image = pixels.scatter(radiance, fill=background)  # (B, H, W, 3)
-        mask = fragments.mask[..., None].to(radiance.dtype)  # (B, H, W, 1)
+        image = self._shade(pixels, albedo, normals, sh_coeffs)  # (B, H, W, 3)
+        mask = fragments.mask[..., None].to(image.dtype)  # (B, H, W, 1)
         if self.soft:
             blended = antialias(torch.cat([image, mask], -1), fragments, screen, faces, self._neighbours(faces, V))
             image, mask = blended[..., :3], blended[..., 3:]
@@ -162,6 +159,29 @@ class MeshRenderer(nn.Module):
             normals=_channels_first(pixels.scatter(normals)), albedo=_channels_first(pixels.scatter(albedo)),
             pix_to_face=fragments.pix_to_face, bary=fragments.bary, landmarks2d=landmarks2d,
             landmarks_visible=visible)
+
+    def reshade(self, render: RenderOutput, faces: Tensor, colors: Tensor, sh_coeffs: Tensor) -> Tensor:
+        """The (B, 3, H, W) image of an earlier hard-mode ``render`` of the same geometry (its ``pix_to_face``,
+        ``bary`` and ``normals``) with new (B, V, 3) vertex ``colors`` and (B, 9, 3) ``sh_coeffs``, without
+        rasterizing again: what ``forward`` draws for them (fitting stages that move only colour and light).
+
+        Raises:
+            ValueError: a soft renderer (its silhouettes blend with the geometry's screen positions).
+        """
+        if self.soft:
+            raise ValueError("reshade needs a hard renderer: soft mode antialiases with the geometry")
+        pixels = CoveredPixels.from_pix_to_face(render.pix_to_face)
+        albedo = interpolate_at(colors, faces.long(), pixels, pixels.gather(render.bary.detach()))  # (M, 3)
+        normals = pixels.gather(render.normals.detach().permute(0, 2, 3, 1))  # (M, 3) unit, camera frame
+        return _channels_first(self._shade(pixels, albedo, normals, sh_coeffs))
+
+    def _shade(self, pixels: CoveredPixels, albedo: Tensor, normals: Tensor, sh_coeffs: Tensor) -> Tensor:
+        """(M, 3) albedo and unit camera-frame normals of the covered pixels -> (B, H, W, 3) Lambertian SH image
+        over the background."""
+        light_normals = normals @ CAMERA_TO_LIGHT.to(normals).T
+        radiance = albedo * sh_shading_indexed(light_normals, sh_coeffs, pixels.batch)  # (M, 3)
+        background = torch.tensor(self.background, device=radiance.device, dtype=radiance.dtype)
+        return pixels.scatter(radiance, fill=background)
 
     def _neighbours(self, faces: Tensor, num_vertices: int) -> Tensor:
         """``face_neighbours`` of ``faces``, cached while the same faces tensor comes back unchanged."""
