@@ -184,10 +184,11 @@ def landmark_stages(steps_scale: float = 1.0) -> list[Stage]:
 DEFAULT_APPEARANCE_STEPS = 30
 DEFAULT_APPEARANCE_RESOLUTION = 0.25
 """The ``default`` quality's one render stage: light and colour (smooth colour field or albedo) on the photo, the
-shape left as the Levenberg-Marquardt stages fitted it. On a CPU a render step costs about the same at any
-resolution (the rasterizer's per-triangle work dominates: about 11 ms per photo at 224 px, one thread), and
-whether the shape moves or not (measured side by side under load: 126-155 ms vs 138-156 ms per photo), so the
-step count is the cost. On the 24 shared photos (cosine of dlib embeddings of render and photo, mean) the
+shape left as the Levenberg-Marquardt stages fitted it. On a CPU a full render step costs about the same at any
+resolution (the rasterizer's per-triangle work dominates: about 11 ms per photo at 224 px, one thread), whether
+the shape moves or not; with the shape fixed the ``Fitter`` rasterizes once and re-shades
+(``MeshRenderer.reshade``): 30 steps take 0.09 s per photo instead of 0.52 s (``benchmarks/fit.py``, load 3).
+On the 24 shared photos (cosine of dlib embeddings of render and photo, mean) the
 stage takes the render's likeness from 0.845 (``fast``, no colour fit) to 0.872 (30 steps; 0.873 with 60), the
 150-step shading stage it replaces, which moved the shape too, to 0.881; the fitted landmarks are the same to
 0.01 % NME68 (3.00 %). On the synthetic faces that shading stage bought 0.98 instead of 1.05 mm with 1 px noise
