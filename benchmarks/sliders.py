@@ -21,7 +21,7 @@ import torch
 
 def slider_table(folder: Path) -> dict[str, float] | None:
     """Mean pair statistics over the photos of one ``reconstruct`` output folder, None without params.json."""
-    from f2p.losses.priors import slider_pairs
+    from f2p.losses.priors import slider_pair_stats, slider_pairs
 
     rows = []
     for path in sorted(folder.glob("*/params.json")):
@@ -33,11 +33,12 @@ def slider_table(folder: Path) -> dict[str, float] | None:
     names = tuple(rows[0])
     values = torch.tensor([[row[name] for name in names] for row in rows])  # (photos, K)
     pairs = slider_pairs(names)
-    lopsided = (values[:, pairs.mirror[:, 0]] - values[:, pairs.mirror[:, 1]]).abs()
-    overlap = torch.minimum(values[:, pairs.opposing[:, 0]], values[:, pairs.opposing[:, 1]])
+    lopsided = (values[:, pairs.mirror[:, 0]] - values[:, pairs.mirror[:, 1]]).abs()  # (photos, M)
+    overlap = torch.minimum(values[:, pairs.opposing[:, 0]], values[:, pairs.opposing[:, 1]])  # (photos, O)
+    mean_lopsided, mean_overlap = slider_pair_stats(values, pairs)  # (photos,) each
     return {"photos": len(rows), "mirror pairs": len(pairs.mirror), "opposing pairs": len(pairs.opposing),
-            "L/R |diff| mean": float(lopsided.mean()), "L/R |diff| max": float(lopsided.max()),
-            "overlap mean": float(overlap.mean()), "overlap max": float(overlap.max()),
+            "L/R |diff| mean": float(mean_lopsided.mean()), "L/R |diff| max": float(lopsided.max()),
+            "overlap mean": float(mean_overlap.mean()), "overlap max": float(overlap.max()),
             "slider mean": float(values.mean())}
 
 

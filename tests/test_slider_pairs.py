@@ -95,3 +95,15 @@ def test_a_one_sided_expression_the_landmarks_show_is_kept(ict):
     truth["expression"][:, names.index("mouthSmile_L")] = 0.9
     fitted = fitted_expression(ict, truth, 0.0, True)
     assert (fitted[:, names.index("mouthSmile_L")] - fitted[:, names.index("mouthSmile_R")] > 0.6).all(), fitted
+
+
+def test_the_synthetic_report_shows_how_lopsided_fitted_and_true_sliders_are(ict):
+    from f2p.evaluation.synthetic import slider_pair_columns
+
+    names = ict.model.groups["expression"].component_names
+    truth = truth_of(ict)
+    fitted = {"expression": torch.zeros_like(truth["expression"])}
+    fitted["expression"][:, names.index("jawLeft")] = fitted["expression"][:, names.index("jawRight")] = 0.4
+    columns = slider_pair_columns(ict.model, fitted, truth)
+    assert (columns["expression_lr_diff"] == 0).all() and (columns["expression_lr_diff_true"] > 0).all()
+    assert torch.allclose(columns["expression_overlap"], torch.full((3,), 0.4 / 6))  # one of ICT's 6 pairs

@@ -136,6 +136,11 @@ def synthetic_tables(summary: dict) -> str:
             if stats["n"] == 0:  # shape-weighted error of a group that does not move the face (albedo)
                 continue
             rows.append([f"{name} RMSE ({label})", *(number(stats, k, digits=3) for k in ("median", "mean", "max"))])
+    for name, stats in summary.get("slider_pairs", {}).items():  # how lopsided the sliders are, fitted and true
+        for key, label in (("lr_diff", "L/R difference"), ("overlap", "opposing-pair overlap")):
+            for suffix, which in (("", "fitted"), ("_true", "true")):
+                rows.append([f"{name} {label}, {which}",
+                             *(number(stats[key + suffix], k, digits=3) for k in ("median", "mean", "max"))])
     for name, stats in summary["pose_error_deg"].items():
         rows.append([f"{name} error (deg)", number(stats, "median"), number(stats, "mean"), number(stats, "max")])
     rows.append(["translation error (mm)", *(number(summary["translation_error_mm"], k) for k in

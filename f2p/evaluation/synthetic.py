@@ -40,11 +40,14 @@ from f2p.evaluation.pose import POSE_ANGLES
 from f2p.evaluation.summary import landmark_summary, statistics
 from f2p.export.figures import side_by_side
 from f2p.fitting.estimate import Estimator
+from f2p.losses.priors import slider_pair_stats
+from f2p.morphable.base import MorphableModel
 from f2p.perception.masks import face_region_mask
 from f2p.perception.photo import MASK_SOFTNESS
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_matrix, matrix_to_euler
 from f2p.scene.compose import render_scene
+from f2p.scene.objective import model_slider_pairs
 from f2p.scene.observations import Observations
 from f2p.scene.params import POSE, TRANSLATION, SceneSpec
 
@@ -65,6 +68,9 @@ FACE_FIELDS = ("face", "status", "error", "yaw_deg", "pitch_deg", "roll_deg", "v
                "pose_error_deg", "translation_error_mm", *LANDMARK_METRICS, "seconds")
 """Columns of report.csv for synthetic faces (before the per-group parameter RMSE columns); the pose columns are
 the true pose in f2p's convention."""
+SLIDER_PAIR_KEYS = ("lr_diff", "lr_diff_true", "overlap", "overlap_true")
+"""Per slider group with pairs (``slider_pair_columns``): mean L/R difference and opposing-pair overlap of the
+fitted and of the true sliders."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,18 @@ def observe(items: list[dict], landmark_noise: Tensor, device: torch.device, den
     return obs, true_landmarks
 
 
+def slider_pair_columns(model: MorphableModel, fitted: dict[str, Tensor], truth: dict[str, Tensor]
+                        ) -> dict[str, Tensor]:
+    """(B,) "<group>_lr_diff" and "<group>_overlap" (``losses.priors.slider_pair_stats``) of the fitted and, with
+    "_true", the true sliders of every group with slider pairs (``scene.objective.model_slider_pairs``)."""
+    columns = {}
+    for name, pairs in model_slider_pairs(model).items():
+        for suffix, values in (("", fitted[name]), ("_true", truth[name])):
+            lopsided, overlap = slider_pair_stats(values, pairs)
+            columns |= {f"{name}_lr_diff{suffix}": lopsided, f"{name}_overlap{suffix}": overlap}
+    return columns
+
+
 @torch.no_grad()
 def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Tensor], true_landmarks: Tensor
                 ) -> list[dict]:
@@ -130,6 +148,7 @@ def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Ten
         **landmark_nme(render_scene(spec, fitted, None).landmarks2d, true_landmarks),
         **{f"{name}_rmse_std": value for name, value in errors.group_rmse.items()},
         **{f"{name}_rmse_shape": errors.group_shape_rmse.get(name, no_shape) for name in model.groups},
+        **slider_pair_columns(model, fitted, truth),
     }
     return [{key: float(value[i]) for key, value in columns.items()} for i in range(len(true_landmarks))]
 
@@ -206,6 +225,8 @@ def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int
         "vertex_error_mm": vertex,
         "parameters_rmse_std": {name: over_faces(f"{name}_rmse_std") for name in spec.model.groups},
         "parameters_rmse_shape": {name: over_faces(f"{name}_rmse_shape") for name in spec.model.groups},
+        "slider_pairs": {name: {key: over_faces(f"{name}_{key}") for key in SLIDER_PAIR_KEYS}
+                         for name in model_slider_pairs(spec.model)},
         "pose_error_deg": {a: over_faces(f"{a}_error_deg") for a in POSE_ANGLES} | {
             "rotation": over_faces("pose_error_deg")},
         "translation_error_mm": over_faces("translation_error_mm"),

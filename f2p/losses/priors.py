@@ -139,3 +139,12 @@ def slider_pair_prior(values: Tensor, pairs: SliderPairs, std: Tensor) -> Tensor
     """(B,) ``sum r^2`` of ``slider_pair_residuals``: the mean over pairs of the squared standardised L/R
     difference (mirror pairs) and overlap ``min(x_a, x_b)`` (opposing pairs)."""
     return slider_pair_residuals(values, pairs, std).square().sum(1)
+
+
+def slider_pair_stats(values: Tensor, pairs: SliderPairs) -> tuple[Tensor, Tensor]:
+    """How a rig would see (B, K) sliders: (B,) mean absolute L/R difference over the mirror pairs and (B,) mean
+    overlap ``min(a, b)`` over the opposing pairs (NaN where the group has none of that kind)."""
+    mirror, opposing = pairs.mirror.to(values.device), pairs.opposing.to(values.device)
+    lopsided = (values[:, mirror[:, 0]] - values[:, mirror[:, 1]]).abs().mean(1)
+    overlap = torch.minimum(values[:, opposing[:, 0]], values[:, opposing[:, 1]]).mean(1)
+    return lopsided, overlap
