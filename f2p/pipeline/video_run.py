@@ -55,6 +55,7 @@ from f2p.export.video import overlay_video, write_frames_csv, write_npz
 from f2p.fitting.fitter import Fitter
 from f2p.fitting.schedule import Stage, schedule_for
 from f2p.fitting.shared_identity import fit_shared_identity
+from f2p.morphable.base import MeshOutput
 from f2p.naming import source_record
 from f2p.perception.align import apply_affine
 from f2p.perception.crop import CROP_SIZE
@@ -68,7 +69,6 @@ from f2p.render.cameras import PinholeCamera
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import (axis_angle_to_matrix, matrix_to_euler, matrix_to_quaternion,
                                   quaternion_to_axis_angle)
-from f2p.morphable.base import MeshOutput
 from f2p.scene.compose import face_triangles, scene_camera, scene_colors
 from f2p.scene.params import LIGHT, LOG_FOCAL, POSE, SMOOTH_COLOR, TRANSLATION, VERTEX_COLOR, SceneSpec
 from f2p.scene.uncrop import uncrop_camera
@@ -170,8 +170,9 @@ def frame_stages(stages: list[Stage], continuing: bool) -> list[Stage]:
     """The per-frame schedule: ``stages`` with the identity frozen, the prior weakened by ``FRAME_PRIOR_SCALE``
     and no slider-pair term (``symmetry``); for frames that start from a fitted frame (``continuing``), without
     the stages that move only the head (a rigid stage: the next stage fits the pose with the rest)."""
-    stages = [replace(stage, weights={**stage.weights, "prior": FRAME_PRIOR_SCALE * stage.weights.get("prior", 0.0),
-                                      "symmetry": 0.0}) for stage in frozen(stages, SHARED_GROUP)]
+    stages = [replace(stage, weights={**stage.weights, "symmetry": 0.0,
+                                      "prior": FRAME_PRIOR_SCALE * stage.weights.get("prior", 0.0)})
+              for stage in frozen(stages, SHARED_GROUP)]
     if continuing:
         stages = [stage for stage in stages if not set(stage.groups) <= set(HEAD_GROUPS)]
     return stages
@@ -399,8 +400,9 @@ class ClipRun:
                 mean_params[name], used = robust_mean(value[usable], result.losses["landmark"][usable])
             rows = usable.nonzero()[:, 0][used]
             if self.joint_stage is not None and len(rows) > 1:
-                joint = fit_shared_identity(self.spec, obs.select(rows), {g: v[rows] for g, v in result.params.items()},
-                                            self.joint_stage, SHARED_GROUP, JOINT_ITERATIONS)
+                views = {g: v[rows] for g, v in result.params.items()}
+                joint = fit_shared_identity(self.spec, obs.select(rows), views, self.joint_stage, SHARED_GROUP,
+                                            JOINT_ITERATIONS)
                 mean_params[SHARED_GROUP] = joint.params[SHARED_GROUP][0]
             stored = {name: value.cpu().numpy() for name, value in mean_params.items()}
             stored["keyframes"] = keys[rows.cpu().numpy()]
