@@ -18,7 +18,6 @@ import pickle
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from f2p.errors import ModelFileError
@@ -143,6 +142,9 @@ def load_initializer(path: str | Path, map_location: str | torch.device = "cpu",
     Raises:
         ModelFileError: the file is neither (one line naming it; see the two loaders).
     """
+    if not Path(path).is_file():
+        raise ModelFileError(path, "no such weights file (shipped weights exist for: "
+                                   f"{', '.join(sorted(p.name[:-len(SHIPPED_SUFFIX)] for p in WEIGHTS_DIR.glob('*' + SHIPPED_SUFFIX)))})")
     if is_landmark_weights(Path(path)):
         return load_landmark_regressor(path, map_location, expect)
     return regressor_initializer(load_regressor(path, map_location, expect))
