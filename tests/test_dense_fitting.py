@@ -96,3 +96,31 @@ def test_dense_observations_recover_the_shape_better(models_dir):
     sparse = vertex_error(Observations(obs.image, obs.landmarks, obs.confidence))
     dense = vertex_error(obs)
     assert dense < 0.9 * sparse  # measured: 2.95 mm with the 68 points, 2.47 mm with the dense points
+
+
+def test_a_photos_dense_weight_decides_between_conflicting_dense_and_68_points(models_dir):
+    """Two detectors disagree (the dense points come from another face): the photo whose dense points are worth less
+    (``Observations.dense_weight``, from the measured accuracy of their detector) ends nearer its 68 points."""
+    from f2p.fitting.schedule import landmark_stages
+
+    spec = SceneSpec(load_model("ict"), (128, 128))
+    torch.manual_seed(0)
+    truth, other = spec.initial(1), spec.initial(1)
+    truth.update(random_params(spec.model, 1))
+    other.update(random_params(spec.model, 1))
+    obs68, obs_dense = observed(spec, truth), observed(spec, other)
+    obs = Observations(image=torch.zeros(2, 3, 128, 128), landmarks=obs68.landmarks.expand(2, -1, -1),
+                       confidence=torch.ones(2, 68), dense=obs_dense.dense.expand(2, -1, -1),
+                       dense_confidence=torch.ones(2, 468), dense_weight=torch.tensor([1.0, 0.1]))
+    fitted = Fitter(spec, MeshRenderer(backend="torch"), landmark_stages()).fit(obs).params
+    scene = render_scene(spec, fitted, None)
+    errors = (scene.landmarks2d - obs.landmarks).norm(dim=-1).mean(-1)  # (2,) px from the 68 observed points
+    assert errors[1] < 0.7 * errors[0]
+    assert torch.equal(obs.select(torch.tensor([1])).dense_weight, torch.tensor([0.1]))
+
+
+def test_dlib_placed_68_points_make_the_dense_points_worth_less():
+    from f2p.perception.combined import DLIB_DENSE_WEIGHT, NAME, dense_weight
+
+    assert dense_weight(NAME) == DLIB_DENSE_WEIGHT < 1.0
+    assert dense_weight("mediapipe") == dense_weight("annotations.json") == 1.0

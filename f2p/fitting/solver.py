@@ -139,6 +139,8 @@ class LandmarkLeastSquares:
                 raise ValueError("a stage with a dense term needs the dense point weights")
             w = obs.dense_confidence * dense_point_weights  # (B, 468)
             self.dense_weights = dense_weight * w / w.sum(1, keepdim=True).clamp_min(1e-8)
+            if obs.dense_weight is not None:  # each photo's measured worth of its dense points
+                self.dense_weights = self.dense_weights * obs.dense_weight[:, None]
         self.contour = contour
         if contour is not None:  # rows of the sliding points among the 68 (then 468) points, and their first choice
             dense_rows = contour.dense + 68 if self.use_dense else contour.dense[:0]

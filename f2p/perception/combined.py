@@ -67,6 +67,24 @@ IMPLAUSIBLE = "dlib's points implausible: MediaPipe's 68-point view"
 DISAGREES = "dlib's points disagree with the mesh: MediaPipe's 68-point view"
 FALLBACKS = (NO_MEDIAPIPE_FACE, IMPLAUSIBLE, DISAGREES)
 """The fallbacks ``CombinedDetector.fallbacks`` counts."""
+DLIB_DENSE_WEIGHT = (2.21 / 2.97) ** 2
+"""What a face's MediaPipe dense points are worth against its 68 points when dlib's predictor placed those:
+(sigma_dlib / sigma_mediapipe)^2 = 0.55, the ratio of the two detectors' squared NME51 on the shared photos'
+68-point annotations (2.21 % for "auto"'s dlib points, 2.97 % for MediaPipe's 68-point view, ten photos, README
+"Perception"; the inner 51 points, whose markup is the same in every annotation family). A fit weighs each point by
+the inverse of its detector's error variance; where the 68 points are the mesh's own view, both sets share one
+detector and count as equally accurate (1). Fitting the 10 shared photos with 68 annotated points (``--quality fast``,
+``auto``): fitted NME68 2.99 % with the dense points at the equal weight, 2.92 % with this one (the detector's own
+2.98 %); visible-contour markup 2.36 -> 2.18 %, 3D-consistent 4.02 % both ways. The synthetic evaluation observes
+both sets with equal noise and keeps the equal weight."""
+
+
+def dense_weight(source: str) -> float:
+    """The weight of a face's dense points relative to its 68 (``scene.Observations.dense_weight``), from the
+    detector ``source`` of its 68 points (``FaceDetection.detector``)."""
+    return DLIB_DENSE_WEIGHT if source == NAME else 1.0
+
+
 ROLL_POINTS = (33, 263)
 """Mesh points whose line gives a face's roll (in-plane rotation): the outer eye corners, image left then right on
 an upright face (as MediaPipe levels its own landmark ROI)."""

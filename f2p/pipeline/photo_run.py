@@ -33,6 +33,7 @@ from f2p.export.summary import summary_row, write_summary
 from f2p.fitting.estimate import Estimate, Estimator
 from f2p.fitting.fitter import OnStep
 from f2p.naming import source_record
+from f2p.perception.combined import dense_weight
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.perception.photo import PhotoError, PhotoSample
 from f2p.scene.observations import Observations
@@ -55,16 +56,17 @@ def observations(samples: list[PhotoSample], embedder: FaceEmbedder | None, devi
     if embedder is not None:
         with torch.no_grad():
             embedding = embedder.embed(crops, landmarks)
-    dense = dense_confidence = None
+    dense = dense_confidence = weight = None
     if any(s.crop_dense is not None for s in samples):
         dense = torch.stack([torch.zeros(NUM_MESH_POINTS, 2) if s.crop_dense is None else s.crop_dense
                              for s in samples]).to(device)
         dense_confidence = torch.stack([torch.zeros(NUM_MESH_POINTS) if s.dense_confidence is None
                                         else s.dense_confidence for s in samples]).to(device)
+        weight = torch.tensor([dense_weight(s.source) for s in samples], device=device)
     return Observations(image=crops, landmarks=landmarks,
                         confidence=torch.stack([s.confidence for s in samples]).to(device),
                         face_mask=torch.stack([s.face_mask for s in samples]).to(device), embedding=embedding,
-                        dense=dense, dense_confidence=dense_confidence)
+                        dense=dense, dense_confidence=dense_confidence, dense_weight=weight)
 
 
 def completed(image: Path, out_dir: Path, settings: Settings) -> PhotoOutcome | None:

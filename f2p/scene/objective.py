@@ -139,6 +139,8 @@ class FittingObjective(nn.Module):
             weights = obs.dense_confidence * dense_point_weights(self.spec.model)
             out["dense"] = robust_landmark_loss(dense2d, obs.dense, weights, face_size(obs.landmarks),
                                                 DENSE_SIGMA)
+            if obs.dense_weight is not None:
+                out["dense"] = out["dense"] * obs.dense_weight
         if "photometric" in wanted and scene.render is not None:
             mask = scene.render.mask if obs.face_mask is None else scene.render.mask * obs.face_mask
             out["photometric"] = photometric_loss(scene.render.image, obs.image, mask)

@@ -20,6 +20,9 @@ class Observations:
         embedding: (B, D) identity embedding of the photo, or None.
         dense: (B, 468, 2) dense landmarks (MediaPipe's face-mesh points, ``face_mesh``) in crop pixels, or None.
         dense_confidence: (B, 468) their weights in [0, 1] (0 for a photo without dense points), or None.
+        dense_weight: (B,) weight of each photo's dense term relative to the stage's weight: how much its dense points
+            are worth against its 68 by the measured accuracy of their detectors
+            (``perception.combined.dense_weight``), or None for 1 (dense and 68 points equally accurate).
     """
 
     image: Tensor
@@ -29,6 +32,7 @@ class Observations:
     embedding: Tensor | None = None
     dense: Tensor | None = None
     dense_confidence: Tensor | None = None
+    dense_weight: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -42,7 +46,7 @@ class Observations:
         """Rows ``index`` (long (N,)) of every field."""
         return Observations(*(None if f is None else f[index] for f in
                               (self.image, self.landmarks, self.confidence, self.face_mask, self.embedding,
-                               self.dense, self.dense_confidence)))
+                               self.dense, self.dense_confidence, self.dense_weight)))
 
     def rescaled(self, scale: float) -> Observations:
         """Images and masks resized by ``scale`` (area filter), landmarks mapped with the pixel-centre rule."""
