@@ -155,8 +155,8 @@ def fit_command(photo: Path, out: Path) -> list[str]:
     """`python -m f2p fit --config configs/fit.yaml` on one photo, small and fast (the model and landmarks are the
     config's: ict, auto)."""
     return ["fit", "--config", str(FIT_CONFIG), "--data.images", f"[{photo}]", "--model.output_dir", str(out),
-            "--trainer.logger", "false", "--trainer.callbacks", "[]", "--trainer.accelerator", "cpu",
-            "--model.identity", "false", "--model.crop_size", "64", "--data.crop_size", "64",
+            "--trainer.logger", "false", "--trainer.default_root_dir", str(out), "--trainer.callbacks", "[]",
+            "--trainer.accelerator", "cpu", "--model.identity", "false", "--model.crop_size", "64", "--data.crop_size", "64",
             "--model.stages", '[{"name": "rigid", "steps": 4, "groups": ["pose", "translation"]}]']
 
 

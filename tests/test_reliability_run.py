@@ -195,7 +195,7 @@ def test_a_fit_run_whose_photos_all_fail_says_so_and_fails(tmp_path, images):
     config = Path(__file__).resolve().parents[1] / "configs" / "fit.yaml"
     code = main(["fit", "--config", str(config), "--data.images", images, "--model.model", "procedural",
                  "--model.identity", "false", "--model.output_dir", str(tmp_path / "out"), "--trainer.logger", "false",
-                 "--trainer.callbacks", "[]", "--trainer.accelerator", "cpu"])
+                 "--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks", "[]", "--trainer.accelerator", "cpu"])
     assert code == 1  # a single path is accepted; the missing photo fails, and so does the run
     (row,) = rows(tmp_path / "out").values()
     assert row["status"] == "failed" and row["error"]
