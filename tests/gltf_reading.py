@@ -6,12 +6,13 @@ import numpy as np
 import pygltflib
 
 COMPONENTS = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_INT: np.uint32, pygltflib.UNSIGNED_SHORT: np.uint16}
-WIDTHS = {pygltflib.SCALAR: 1, pygltflib.VEC2: 2, pygltflib.VEC3: 3}
+WIDTHS = {pygltflib.SCALAR: 1, pygltflib.VEC2: 2, pygltflib.VEC3: 3, pygltflib.VEC4: 4, pygltflib.MAT4: 16}
 
 
 def read_glb(data: bytes) -> dict:
     """Decode the head's glTF with pygltflib: arrays of the one primitive, its targets, weights, names, rotation
-    (sparse accessors read as the spec says: zeros, or the view's values, with the listed rows replaced)."""
+    (sparse accessors read as the spec says: zeros, or the view's values, with the listed rows replaced), and
+    ``array``, which reads any accessor by index. A skinned head has more nodes than the head node (node 0)."""
     gltf = pygltflib.GLTF2.load_from_bytes(data)
     blob = gltf.binary_blob()
 
@@ -39,13 +40,14 @@ def read_glb(data: bytes) -> dict:
             np.testing.assert_allclose(values.max(0), accessor.max, atol=1e-7)
         return values.squeeze(-1) if width == 1 else values
 
-    (mesh,), (node,) = gltf.meshes, gltf.nodes
+    (mesh,), node = gltf.meshes, gltf.nodes[0]
+    assert node.mesh == 0 and (len(gltf.nodes) == 1 or node.skin is not None)
     (primitive,) = mesh.primitives
     attributes = primitive.attributes
     optional = {name: None if getattr(attributes, name) is None else array(getattr(attributes, name))
                 for name in ("TEXCOORD_0", "COLOR_0")}
     return {
-        "gltf": gltf, "base": array(attributes.POSITION), "normals": array(attributes.NORMAL),
+        "gltf": gltf, "array": array, "base": array(attributes.POSITION), "normals": array(attributes.NORMAL),
         "faces": array(primitive.indices).astype(np.int64).reshape(-1, 3), "uv": optional["TEXCOORD_0"],
         "colors": optional["COLOR_0"], "targets": np.stack([array(t["POSITION"]) for t in primitive.targets or []]),
         "weights": np.asarray(mesh.weights), "names": tuple(mesh.extras["targetNames"]),

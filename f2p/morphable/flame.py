@@ -67,6 +67,8 @@ FLAME_NUM_SHAPE = 300
 """Identity components at the front of ``shapedirs``; the rest are expression components."""
 FLAME_NUM_JOINTS = 5
 ROOT, NECK, JAW, LEFT_EYE, RIGHT_EYE = range(FLAME_NUM_JOINTS)
+JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
+"""Name of each joint, in joint order (smplx's FLAME names)."""
 POSE_FEATURES_PER_JOINT = 9
 """Entries of (R - I) per non-root joint that drive ``posedirs``."""
 
@@ -169,10 +171,21 @@ class FlameModel(MorphableModel):
         buffer("landmark_confidence", data.landmark_confidence, torch.float32)
         buffer("face_region", data.face_region, torch.bool)
 
-    def forward(self, **params: Tensor) -> MeshOutput:
+    def joint_axis_angles(self, **params: Tensor) -> Tensor:
+        """(B, J, 3) axis-angle rotation of each joint (``JOINT_NAMES`` order) from {group: (B, K)} params; the
+        root's is zero (not a parameter), a missing group is zero."""
+        B = self.check_params(params)
+        p = {name: params[name] if name in params else self.template.new_zeros(B, self.groups[name].size)
+             for name in ("neck_pose", "jaw_pose", "eye_pose")}
+        pose = torch.cat([torch.zeros_like(p["neck_pose"]), p["neck_pose"], p["jaw_pose"], p["eye_pose"]], dim=1)
+        return pose.reshape(B, len(self.parents), 3)
+
+    def forward(self, *, pose_correctives: bool = True, **params: Tensor) -> MeshOutput:
         """Build meshes from named parameters; missing groups are zero.
 
         Args:
+            pose_correctives: add the pose-corrective blendshapes (False: plain linear blend skinning, what a
+                glTF skin reproduces, ``f2p.export.gltf_skin``).
             **params: {group name: (B, K)} coefficients / axis-angles.
 
         Returns:
@@ -189,12 +202,13 @@ class FlameModel(MorphableModel):
         v_shaped = self.template + blend(p["identity"], self.identity_basis) + blend(p["expression"], self.expression_basis)
         joints = torch.einsum("jv,bvc->bjc", self.joint_regressor, v_shaped)  # (B, J, 3) rest-pose joints
 
-        # Joint order: root (fixed), neck, jaw, left eye, right eye.
-        pose = torch.cat([torch.zeros_like(p["neck_pose"]), p["neck_pose"], p["jaw_pose"], p["eye_pose"]], dim=1)
+        pose = self.joint_axis_angles(**params)  # (B, J, 3): root (fixed), neck, jaw, left eye, right eye
         rot = axis_angle_to_rotation_matrix(pose.reshape(B * J, 3)).reshape(B, J, 3, 3)
-        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
-        pose_feature = (rot[:, 1:] - eye).reshape(B, (J - 1) * POSE_FEATURES_PER_JOINT)
-        v_posed = v_shaped + blend(pose_feature, self.pose_basis)
+        v_posed = v_shaped
+        if pose_correctives:
+            eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+            pose_feature = (rot[:, 1:] - eye).reshape(B, (J - 1) * POSE_FEATURES_PER_JOINT)
+            v_posed = v_shaped + blend(pose_feature, self.pose_basis)
 
         # World rotation and position of each joint along the kinematic chain.
         world_rot, world_pos = [rot[:, ROOT]], [joints[:, ROOT]]
