@@ -15,7 +15,7 @@ from f2p.evaluation.landmarks import LANDMARK_METRICS
 from f2p.evaluation.photos import MARKUP_VISIBLE
 from f2p.evaluation.report import FAILURE_RULE, photo_tables
 from f2p.evaluation.summary import landmark_summary
-from f2p.export.figures import PANEL_SIZE, SHAPE_BACKGROUND
+from f2p.export.figures import PANEL_SIZE, SHAPE_BACKGROUND, side_by_side
 from f2p.export.photo import SHAPE_YAWS_DEG, PhotoExporter, display_colors
 from f2p.morphable import ict
 from f2p.morphable.base import LinearMorphableModel
@@ -114,6 +114,23 @@ def test_ict_eye_sockets_render_grey_not_as_red_blobs_or_black_holes(ict_model):
     for view in PhotoExporter(spec, renderer).shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0]):
         mesh = view.image.permute(1, 2, 0)[view.mask[0] > 0.5].numpy()
         assert np.median(saturation(mesh)) < 0.02
+
+
+def test_ict_render_panel_with_grey_sockets_is_that_of_a_full_render(ict_model, tmp_path):
+    spec = SceneSpec(ict_model, (S, S))
+    params = spec.initial(1)
+    renderer = MeshRenderer()
+    scene = render_scene(spec, params, renderer)
+    sample = sample_of(scene, spec)
+    outcome = PhotoExporter(spec, renderer).export(sample, params, tmp_path / "out", {}, scene=scene)
+    shown = renderer(scene.mesh.verts, ict_model.faces, scene.camera, spec.lighting(params),
+                     colors=display_colors(ict_model, scene.colors))  # rasterized again, as before re-shading
+    landmarks = sample.crop_landmarks.numpy()
+    expected = np.asarray(side_by_side(sample.crop, shown.image[0], shown.mask[0], landmarks, landmarks),
+                          dtype=np.int16)[:, PANEL_SIZE:2 * PANEL_SIZE]
+    with Image.open(outcome.out_dir / "fit.png") as image:
+        panel = np.asarray(image.convert("RGB"), dtype=np.int16)[:, PANEL_SIZE:2 * PANEL_SIZE]
+    assert np.abs(panel - expected).max() <= 1
 
 
 def test_ced_figure_and_console_state_the_same_failure_rule(tmp_path):

@@ -16,8 +16,8 @@ import torch
 import trimesh
 
 from f2p import conventions as C
-from f2p.export.gltf import (MORPH_TOLERANCE_M, head_gltf, head_morphs, kept_deltas, srgb_to_linear, vertex_layout,
-                             write_head_glb)
+from f2p.export.gltf import (MORPH_TOLERANCE_M, HeadGlb, expression_components, head_gltf, head_morphs, kept_deltas,
+                             srgb_to_linear, vertex_layout, write_head_glb)
 from f2p.morphable.base import LinearMorphableModel, MorphableModel, ParamGroup
 from f2p.morphable.flame import FLAME_NUM_JOINTS, FLAME_NUM_SHAPE, POSE_FEATURES_PER_JOINT, FlameData, FlameModel
 from f2p.morphable.procedural import procedural_data
@@ -228,13 +228,61 @@ def test_ict_head_is_small_and_exact_at_every_slider_at_full_strength(ict_model)
 def test_kept_deltas_bound_the_error_for_any_weights_within_reach(procedural_model):
     morphs = head_morphs(procedural_model, fitted_params(procedural_model, seed=5))
     tolerance = 1e-3  # large enough to drop many of the procedural model's deltas
-    kept = kept_deltas(morphs, tolerance)
+    reach = np.array([c.reach for c in morphs.components])
+    kept = kept_deltas(morphs.targets, morphs.reach, tolerance)
     assert 0 < kept.sum() < kept.size
     dropped = np.where(kept[..., None], 0.0, morphs.targets)  # (K, V, 3)
-    reach = np.array([c.reach for c in morphs.components])
     for signs in np.random.default_rng(0).choice([-1.0, 1.0], size=(20, len(reach))):
         error = np.linalg.norm(np.einsum("k,kvc->vc", signs * reach, dropped), axis=1)
         assert error.max() <= tolerance + 1e-12
+
+
+def faces_of(model: MorphableModel) -> list[dict[str, torch.Tensor]]:
+    """{group: (K,)} parameters of three faces: two within the model's bounds, then one whose expression weights are
+    twice the components' reaches (so its targets keep more deltas)."""
+    first, second = fitted_params(model, seed=7), fitted_params(model, seed=8)
+    beyond = 2.0 * torch.tensor([c.reach * c.scale for c in expression_components(model)])
+    return [first, second, {**second, "expression": beyond}]
+
+
+@pytest.mark.parametrize("which", ["procedural", "flame"])
+def test_a_reused_head_builder_writes_the_bytes_of_a_fresh_one(which, procedural_model):
+    model = {"procedural": lambda: procedural_model, "flame": flame_model}[which]()
+    head = HeadGlb(model)  # keeps the layout and, for a linear model, the morph targets from face to face
+    colors = torch.rand(model.num_vertices, 3)
+    source = vertex_layout(model).source
+    for params in faces_of(model):
+        data = head.document(params, colors, POSE).to_bytes()
+        assert data == head_gltf(model, params, colors, POSE)
+        morphs = head_morphs(model, params)  # the face's own targets and the deltas its weights need
+        kept = kept_deltas(morphs.targets, morphs.reach)[..., None]
+        expected = np.where(kept, morphs.targets, 0.0)[:, source].astype(np.float32)
+        np.testing.assert_array_equal(read_glb(data)["targets"], expected)
+
+
+def test_ict_heads_from_one_builder_equal_fresh_builds(ict_model, tmp_path):
+    head = HeadGlb(ict_model)
+    for seed in (9, 10):
+        params, colors = fitted_params(ict_model, seed=seed), torch.rand(ict_model.num_vertices, 3)
+        head.write(tmp_path / f"{seed}.glb", params, colors, POSE)
+        assert (tmp_path / f"{seed}.glb").read_bytes() == head_gltf(ict_model, params, colors, POSE)
+
+
+def test_linear_models_share_their_targets_and_they_are_mesh_differences(procedural_model):
+    head = HeadGlb(procedural_model)
+    params = fitted_params(procedural_model, seed=11)
+    morphs = head.morphs(params)
+    assert morphs.targets is head.shared_targets is head.morphs(fitted_params(procedural_model, seed=12)).targets
+    neutral = {**params, "expression": torch.zeros_like(params["expression"])}
+    for k, component in enumerate(morphs.components):
+        one = neutral["expression"].clone()
+        one[k] = component.scale
+        delta = model_verts(procedural_model, {**params, "expression": one}) - model_verts(procedural_model, neutral)
+        np.testing.assert_allclose(morphs.targets[k], delta, atol=1e-6)
+    within, _, beyond = faces_of(procedural_model)  # weights past the reaches keep more of the shared deltas
+    assert ([len(t.rows) for t in head.sparse_targets(head.morphs(beyond))]
+            != [len(t.rows) for t in head.sparse_targets(head.morphs(within))])
+    assert HeadGlb(flame_model()).shared_targets is None  # not a linear model: its targets are taken per face
 
 
 VALIDATOR_SCRIPT = """

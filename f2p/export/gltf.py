@@ -10,10 +10,11 @@ What the file holds (one scene, one node, one mesh with one triangle primitive, 
   ``eye_pose``) keep their fitted values and are baked into the base and the targets (see "FLAME" below).
 - Morph targets: one per expression component (groups ``EXPRESSION_GROUPS``: ``expression``, a rig's
   ``sliders``), POSITION deltas ``target_k = mesh(identity, e_k = s_k) - mesh(identity, e = 0)`` with every
-  other expression component at 0. For a linear model the deltas do not depend on the expression, so
-  ``base + sum_k w_k target_k`` equals the model's mesh at the fitted parameters; identity-dependent expression
-  shapes stay right because the deltas are taken at the fitted identity. No NORMAL deltas are written (engines
-  shade morphed meshes with the base normals or recompute them).
+  other expression component at 0. For a linear model (``LinearMorphableModel``) that is ``s_k * basis_k``,
+  the same for every face, so ``HeadGlb`` builds those targets once per model and reuses them; otherwise
+  (FLAME) the deltas are taken at the fitted parameters. Either way ``base + sum_k w_k target_k`` equals the
+  model's mesh at the fitted parameters. No NORMAL deltas are written (engines shade morphed meshes with the base
+  normals or recompute them).
 - Weight mapping: ``s_k`` (``ExpressionComponent.scale``) is the slider's upper bound, so that the morph target
   at weight 1 is the slider at its max; a slider whose max is 0 (range [min, 0]) uses its min, an unbounded
   component (FLAME, BFM) uses 1. The glTF morph weight of a slider value ``v`` is ``w = v / s``: [0, 1] sliders
@@ -57,6 +58,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pygltflib
@@ -64,7 +66,7 @@ import torch
 from torch import Tensor
 
 from f2p.atomic import atomic_writer
-from f2p.morphable.base import MorphableModel
+from f2p.morphable.base import LinearMorphableModel, MorphableModel
 from f2p.render.normals import vertex_normals
 from f2p.render.rotations import axis_angle_to_matrix, matrix_to_quaternion
 
@@ -137,6 +139,12 @@ class HeadMorphs:
     weights: np.ndarray
     components: tuple[ExpressionComponent, ...]
 
+    @property
+    def reach(self) -> np.ndarray:
+        """(K,) the largest weight magnitude of each target: its component's reach, or the fitted weight's magnitude
+        where that is larger."""
+        return np.maximum(component_reach(self.components), np.abs(self.weights))
+
     def morphed(self, weights: np.ndarray | None = None) -> np.ndarray:
         """(V, 3) ``base + sum_k weights[k] * targets[k]``, with the fitted weights by default."""
         w = self.weights if weights is None else np.asarray(weights, dtype=np.float64)
@@ -159,6 +167,35 @@ class VertexLayout:
     uv: np.ndarray | None
 
 
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
+class SparseTarget:
+    """One morph target's POSITION deltas as head.glb stores them (module docstring, "Size").
+
+    Attributes:
+        rows: (M,) the glTF vertices whose deltas are stored, uint16 where the vertex count allows, else uint32;
+            M = 0: no data (every delta reads as 0).
+        values: (M, 3) float32 their deltas, metres.
+        low, high: (3,) bounds of the (N, 3) deltas a reader reconstructs (0 where a delta is left out).
+        count: N, the glTF vertices.
+    """
+
+    rows: np.ndarray
+    values: np.ndarray
+    low: list[float]
+    high: list[float]
+    count: int
+
+
+def sparse_target(deltas: np.ndarray, kept: np.ndarray) -> SparseTarget:
+    """(N, 3) deltas of one target on the glTF vertices and (N,) which are written -> SparseTarget."""
+    N = len(deltas)
+    values = np.where(kept[:, None], deltas, 0.0).astype(np.float32)  # (N, 3) what a reader reconstructs
+    rows = np.flatnonzero(kept)
+    index_type = np.uint16 if N <= np.iinfo(np.uint16).max else np.uint32
+    return SparseTarget(rows=rows.astype(index_type), values=values[rows], low=values.min(axis=0).tolist(),
+                        high=values.max(axis=0).tolist(), count=N)
+
+
 def expression_components(model: MorphableModel) -> tuple[ExpressionComponent, ...]:
     """The model's expression components (groups ``EXPRESSION_GROUPS``, in the model's group order)."""
     components = []
@@ -175,6 +212,11 @@ def expression_components(model: MorphableModel) -> tuple[ExpressionComponent, .
             components.append(ExpressionComponent(group.name, k, name, float(scale),
                                                   (float(weight_range[0]), float(weight_range[1]))))
     return tuple(components)
+
+
+def component_reach(components: tuple[ExpressionComponent, ...]) -> np.ndarray:
+    """(K,) ``ExpressionComponent.reach`` of each component."""
+    return np.array([c.reach for c in components], dtype=np.float64)
 
 
 def _batched_params(model: MorphableModel, params: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -196,19 +238,19 @@ def head_morphs(model: MorphableModel, params: dict[str, Tensor]) -> HeadMorphs:
     Returns:
         HeadMorphs on the model's V vertices, float64.
     """
-    components = expression_components(model)
-    fitted = _batched_params(model, params)
-    K = len(components)
-    # Row 0: neutral expression; row 1 + k: component k at its scale, every other expression component 0.
-    batch = {name: value.expand(K + 1, -1).clone() for name, value in fitted.items()}
-    for group in {c.group for c in components}:
-        batch[group] = torch.zeros(K + 1, model.groups[group].size, device=model.device)
+    return HeadGlb(model).morphs(params)
+
+
+def shared_targets(model: MorphableModel, components: tuple[ExpressionComponent, ...]) -> np.ndarray | None:
+    """(K, V, 3) float64 deltas of the ``components`` at their scales where they are the same for every face (a
+    linear model: ``scale_k * basis_k``), else None (FLAME: they depend on the fitted jaw, neck and eye pose)."""
+    if not isinstance(model, LinearMorphableModel):
+        return None
+    targets = np.zeros((len(components), model.num_vertices, 3))
     for k, component in enumerate(components):
-        batch[component.group][1 + k, component.index] = component.scale
-    with torch.no_grad():
-        verts = model(**batch).verts.double().cpu().numpy()  # (K + 1, V, 3)
-    return HeadMorphs(base=verts[0], targets=verts[1:] - verts[:1], weights=morph_weights(model, params),
-                      components=components)
+        targets[k] = component.scale * model.basis(component.group)[component.index].double().cpu().numpy()
+    targets.setflags(write=False)  # shared by every face's HeadMorphs
+    return targets
 
 
 def morph_weights(model: MorphableModel, params: dict[str, Tensor]) -> np.ndarray:
@@ -257,13 +299,12 @@ def _unit_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals
 
 
-def kept_deltas(morphs: HeadMorphs, tolerance_m: float = MORPH_TOLERANCE_M) -> np.ndarray:
-    """(K, V) which target deltas are written: at each vertex the smallest deltas are dropped while the sum of their
-    norms times their component's reach (``ExpressionComponent.reach``, at least the fitted weight) stays within
+def kept_deltas(targets: np.ndarray, reach: np.ndarray, tolerance_m: float = MORPH_TOLERANCE_M) -> np.ndarray:
+    """(K, V) which of the (K, V, 3) ``targets``' deltas are written: at each vertex the smallest deltas are dropped
+    while the sum of their norms times their target's (K,) ``reach`` (``HeadMorphs.reach``) stays within
     ``tolerance_m``, so that for every weight vector within the reaches the morphed vertex moves by at most
     ``tolerance_m`` from the model's (module docstring, "Size")."""
-    reach = np.maximum([c.reach for c in morphs.components], np.abs(morphs.weights))  # (K,)
-    moves = np.linalg.norm(morphs.targets, axis=2) * reach[:, None]  # (K, V) metres at the component's reach
+    moves = np.linalg.norm(targets, axis=2) * reach[:, None]  # (K, V) metres at the component's reach
     order = np.argsort(moves, axis=0)  # per vertex, smallest first
     dropped_sorted = np.cumsum(np.take_along_axis(moves, order, axis=0), axis=0) <= tolerance_m
     kept = np.ones_like(moves, dtype=bool)
@@ -304,22 +345,18 @@ class GlbBuilder:
             max=rows.max(axis=0).tolist() if min_max else None))
         return len(self.gltf.accessors) - 1
 
-    def sparse_accessor(self, array: np.ndarray, kept: np.ndarray, kind: str) -> int:
-        """A float32 (N, C) ``array`` stored as its ``kept`` rows ((N,) bool; the others read as 0): a sparse
-        accessor over zeros, or no data at all when nothing is kept, with min/max of what readers get. Returns the
-        accessor index."""
-        N = len(array)
-        values = np.where(kept[:, None], array, 0.0).astype(np.float32)  # (N, C) what a reader reconstructs
-        accessor = pygltflib.Accessor(byteOffset=None, componentType=pygltflib.FLOAT, count=N, type=kind,
-                                      min=values.min(axis=0).tolist(), max=values.max(axis=0).tolist())
-        rows = np.flatnonzero(kept)
-        if len(rows):
-            index_type = np.uint16 if N <= np.iinfo(np.uint16).max else np.uint32
+    def sparse_accessor(self, target: SparseTarget, kind: str) -> int:
+        """A float32 accessor of type ``kind`` that stores only ``target``'s rows (the others read as 0): a sparse
+        accessor over zeros, or no data at all when no row is stored, with min/max of what readers get. Returns
+        the accessor index."""
+        accessor = pygltflib.Accessor(byteOffset=None, componentType=pygltflib.FLOAT, count=target.count, type=kind,
+                                      min=target.low, max=target.high)
+        if len(target.rows):
             accessor.sparse = pygltflib.Sparse(
-                count=len(rows),
-                indices=pygltflib.AccessorSparseIndices(bufferView=self._view(rows.astype(index_type), None),
-                                                        componentType=COMPONENT_TYPES[index_type]),
-                values=pygltflib.AccessorSparseValues(bufferView=self._view(values[rows], None)))
+                count=len(target.rows),
+                indices=pygltflib.AccessorSparseIndices(bufferView=self._view(target.rows, None),
+                                                        componentType=COMPONENT_TYPES[target.rows.dtype.type]),
+                values=pygltflib.AccessorSparseValues(bufferView=self._view(target.values, None)))
         self.gltf.accessors.append(accessor)
         return len(self.gltf.accessors) - 1
 
@@ -331,61 +368,141 @@ class GlbBuilder:
         return b"".join(self.gltf.save_to_bytes())
 
 
-def head_document(model: MorphableModel, params: dict[str, Tensor], colors: Tensor | None = None,
-                  pose: Tensor | None = None) -> GlbBuilder:
-    """The fitted head as a glTF document (see the module docstring): node ``HEAD_NODE`` with mesh ``HEAD_MESH``
-    (one primitive, its morph targets and default weights) in scene 0, to write with ``to_bytes`` or extend (an
-    animation of the node's rotation and the mesh's weights).
+class HeadGlb:
+    """Builds the head.glb documents of one model's faces (module docstring), building what no face changes once,
+    at its first use, and reusing it: the expression components, the glTF vertex layout and, where the model's
+    morph targets are the same for every face (``shared_targets``), the targets as stored (kept rows, float32
+    deltas, bounds), for faces whose weights stay within the components' reaches (any bounded slider in range).
+    Each document is byte for byte that of a fresh ``HeadGlb`` (``head_gltf``).
 
     Args:
-        model: the face model.
-        params: {group: (K,)} fitted parameters of one face (scene keys are ignored).
-        colors: (V, 3) per-vertex colours in [0, 1], sRGB-encoded as f2p fits them (``PhotoResult.colors``), or
-            None for no ``COLOR_0``.
-        pose: (3,) axis-angle head pose (radians), or None for the identity rotation.
+        model: the face model; its buffers must not change while the HeadGlb is used.
     """
-    morphs = head_morphs(model, params)
-    layout = vertex_layout(model)
-    f32 = np.float32
-    builder = GlbBuilder()
-    gltf = builder.gltf
-    array_buffer = pygltflib.ARRAY_BUFFER
-    attributes = pygltflib.Attributes(
-        POSITION=builder.accessor(morphs.base[layout.source].astype(f32), pygltflib.VEC3, array_buffer,
-                                  min_max=True),
-        NORMAL=builder.accessor(_unit_normals(morphs.base, model.faces.cpu().numpy())[layout.source].astype(f32),
-                                pygltflib.VEC3, array_buffer))
-    if layout.uv is not None:
-        attributes.TEXCOORD_0 = builder.accessor(layout.uv.astype(f32), pygltflib.VEC2, array_buffer)
-    if colors is not None:
-        rgb = colors.detach().double().cpu().numpy()
-        if rgb.shape != (model.num_vertices, 3):
-            raise ValueError(f"colors must have shape ({model.num_vertices}, 3), got {rgb.shape}")
-        attributes.COLOR_0 = builder.accessor(srgb_to_linear(rgb)[layout.source].astype(f32), pygltflib.VEC3,
-                                              array_buffer)
-    kept = kept_deltas(morphs)[:, layout.source]  # (K, N)
-    targets = [pygltflib.Attributes(POSITION=builder.sparse_accessor(delta[layout.source], keep, pygltflib.VEC3))
-               for delta, keep in zip(morphs.targets, kept)]
-    index_type = np.uint16 if len(layout.source) <= np.iinfo(np.uint16).max else np.uint32
-    indices = builder.accessor(layout.faces.reshape(-1).astype(index_type), pygltflib.SCALAR,
-                               pygltflib.ELEMENT_ARRAY_BUFFER, min_max=True)
-    gltf.materials.append(pygltflib.Material(
-        name=f"{model.name}_skin", doubleSided=True,
-        pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0,
-                                                            roughnessFactor=MATERIAL_ROUGHNESS)))
-    primitive = pygltflib.Primitive(attributes=attributes, indices=indices, material=0, mode=pygltflib.TRIANGLES,
-                                    targets=targets or None)
-    names = [c.name for c in morphs.components]
-    gltf.meshes.append(pygltflib.Mesh(
-        name=model.name, primitives=[primitive], weights=morphs.weights.tolist() if targets else None,
-        extras={"targetNames": names, "f2p": {"model": model.name, "targetScales": [c.scale for c in morphs.components],
-                                              "targetRanges": [list(c.weight_range) for c in morphs.components],
-                                              "targetGroups": [c.group for c in morphs.components]}}))
-    rotation = None if pose is None else list(pose_quaternion(pose))
-    gltf.nodes.append(pygltflib.Node(name=f"{model.name}_head", mesh=HEAD_MESH, rotation=rotation))
-    gltf.scenes.append(pygltflib.Scene(nodes=[HEAD_NODE]))
-    gltf.scene = 0
-    return builder
+
+    def __init__(self, model: MorphableModel) -> None:
+        self.model = model
+
+    @cached_property
+    def components(self) -> tuple[ExpressionComponent, ...]:
+        """(K,) the model's expression components, in target order."""
+        return expression_components(self.model)
+
+    @cached_property
+    def layout(self) -> VertexLayout:
+        """The model's glTF vertices (``vertex_layout``)."""
+        return vertex_layout(self.model)
+
+    @cached_property
+    def shared_targets(self) -> np.ndarray | None:
+        """(K, V, 3) the model's targets where every face has the same (``shared_targets``), else None."""
+        return shared_targets(self.model, self.components)
+
+    @cached_property
+    def _shared_sparse(self) -> tuple[SparseTarget, ...]:
+        """(K,) ``shared_targets`` as stored for weights within the components' reaches."""
+        return self._sparse(self.shared_targets, component_reach(self.components))
+
+    def _sparse(self, targets: np.ndarray, reach: np.ndarray) -> tuple[SparseTarget, ...]:
+        """(K, V, 3) targets on the model's vertices, (K,) their reaches -> (K,) SparseTarget on the glTF vertices."""
+        source = self.layout.source
+        kept = kept_deltas(targets, reach)[:, source]  # (K, N)
+        return tuple(sparse_target(delta[source], keep) for delta, keep in zip(targets, kept))
+
+    def sparse_targets(self, morphs: HeadMorphs) -> tuple[SparseTarget, ...]:
+        """(K,) ``morphs``' targets as stored: the shared ones where they apply (``morphs.targets`` is
+        ``shared_targets`` and its weights stay within the components' reaches)."""
+        if morphs.targets is self.shared_targets and np.array_equal(morphs.reach, component_reach(self.components)):
+            return self._shared_sparse
+        return self._sparse(morphs.targets, morphs.reach)
+
+    def morphs(self, params: dict[str, Tensor]) -> HeadMorphs:
+        """``head_morphs`` of one face's {group: (K,)} ``params``; ``targets`` is ``shared_targets`` where set."""
+        model, components = self.model, self.components
+        fitted = _batched_params(model, params)
+        shared = self.shared_targets
+        # Row 0: neutral expression; without shared targets, row 1 + k: component k at its scale, every other
+        # expression component 0.
+        rows = 1 if shared is not None else len(components) + 1
+        batch = {name: value.expand(rows, -1).clone() for name, value in fitted.items()}
+        for group in {c.group for c in components}:
+            batch[group] = torch.zeros(rows, model.groups[group].size, device=model.device)
+        if shared is None:
+            for k, component in enumerate(components):
+                batch[component.group][1 + k, component.index] = component.scale
+        with torch.no_grad():
+            verts = model(**batch).verts.double().cpu().numpy()  # (rows, V, 3)
+        return HeadMorphs(base=verts[0], targets=verts[1:] - verts[:1] if shared is None else shared,
+                          weights=morph_weights(model, params), components=components)
+
+    def document(self, params: dict[str, Tensor], colors: Tensor | None = None,
+                 pose: Tensor | None = None) -> GlbBuilder:
+        """The fitted head as a glTF document (see the module docstring): node ``HEAD_NODE`` with mesh
+        ``HEAD_MESH`` (one primitive, its morph targets and default weights) in scene 0, to write with
+        ``to_bytes`` or extend (an animation of the node's rotation and the mesh's weights).
+
+        Args:
+            params: {group: (K,)} fitted parameters of one face (scene keys are ignored).
+            colors: (V, 3) per-vertex colours in [0, 1], sRGB-encoded as f2p fits them (``PhotoResult.colors``), or
+                None for no ``COLOR_0``.
+            pose: (3,) axis-angle head pose (radians), or None for the identity rotation.
+        """
+        model = self.model
+        morphs = self.morphs(params)
+        layout = self.layout
+        f32 = np.float32
+        builder = GlbBuilder()
+        gltf = builder.gltf
+        array_buffer = pygltflib.ARRAY_BUFFER
+        attributes = pygltflib.Attributes(
+            POSITION=builder.accessor(morphs.base[layout.source].astype(f32), pygltflib.VEC3, array_buffer,
+                                      min_max=True),
+            NORMAL=builder.accessor(_unit_normals(morphs.base, model.faces.cpu().numpy())[layout.source].astype(f32),
+                                    pygltflib.VEC3, array_buffer))
+        if layout.uv is not None:
+            attributes.TEXCOORD_0 = builder.accessor(layout.uv.astype(f32), pygltflib.VEC2, array_buffer)
+        if colors is not None:
+            rgb = colors.detach().double().cpu().numpy()
+            if rgb.shape != (model.num_vertices, 3):
+                raise ValueError(f"colors must have shape ({model.num_vertices}, 3), got {rgb.shape}")
+            attributes.COLOR_0 = builder.accessor(srgb_to_linear(rgb)[layout.source].astype(f32), pygltflib.VEC3,
+                                                  array_buffer)
+        targets = [pygltflib.Attributes(POSITION=builder.sparse_accessor(target, pygltflib.VEC3))
+                   for target in self.sparse_targets(morphs)]
+        index_type = np.uint16 if len(layout.source) <= np.iinfo(np.uint16).max else np.uint32
+        indices = builder.accessor(layout.faces.reshape(-1).astype(index_type), pygltflib.SCALAR,
+                                   pygltflib.ELEMENT_ARRAY_BUFFER, min_max=True)
+        gltf.materials.append(pygltflib.Material(
+            name=f"{model.name}_skin", doubleSided=True,
+            pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[1.0, 1.0, 1.0, 1.0],
+                                                                metallicFactor=0.0,
+                                                                roughnessFactor=MATERIAL_ROUGHNESS)))
+        primitive = pygltflib.Primitive(attributes=attributes, indices=indices, material=0, mode=pygltflib.TRIANGLES,
+                                        targets=targets or None)
+        components = morphs.components
+        gltf.meshes.append(pygltflib.Mesh(
+            name=model.name, primitives=[primitive], weights=morphs.weights.tolist() if targets else None,
+            extras={"targetNames": [c.name for c in components],
+                    "f2p": {"model": model.name, "targetScales": [c.scale for c in components],
+                            "targetRanges": [list(c.weight_range) for c in components],
+                            "targetGroups": [c.group for c in components]}}))
+        rotation = None if pose is None else list(pose_quaternion(pose))
+        gltf.nodes.append(pygltflib.Node(name=f"{model.name}_head", mesh=HEAD_MESH, rotation=rotation))
+        gltf.scenes.append(pygltflib.Scene(nodes=[HEAD_NODE]))
+        gltf.scene = 0
+        return builder
+
+    def write(self, path: str | os.PathLike, params: dict[str, Tensor], colors: Tensor | None = None,
+              pose: Tensor | None = None) -> None:
+        """Write ``document(params, colors, pose)``'s .glb to ``path`` atomically."""
+        data = self.document(params, colors, pose).to_bytes()
+        with atomic_writer(path) as handle:
+            handle.write(data)
+
+
+def head_document(model: MorphableModel, params: dict[str, Tensor], colors: Tensor | None = None,
+                  pose: Tensor | None = None) -> GlbBuilder:
+    """``HeadGlb(model).document(params, colors, pose)``: one face's head as a glTF document."""
+    return HeadGlb(model).document(params, colors, pose)
 
 
 def head_gltf(model: MorphableModel, params: dict[str, Tensor], colors: Tensor | None = None,
@@ -396,7 +513,5 @@ def head_gltf(model: MorphableModel, params: dict[str, Tensor], colors: Tensor |
 
 def write_head_glb(path: str | os.PathLike, model: MorphableModel, params: dict[str, Tensor],
                    colors: Tensor | None = None, pose: Tensor | None = None) -> None:
-    """Write ``head_gltf(model, params, colors, pose)`` to ``path`` atomically."""
-    data = head_gltf(model, params, colors, pose)
-    with atomic_writer(path) as handle:
-        handle.write(data)
+    """``HeadGlb(model).write(path, params, colors, pose)``: ``head_gltf(...)`` written to ``path`` atomically."""
+    HeadGlb(model).write(path, params, colors, pose)

@@ -15,6 +15,7 @@ from f2p.conventions import MODEL_TO_OPENCV
 from f2p.export.arkit import ArkitMap, arkit_document, arkit_map, unavailable_document
 from f2p.export.diagnostics import region_residuals
 from f2p.export.figures import ShapeView
+from f2p.export.gltf import HeadGlb
 from f2p.export.results import PhotoResult, write_photo_outputs
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.ict import EYE_SOCKETS, MOUTH_SOCKET, socket_vertices
@@ -140,6 +141,8 @@ class PhotoExporter:
         self.spec = spec
         self.renderer = renderer
         self.embedder = embedder
+        self.head = HeadGlb(spec.model)
+        """head.glb's builder, which keeps what no photo changes (the model's morph targets) from photo to photo."""
         self._arkit: ArkitMap | str | None = None
         """The model's ARKit map, or why it has none, once the first photo needed it."""
 
@@ -169,8 +172,8 @@ class PhotoExporter:
             out_dir: its output folder.
             metrics: extra numbers for metrics.json (steps, seconds, losses, ...).
             photo_embedding: (1, D) identity embedding of the photo crop, or None.
-            scene: the full-resolution render of ``params`` in the crop (batch of 1) when the estimator made one;
-                None renders it here.
+            scene: the full-resolution render of ``params`` in the crop (batch of 1, every triangle, by this
+                exporter's renderer or one of the same mode) when the estimator made one; None renders it here.
         """
         if scene is None:
             scene = render_scene(self.spec, params, self.renderer)
@@ -178,8 +181,7 @@ class PhotoExporter:
         device_to_photo = sample.to_photo[None].to(fitted_crop.device)
         fitted = apply_affine(sample.to_photo[None], fitted_crop[None].cpu())[0]
         colors = display_colors(self.spec.model, scene.colors)
-        crop_render = scene.render if colors is scene.colors else self.renderer(
-            scene.mesh.verts, self.spec.model.faces, scene.camera, self.spec.lighting(params), colors=colors)
+        crop_image = self._crop_image(params, scene, colors)
         photo_render, photo_mask = self._render_photo(params, scene, colors, device_to_photo,
                                                       tuple(sample.photo.shape[-2:]))
         metrics = {"landmark_rmse_px": float(((fitted - sample.landmarks) ** 2).sum(-1).mean().sqrt()),
@@ -194,11 +196,22 @@ class PhotoExporter:
             camera=uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:])),
             verts=scene.mesh.verts[0], faces=self.spec.model.faces, colors=colors[0], photo=sample.photo,
             photo_render=photo_render.cpu(), photo_mask=photo_mask.cpu(), crop=sample.crop,
-            crop_render=crop_render.image[0].cpu(), crop_mask=crop_render.mask[0].cpu(), detected=sample.landmarks,
+            crop_render=crop_image[0].cpu(), crop_mask=scene.render.mask[0].cpu(), detected=sample.landmarks,
             fitted=fitted, crop_detected=sample.crop_landmarks, crop_fitted=fitted_crop.cpu(), metrics=metrics,
             shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0])),
-            self.arkit_document(photo_params))
+            self.arkit_document(photo_params), self.head)
         return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
+
+    def _crop_image(self, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor) -> Tensor:
+        """(1, 3, H, W) the crop's render with (1, V, 3) ``colors``: ``scene``'s image when they are its colours,
+        else its rasterization re-shaded (``MeshRenderer.reshade``: the same image as rendering again); a soft
+        renderer renders again (its silhouettes blend with the geometry)."""
+        if colors is scene.colors:
+            return scene.render.image
+        faces, lighting = self.spec.model.faces, self.spec.lighting(params)
+        if self.renderer.soft:
+            return self.renderer(scene.mesh.verts, faces, scene.camera, lighting, colors=colors).image
+        return self.renderer.reshade(scene.render, faces, colors, lighting)
 
     def shape_views(self, verts: Tensor, landmarks: Tensor) -> tuple[ShapeView, ...]:
         """Grey (clay) renders of the (V, 3) unposed mesh at the crop's size, framed on its (68, 3) ``landmarks``, one

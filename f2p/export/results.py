@@ -13,7 +13,7 @@ from torch import Tensor
 
 from f2p.atomic import atomic_writer
 from f2p.export.figures import ShapeView, blend, side_by_side, to_pil
-from f2p.export.gltf import write_head_glb
+from f2p.export.gltf import HeadGlb
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.obj_io import format_obj
 from f2p.render.cameras import PinholeCamera
@@ -104,10 +104,12 @@ def _write_png(path: Path, image: Image.Image) -> None:
         image.save(handle, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
-def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResult, arkit: dict) -> None:
+def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResult, arkit: dict,
+                        head: HeadGlb) -> None:
     """Write every output file of one photo atomically; ``metrics.json`` goes last as the completion marker.
 
-    ``arkit``: the arkit.json content (``export.arkit.arkit_document``)."""
+    ``arkit``: the arkit.json content (``export.arkit.arkit_document``); ``head``: the head.glb builder of
+    ``model`` (one per model, reused across its photos)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_text(out_dir / "params.json", json.dumps(params_document(model, result), indent=2))
     arrays = {k: v.detach().cpu().numpy() for k, v in result.params.items() if k != VERTEX_COLOR}
@@ -128,6 +130,6 @@ def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResul
     figure = side_by_side(result.crop, result.crop_render, result.crop_mask, result.crop_detected.cpu().numpy(),
                           result.crop_fitted.cpu().numpy(), result.shape_views)
     _write_png(out_dir / "fit.png", figure)
-    write_head_glb(out_dir / "head.glb", model, result.params, result.colors, result.params[POSE])
+    head.write(out_dir / "head.glb", result.params, result.colors, result.params[POSE])
     _write_text(out_dir / "arkit.json", json.dumps(arkit, indent=2))
     _write_text(out_dir / DONE_MARKER, json.dumps(result.metrics, indent=2))

@@ -93,12 +93,22 @@ def read_obj(path: str | os.PathLike) -> ObjMesh:
     )
 
 
+VERTEX_FORMAT = "v %.6f %.6f %.6f\n"
+COLORED_VERTEX_FORMAT = "v %.6f %.6f %.6f %.4f %.4f %.4f\n"
+FACE_FORMAT = "f %d %d %d\n"
+"""printf formats of one OBJ line: positions to the micrometre (metres), colours to 1e-4, 1-based indices."""
+
+
+def _format_rows(line_format: str, rows: np.ndarray) -> str:
+    """(N, C) numbers -> N lines of ``line_format`` (C fields each), formatted by one ``%`` over all of them."""
+    return (line_format * len(rows)) % tuple(rows.reshape(-1).tolist())
+
+
 def format_obj(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None, header: str = "") -> str:
     """Format (V, 3) vertices, (F, 3) 0-based faces and optional (V, 3) colours in [0, 1] as OBJ text."""
-    lines = [f"# {line}" for line in header.splitlines()]
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
     if colors is None:
-        lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
+        vertex_lines = _format_rows(VERTEX_FORMAT, np.asarray(verts))
     else:
-        lines += [f"v {x:.6f} {y:.6f} {z:.6f} {r:.4f} {g:.4f} {b:.4f}" for (x, y, z), (r, g, b) in zip(verts, colors)]
-    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
-    return "\n".join(lines) + "\n"
+        vertex_lines = _format_rows(COLORED_VERTEX_FORMAT, np.concatenate([verts, colors], axis=1))
+    return comments + vertex_lines + _format_rows(FACE_FORMAT, np.asarray(faces, dtype=np.int64) + 1)
