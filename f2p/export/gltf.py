@@ -6,8 +6,8 @@ What the file holds (one scene, one node, one mesh with one triangle primitive, 
   face, towards the viewer), +X towards the subject's left (glTF's "left" of an asset facing +Z). No axis flip or
   scale is applied anywhere.
 - Base mesh (``POSITION``): the fitted identity at neutral expression, ``model(identity = fitted, every
-  expression group = 0)``. Groups that are neither identity nor expression (FLAME's ``jaw_pose``, ``neck_pose``,
-  ``eye_pose``) keep their fitted values and are baked into the base and the targets (see "FLAME" below).
+  expression group = 0)``, with a skinned model's joint rotations at zero (FLAME's ``jaw_pose``, ``neck_pose``,
+  ``eye_pose``: see "FLAME" below).
 - Morph targets: one per expression component (groups ``EXPRESSION_GROUPS``: ``expression``, a rig's
   ``sliders``), POSITION deltas ``target_k = mesh(identity, e_k = s_k) - mesh(identity, e = 0)`` with every
   other expression component at 0. For a linear model (``LinearMorphableModel``) that is ``s_k * basis_k``,
@@ -46,12 +46,9 @@ What the file holds (one scene, one node, one mesh with one triangle primitive, 
 - Material: a white, non-metallic, double-sided material (the vertex colours carry the colour; ICT's and SFM's
   skin meshes are open surfaces whose back faces show through the mouth and neck).
 
-FLAME: no glTF skin is written. FLAME's linear blend skinning carries pose-corrective blendshapes (a function
-of the joint rotations that glTF skins cannot express) and joints regressed from the expressed mesh, so a glTF
-skin would only approximate FLAME away from the fitted pose. The fitted ``jaw_pose``, ``neck_pose`` and
-``eye_pose`` are instead baked into the base mesh and the expression targets: the file reproduces the fitted
-mesh exactly (FLAME is linear in its expression coefficients at a fixed pose) and animates the expression at the
-fitted jaw, neck and eye rotation, but the jaw, neck and eyes are not animatable joints.
+FLAME: its jaw, neck and eyes are a glTF skin (``f2p.export.gltf_skin``, which says what the file holds and
+what a skin cannot express: FLAME's pose-corrective blendshapes); the head pose then sits on the skeleton's parent
+node, not on ``HEAD_NODE``.
 """
 
 from __future__ import annotations
@@ -66,6 +63,7 @@ import torch
 from torch import Tensor
 
 from f2p.atomic import atomic_writer
+from f2p.export.gltf_skin import add_skin, head_skin, rest_params
 from f2p.morphable.base import LinearMorphableModel, MorphableModel
 from f2p.render.normals import vertex_normals
 from f2p.render.rotations import axis_angle_to_matrix, matrix_to_quaternion
@@ -418,7 +416,7 @@ class HeadGlb:
     def morphs(self, params: dict[str, Tensor]) -> HeadMorphs:
         """``head_morphs`` of one face's {group: (K,)} ``params``; ``targets`` is ``shared_targets`` where set."""
         model, components = self.model, self.components
-        fitted = _batched_params(model, params)
+        fitted = _batched_params(model, rest_params(model, params))  # a skinned model's joints at rest
         shared = self.shared_targets
         # Row 0: neutral expression; without shared targets, row 1 + k: component k at its scale, every other
         # expression component 0.
@@ -489,6 +487,9 @@ class HeadGlb:
         gltf.nodes.append(pygltflib.Node(name=f"{model.name}_head", mesh=HEAD_MESH, rotation=rotation))
         gltf.scenes.append(pygltflib.Scene(nodes=[HEAD_NODE]))
         gltf.scene = 0
+        skin = head_skin(model, _batched_params(model, params), morphs.morphed())
+        if skin is not None:
+            add_skin(gltf, builder.accessor, skin, layout.source, HEAD_NODE)
         return builder
 
     def write(self, path: str | os.PathLike, params: dict[str, Tensor], colors: Tensor | None = None,

@@ -6,7 +6,8 @@ frame times (seconds from its first frame, the sampler input, shared):
 - ``weights`` of the head node ``gltf.HEAD_NODE``: the mesh's morph weights per frame (``gltf.morph_weights`` of
   each frame's expression, in ``gltf.expression_components`` order), output ``N * K`` scalars frame by frame as
   glTF specifies for morph-weight samplers;
-- ``rotation`` of the same node: the head rotation per frame as unit quaternions (x, y, z, w), ``R_head`` in
+- ``rotation`` of the same node (of a skinned head's skeleton root, ``gltf_skin``, which carries its pose; its
+  jaw, neck and eye joints keep the clip's identity fit's rotations): the head rotation per frame as unit quaternions (x, y, z, w), ``R_head`` in
   model space as ``gltf.pose_quaternion`` writes a photo's (for a clip: as seen by the video's camera).
 
 Both interpolate linearly (glTF's ``LINEAR``: straight lines for weights, spherical for rotations). The node's
@@ -58,11 +59,13 @@ def animated_head_gltf(model: MorphableModel, params: dict[str, Tensor], times: 
         raise ValueError(f"weights have {weights.shape[1]} columns, the head has {len(mesh.weights)} morph targets")
     f32 = np.float32
     quaternions = rotations / np.linalg.norm(rotations, axis=1, keepdims=True)
-    gltf.nodes[HEAD_NODE].rotation = quaternions[0].tolist()
+    head = gltf.nodes[HEAD_NODE]  # a skinned head's pose is on its skeleton's root (``gltf_skin``), not on the mesh
+    posed = HEAD_NODE if head.skin is None else gltf.skins[head.skin].skeleton
+    gltf.nodes[posed].rotation = quaternions[0].tolist()
     source = builder.accessor(np.asarray(times, dtype=f32), pygltflib.SCALAR, min_max=True)
     samplers = [pygltflib.AnimationSampler(
         input=source, output=builder.accessor(quaternions.astype(f32), pygltflib.VEC4), interpolation=INTERPOLATION)]
-    channels = [pygltflib.AnimationChannel(sampler=0, target=pygltflib.AnimationChannelTarget(node=HEAD_NODE,
+    channels = [pygltflib.AnimationChannel(sampler=0, target=pygltflib.AnimationChannelTarget(node=posed,
                                                                                               path="rotation"))]
     if mesh.weights is not None:
         mesh.weights = weights[0].astype(float).tolist()
