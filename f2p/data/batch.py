@@ -32,6 +32,8 @@ DENSE, DENSE_CONFIDENCE = "dense", "dense_confidence"
 
 
 def batch_observations(batch: dict, embedding: Tensor | None = None) -> Observations:
-    """The ``Observations`` of a batch; ``embedding`` (B, D) replaces a missing ``batch["embedding"]``."""
+    """The ``Observations`` of a batch (dense points where the batch has them); ``embedding`` (B, D) replaces a
+    missing ``batch["embedding"]``."""
     return Observations(image=batch[IMAGE], landmarks=batch[LANDMARKS], confidence=batch[CONFIDENCE],
-                        face_mask=batch[FACE_MASK], embedding=batch.get(EMBEDDING, embedding))
+                        face_mask=batch.get(FACE_MASK), embedding=batch.get(EMBEDDING, embedding),
+                        dense=batch.get(DENSE), dense_confidence=batch.get(DENSE_CONFIDENCE))

@@ -22,7 +22,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 
 from f2p.conventions import MM_PER_M
-from f2p.data import batch as keys
+from f2p.data.batch import batch_observations
 from f2p.data.landmark_synthetic import CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS
 from f2p.fitting.schedule import FINAL_LR_FRACTION
 from f2p.losses.priors import gaussian_prior
@@ -32,7 +32,6 @@ from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.perception.crop_size import CROP_SIZE
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.compose import render_scene
-from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec, landmark_frame
 from f2p.systems.landmark_weights import SHIPPED, LandmarkPredictor, load_landmark_regressor, shipped_weights
 from f2p.systems.regressor import parameter_errors
@@ -134,9 +133,7 @@ class LandmarkRegressorSystem(LightningModule):
         """{group: (B, K)} of a batch of photo crops (``data.faces``; dense points where the detector gave them),
         written out by ``regressor_callbacks.PredictionWriter``. Landmarks are mapped from the crops' size to the
         network's."""
-        obs = Observations(image=batch[keys.IMAGE], landmarks=batch[LANDMARKS], confidence=batch[CONFIDENCE],
-                           dense=batch.get(DENSE), dense_confidence=batch.get(DENSE_CONFIDENCE))
-        return LandmarkPredictor(self.network)(obs)
+        return LandmarkPredictor(self.network)(batch_observations(batch))
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self._step(batch, "train")
