@@ -45,6 +45,10 @@ What the file holds (one scene, one node, one mesh with one triangle primitive, 
   a few thousand vertices each, with sub-micrometre noise elsewhere).
 - Material: a white, non-metallic, double-sided material (the vertex colours carry the colour; ICT's and SFM's
   skin meshes are open surfaces whose back faces show through the mouth and neck).
+- Texture (models with UVs, when one is given: ``f2p.export.texture_bake``): an sRGB PNG in the buffer, the
+  material's ``baseColorTexture`` on ``TEXCOORD_0`` (linear filtering, repeat wrapping). glTF multiplies
+  ``COLOR_0`` into the base colour, so a textured head has no ``COLOR_0`` (the texture holds the vertex colours
+  where the photo does not see the surface).
 
 FLAME: its jaw, neck and eyes are a glTF skin (``f2p.export.gltf_skin``, which says what the file holds and
 what a skin cannot express: FLAME's pose-corrective blendshapes); the head pose then sits on the skeleton's parent
@@ -53,6 +57,7 @@ node, not on ``HEAD_NODE``.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -60,6 +65,7 @@ from functools import cached_property
 import numpy as np
 import pygltflib
 import torch
+from PIL import Image
 from torch import Tensor
 
 from f2p.atomic import atomic_writer
@@ -90,6 +96,7 @@ MORPH_TOLERANCE_M = 5e-5
 0.1 mm the tests allow), for any morph weights within their components' reaches (``kept_deltas``)."""
 UNBOUNDED_REACH_STD = 3.0
 """Reach of an unbounded expression component (FLAME, BFM) in prior standard deviations."""
+PNG_MIME_TYPE = "image/png"
 HEAD_NODE = 0
 HEAD_MESH = 0
 """Indices of the head's node and mesh in ``head_document``'s glTF."""
@@ -358,6 +365,19 @@ class GlbBuilder:
         self.gltf.accessors.append(accessor)
         return len(self.gltf.accessors) - 1
 
+    def texture(self, image: np.ndarray) -> int:
+        """Append an (H, W, 3) uint8 sRGB image as a PNG image in the buffer, with a linear, repeating sampler and a
+        texture; return the texture index."""
+        png = io.BytesIO()
+        Image.fromarray(image, "RGB").save(png, format="PNG")
+        self.gltf.images.append(pygltflib.Image(bufferView=self._view(np.frombuffer(png.getvalue(), np.uint8), None),
+                                                mimeType=PNG_MIME_TYPE))
+        self.gltf.samplers.append(pygltflib.Sampler(magFilter=pygltflib.LINEAR, minFilter=pygltflib.LINEAR,
+                                                    wrapS=pygltflib.REPEAT, wrapT=pygltflib.REPEAT))
+        self.gltf.textures.append(pygltflib.Texture(sampler=len(self.gltf.samplers) - 1,
+                                                    source=len(self.gltf.images) - 1))
+        return len(self.gltf.textures) - 1
+
     def to_bytes(self) -> bytes:
         """The .glb file's bytes (the document and its buffer)."""
         blob = b"".join(self._chunks)
@@ -432,8 +452,8 @@ class HeadGlb:
         return HeadMorphs(base=verts[0], targets=verts[1:] - verts[:1] if shared is None else shared,
                           weights=morph_weights(model, params), components=components)
 
-    def document(self, params: dict[str, Tensor], colors: Tensor | None = None,
-                 pose: Tensor | None = None) -> GlbBuilder:
+    def document(self, params: dict[str, Tensor], colors: Tensor | None = None, pose: Tensor | None = None,
+                 texture: np.ndarray | None = None) -> GlbBuilder:
         """The fitted head as a glTF document (see the module docstring): node ``HEAD_NODE`` with mesh
         ``HEAD_MESH`` (one primitive, its morph targets and default weights) in scene 0, to write with
         ``to_bytes`` or extend (an animation of the node's rotation and the mesh's weights).
@@ -443,6 +463,8 @@ class HeadGlb:
             colors: (V, 3) per-vertex colours in [0, 1], sRGB-encoded as f2p fits them (``PhotoResult.colors``), or
                 None for no ``COLOR_0``.
             pose: (3,) axis-angle head pose (radians), or None for the identity rotation.
+            texture: (H, W, 3) uint8 sRGB base colour texture on the model's UVs (``texture_bake``), or None; with
+                one, ``colors`` are not written (module docstring, "Texture").
         """
         model = self.model
         morphs = self.morphs(params)
@@ -458,7 +480,9 @@ class HeadGlb:
                                     pygltflib.VEC3, array_buffer))
         if layout.uv is not None:
             attributes.TEXCOORD_0 = builder.accessor(layout.uv.astype(f32), pygltflib.VEC2, array_buffer)
-        if colors is not None:
+        if texture is not None and layout.uv is None:
+            raise ValueError(f"model {model.name!r} has no UVs for a texture")
+        if colors is not None and texture is None:
             rgb = colors.detach().double().cpu().numpy()
             if rgb.shape != (model.num_vertices, 3):
                 raise ValueError(f"colors must have shape ({model.num_vertices}, 3), got {rgb.shape}")
@@ -469,10 +493,11 @@ class HeadGlb:
         index_type = np.uint16 if len(layout.source) <= np.iinfo(np.uint16).max else np.uint32
         indices = builder.accessor(layout.faces.reshape(-1).astype(index_type), pygltflib.SCALAR,
                                    pygltflib.ELEMENT_ARRAY_BUFFER, min_max=True)
+        base_color = None if texture is None else pygltflib.TextureInfo(index=builder.texture(texture), texCoord=0)
         gltf.materials.append(pygltflib.Material(
             name=f"{model.name}_skin", doubleSided=True,
             pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[1.0, 1.0, 1.0, 1.0],
-                                                                metallicFactor=0.0,
+                                                                baseColorTexture=base_color, metallicFactor=0.0,
                                                                 roughnessFactor=MATERIAL_ROUGHNESS)))
         primitive = pygltflib.Primitive(attributes=attributes, indices=indices, material=0, mode=pygltflib.TRIANGLES,
                                         targets=targets or None)
@@ -493,9 +518,9 @@ class HeadGlb:
         return builder
 
     def write(self, path: str | os.PathLike, params: dict[str, Tensor], colors: Tensor | None = None,
-              pose: Tensor | None = None) -> None:
-        """Write ``document(params, colors, pose)``'s .glb to ``path`` atomically."""
-        data = self.document(params, colors, pose).to_bytes()
+              pose: Tensor | None = None, texture: np.ndarray | None = None) -> None:
+        """Write ``document(params, colors, pose, texture)``'s .glb to ``path`` atomically."""
+        data = self.document(params, colors, pose, texture).to_bytes()
         with atomic_writer(path) as handle:
             handle.write(data)
 

@@ -17,6 +17,7 @@ from f2p.export.diagnostics import region_residuals
 from f2p.export.figures import ShapeView
 from f2p.export.gltf import HeadGlb
 from f2p.export.results import PhotoResult, write_photo_outputs
+from f2p.export.texture_bake import bake_texture
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.ict import EYE_SOCKETS, MOUTH_SOCKET, socket_vertices
 from f2p.morphable.registry import ModelNotFoundError
@@ -191,14 +192,17 @@ class PhotoExporter:
             rendered = self.embedder.embed(scene.render.image, fitted_crop[None])
             metrics["identity_similarity"] = float(identity_similarity(rendered, photo_embedding)[0])
         photo_params = {k: v[0] for k, v in params.items()}
-        write_photo_outputs(out_dir, self.spec.model, PhotoResult(
-            image_path=sample.path, params=photo_params,
-            camera=uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:])),
-            verts=scene.mesh.verts[0], faces=self.spec.model.faces, colors=colors[0], photo=sample.photo,
+        model = self.spec.model
+        camera = uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:]))
+        texture = None if getattr(model, "uv", None) is None else bake_texture(
+            scene.mesh.verts[0], model.faces, model.uv, model.faces_uv, colors[0], camera, sample.photo).image
+        write_photo_outputs(out_dir, model, PhotoResult(
+            image_path=sample.path, params=photo_params, camera=camera,
+            verts=scene.mesh.verts[0], faces=model.faces, colors=colors[0], photo=sample.photo,
             photo_render=photo_render.cpu(), photo_mask=photo_mask.cpu(), crop=sample.crop,
             crop_render=crop_image[0].cpu(), crop_mask=scene.render.mask[0].cpu(), detected=sample.landmarks,
             fitted=fitted, crop_detected=sample.crop_landmarks, crop_fitted=fitted_crop.cpu(), metrics=metrics,
-            shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0])),
+            shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0]), texture=texture),
             self.arkit_document(photo_params), self.head)
         return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
 

@@ -40,6 +40,8 @@ class PhotoResult:
         detected, fitted: (68, 2) landmarks in photo pixels; crop_detected, crop_fitted: (68, 2) in crop pixels.
         metrics: numbers for metrics.json.
         shape_views: untextured views of the fitted mesh for fit.png, after its photo | render | overlay panels.
+        texture: (S, S, 3) uint8 head.glb's base colour texture baked from the photo (``export.texture_bake``), or
+            None (a model without UVs).
     """
 
     image_path: str
@@ -60,6 +62,7 @@ class PhotoResult:
     crop_fitted: Tensor
     metrics: dict[str, float | int | str]
     shape_views: tuple[ShapeView, ...] = ()
+    texture: np.ndarray | None = None
 
 
 def _group_values(model: MorphableModel, name: str, values: np.ndarray) -> dict[str, float] | list[float]:
@@ -130,6 +133,6 @@ def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResul
     figure = side_by_side(result.crop, result.crop_render, result.crop_mask, result.crop_detected.cpu().numpy(),
                           result.crop_fitted.cpu().numpy(), result.shape_views)
     _write_png(out_dir / "fit.png", figure)
-    head.write(out_dir / "head.glb", result.params, result.colors, result.params[POSE])
+    head.write(out_dir / "head.glb", result.params, result.colors, result.params[POSE], result.texture)
     _write_text(out_dir / "arkit.json", json.dumps(arkit, indent=2))
     _write_text(out_dir / DONE_MARKER, json.dumps(result.metrics, indent=2))

@@ -1,0 +1,121 @@
+"""A UV texture of the fitted head baked from the photo, for head.glb's base colour (models with UVs).
+
+Each texel of a ``TEXTURE_SIZE`` x ``TEXTURE_SIZE`` image (glTF's top-left UV origin: texel (i, j) has its centre at
+``u = (j + 0.5) / S``, ``v_obj = 1 - (i + 0.5) / S``) is found on the mesh by rasterizing the model's UV triangles
+(f2p's rasterizer, UVs scaled to texel pixels as screen positions at a constant depth, affine barycentrics). Its
+surface point, interpolated from the fitted mesh, is projected into the photo by the fitted camera:
+
+- where that point faces the camera (its triangle's normal at more than ``MIN_FACING_COS`` to the ray) and is not
+  hidden (its depth within ``DEPTH_TOLERANCE_M`` of a depth buffer of the mesh in photo pixels, rasterized at most
+  ``VISIBILITY_MAX_SIDE`` pixels on its long side), the texel is the photo's colour there (bilinear);
+- elsewhere it is the fitted vertex colour interpolated over the triangle;
+- texels in no UV triangle take the colour of the nearest texel in one (so filtering at UV seams reads no black).
+
+The colours are sRGB-encoded as the photo and f2p's vertex colours are, which is what glTF's base colour texture
+holds. Photo texels keep the photo's shading (the fitted light is not divided out), vertex-colour texels are the
+fitted albedo, so they can differ in brightness at the edge of what the photo sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch import Tensor
+
+from f2p.render.cameras import PinholeCamera
+from f2p.render.interpolate import interpolate_at
+from f2p.render.rasterize import get_rasterizer
+from f2p.render.rasterize.barycentric import CoveredPixels
+
+TEXTURE_SIZE = 512
+"""Side of head.glb's baked texture, texels."""
+MIN_FACING_COS = 0.1
+"""A texel is taken from the photo only where its triangle's normal is more than this cosine from grazing."""
+DEPTH_TOLERANCE_M = 0.005
+"""Metres. A texel's point is hidden when the photo-space depth buffer there is nearer by more than this."""
+VISIBILITY_MAX_SIDE = 1024
+"""The photo-space depth buffer is rasterized at most this large on its long side."""
+UV_DEPTH = 1.0
+"""Constant depth of the UV triangles when they are rasterized in texel pixels."""
+
+
+@dataclass(frozen=True)
+class BakedTexture:
+    """A baked texture.
+
+    Attributes:
+        image: (S, S, 3) uint8 sRGB-encoded colours, row 0 at glTF's v = 0 (the top).
+        from_photo: (S, S) bool, True where the texel is the photo's colour, False where it is a vertex colour or
+            fills a texel in no UV triangle.
+    """
+
+    image: np.ndarray
+    from_photo: np.ndarray
+
+
+def _visible(points_cam: Tensor, normals_cam: Tensor, screen: Tensor, camera: PinholeCamera, verts: Tensor,
+             faces: Tensor) -> Tensor:
+    """(M,) bool: texel points (M, 3) in the camera frame with their triangles' (M, 3) unit normals and (M, 3)
+    photo-space ``(u, v, Z)`` that face the camera and are not hidden by the (V, 3) mesh's (F, 3) faces."""
+    H, W = camera.image_size
+    factor = min(1.0, VISIBILITY_MAX_SIDE / max(H, W))
+    size = (max(1, round(H * factor)), max(1, round(W * factor)))
+    scale = screen.new_tensor([size[1] / W, size[0] / H, 1.0])
+    shift = screen.new_tensor([0.5, 0.5, 0.0])  # pixel-centre rule x_s = (x + 0.5) * s - 0.5
+    mesh_screen = (camera.to_screen(verts[None]) + shift) * scale - shift
+    zbuf = get_rasterizer("auto", verts.device)(mesh_screen, faces, size, True).zbuf[0]  # (h, w), 0 where empty
+    at = ((screen + shift) * scale - shift)[:, :2].round().long()
+    inside = (at[:, 0] >= 0) & (at[:, 0] < size[1]) & (at[:, 1] >= 0) & (at[:, 1] < size[0])
+    nearest = zbuf[at[:, 1].clamp(0, size[0] - 1), at[:, 0].clamp(0, size[1] - 1)]
+    facing = -(normals_cam * F.normalize(points_cam, dim=1)).sum(1) > MIN_FACING_COS
+    return inside & facing & (nearest > 0) & (screen[:, 2] <= nearest + DEPTH_TOLERANCE_M)
+
+
+@torch.no_grad()
+def bake_texture(verts: Tensor, faces: Tensor, uv: Tensor, faces_uv: Tensor, colors: Tensor, camera: PinholeCamera,
+                 photo: Tensor, size: int = TEXTURE_SIZE) -> BakedTexture:
+    """Bake the photo onto the mesh's UV layout (module docstring).
+
+    Args:
+        verts: (V, 3) fitted mesh, model space (world of ``camera``).
+        faces: (F, 3) its triangles.
+        uv: (T, 2) texture coordinates with OBJ's bottom-left origin (``MorphableModel.uv``).
+        faces_uv: (F, 3) the triangles' corners in ``uv``.
+        colors: (V, 3) fitted vertex colours in [0, 1], sRGB-encoded.
+        camera: batch-of-1 pinhole camera in the photo's pixels.
+        photo: (3, H, W) the photo in [0, 1], H, W = ``camera.image_size``.
+        size: the texture's side S.
+
+    Returns:
+        BakedTexture of S x S texels.
+    """
+    verts, colors = verts.detach().float(), colors.detach().float().to(verts.device)
+    faces, faces_uv = faces.long().to(verts.device), faces_uv.long().to(verts.device)
+    texel = torch.stack([uv[:, 0] * size - 0.5, (1.0 - uv[:, 1]) * size - 0.5,
+                         torch.full_like(uv[:, 0], UV_DEPTH)], 1).float().to(verts.device)
+    fragments = get_rasterizer("auto", verts.device)(texel[None], faces_uv, (size, size), False)
+    pixels = CoveredPixels.from_pix_to_face(fragments.pix_to_face)
+    bary = pixels.gather(fragments.bary)  # (M, 3)
+    albedo = interpolate_at(colors[None], faces, pixels, bary)  # (M, 3)
+    points = interpolate_at(verts[None], faces, pixels, bary)  # (M, 3) model space
+    points_cam = camera.to_camera(points[None])[0]
+    corners = camera.to_camera(verts[None])[0][faces[pixels.face]]  # (M, 3 corners, 3)
+    normals_cam = F.normalize(torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), dim=1)
+    screen = camera.screen_from_camera(points_cam[None])[0]  # (M, 3) photo pixels and depth
+    visible = _visible(points_cam, normals_cam, screen, camera, verts, faces)
+    H, W = camera.image_size
+    grid = torch.stack([screen[:, 0] / max(W - 1, 1), screen[:, 1] / max(H - 1, 1)], 1) * 2 - 1  # align_corners
+    sampled = F.grid_sample(photo.float().to(verts.device)[None], grid[None, None], mode="bilinear",
+                            align_corners=True)[0, :, 0].T  # (M, 3)
+    texels = torch.where(visible[:, None], sampled, albedo)
+    image = pixels.scatter(texels)[0].clamp(0, 1).cpu().numpy()  # (S, S, 3)
+    covered = fragments.mask[0].cpu().numpy()
+    if covered.any():
+        nearest = ndimage.distance_transform_edt(~covered, return_distances=False, return_indices=True)
+        image = image[nearest[0], nearest[1]]
+    from_photo = pixels.scatter(visible[:, None].float())[0, ..., 0].cpu().numpy() > 0.5
+    return BakedTexture(image=np.round(image * 255).astype(np.uint8), from_photo=from_photo)
