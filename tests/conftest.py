@@ -27,6 +27,26 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+DISTRIBUTED_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
+"""Variables a Lightning run sets in its own process for torch.distributed."""
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_process_group():
+    """A Lightning run inside the test process (``main(["fit", ...])``) leaves its process group, still listening on
+    its port, and ``MASTER_PORT`` in the environment; a later test's DDP subprocesses would inherit that port and
+    fail with EADDRINUSE. Each test ends without either."""
+    before = {name: os.environ.get(name) for name in DISTRIBUTED_ENV}
+    yield
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def procedural_model() -> LinearMorphableModel:
     return LinearMorphableModel(procedural_data())
