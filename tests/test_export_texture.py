@@ -17,7 +17,7 @@ from PIL import Image
 
 from f2p.conventions import MODEL_TO_OPENCV
 from f2p.export.gltf import HeadGlb
-from f2p.export.texture_bake import TEXTURE_SIZE, bake_texture
+from f2p.export.texture_bake import TEXTURE_SIZE, bake_texture, uv_layout
 from f2p.morphable.base import LinearMorphableModel
 from f2p.morphable.procedural import procedural_data
 from f2p.morphable.registry import load_model
@@ -95,8 +95,9 @@ def scene():
     render = MeshRenderer(backend="torch")(verts_t[None], faces_t, camera, torch.zeros(1, 9, 3),
                                            colors=torch.from_numpy(photo_colors(verts)).float()[None])
     start = time.perf_counter()
-    baked = bake_texture(verts_t, faces_t, torch.from_numpy(uv).float(), faces_t,
-                         torch.from_numpy(fitted_colors(verts)).float(), camera, render.albedo[0])
+    layout = uv_layout(torch.from_numpy(uv).float(), faces_t)
+    baked = bake_texture(verts_t, faces_t, layout, torch.from_numpy(fitted_colors(verts)).float(), camera,
+                         render.albedo[0])
     return baked, time.perf_counter() - start
 
 

@@ -17,7 +17,7 @@ from f2p.export.diagnostics import region_residuals
 from f2p.export.figures import ShapeView
 from f2p.export.gltf import HeadGlb
 from f2p.export.results import PhotoResult, write_photo_outputs
-from f2p.export.texture_bake import bake_texture
+from f2p.export.texture_bake import UVLayout, bake_texture, uv_layout
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.ict import EYE_SOCKETS, MOUTH_SOCKET, socket_vertices
 from f2p.morphable.registry import ModelNotFoundError
@@ -146,6 +146,8 @@ class PhotoExporter:
         """head.glb's builder, which keeps what no photo changes (the model's morph targets) from photo to photo."""
         self._arkit: ArkitMap | str | None = None
         """The model's ARKit map, or why it has none, once the first photo needed it."""
+        self._uv_layout: UVLayout | None = None
+        """Where the model's UV triangles cover head.glb's texture, once the first photo needed it."""
 
     def arkit_document(self, params: dict[str, Tensor]) -> dict:
         """arkit.json of one photo's {group: (K,)} ``params``; the model's map is built once (a model mapped by least
@@ -195,7 +197,8 @@ class PhotoExporter:
         model = self.spec.model
         camera = uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:]))
         texture = None if getattr(model, "uv", None) is None else bake_texture(
-            scene.mesh.verts[0], model.faces, model.uv, model.faces_uv, colors[0], camera, sample.photo).image
+            scene.mesh.verts[0], model.faces, self.uv_layout(scene.mesh.verts.device), colors[0], camera,
+            sample.photo).image
         write_photo_outputs(out_dir, model, PhotoResult(
             image_path=sample.path, params=photo_params, camera=camera,
             verts=scene.mesh.verts[0], faces=model.faces, colors=colors[0], photo=sample.photo,
@@ -205,6 +208,12 @@ class PhotoExporter:
             shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0]), texture=texture),
             self.arkit_document(photo_params), self.head)
         return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
+
+    def uv_layout(self, device: torch.device) -> UVLayout:
+        """The model's ``texture_bake.uv_layout`` on ``device``, built at the first photo and kept."""
+        if self._uv_layout is None or self._uv_layout.bary.device != device:
+            self._uv_layout = uv_layout(self.spec.model.uv, self.spec.model.faces_uv, device=device)
+        return self._uv_layout
 
     def _crop_image(self, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor) -> Tensor:
         """(1, 3, H, W) the crop's render with (1, V, 3) ``colors``: ``scene``'s image when they are its colours,

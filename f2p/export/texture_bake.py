@@ -75,31 +75,61 @@ def _visible(points_cam: Tensor, normals_cam: Tensor, screen: Tensor, camera: Pi
     return inside & facing & (nearest > 0) & (screen[:, 2] <= nearest + DEPTH_TOLERANCE_M)
 
 
+@dataclass(frozen=True)
+class UVLayout:
+    """Where a model's UV triangles cover a texture: the same for every face of the model, built once
+    (``uv_layout``) and reused by ``bake_texture``.
+
+    Attributes:
+        pixels: the M covered texels and their triangles.
+        bary: (M, 3) their barycentric coordinates in those triangles.
+        fill_from: two (S, S) int arrays, the row and column of the nearest covered texel of each texel (itself
+            where covered): texels in no UV triangle copy it, so the texture has no black gaps at its seams.
+        size: the texture's side S.
+    """
+
+    pixels: CoveredPixels
+    bary: Tensor
+    fill_from: tuple[np.ndarray, np.ndarray]
+    size: int
+
+
 @torch.no_grad()
-def bake_texture(verts: Tensor, faces: Tensor, uv: Tensor, faces_uv: Tensor, colors: Tensor, camera: PinholeCamera,
-                 photo: Tensor, size: int = TEXTURE_SIZE) -> BakedTexture:
+def uv_layout(uv: Tensor, faces_uv: Tensor, size: int = TEXTURE_SIZE,
+              device: torch.device | str | None = None) -> UVLayout:
+    """The ``UVLayout`` of (T, 2) texture coordinates ``uv`` (OBJ's bottom-left origin, ``MorphableModel.uv``) and
+    the (F, 3) triangles' corners ``faces_uv`` in a ``size`` x ``size`` texture, on ``device``."""
+    texel = torch.stack([uv[:, 0] * size - 0.5, (1.0 - uv[:, 1]) * size - 0.5,
+                         torch.full_like(uv[:, 0], UV_DEPTH)], 1).float().to(device)
+    fragments = get_rasterizer("auto", texel.device)(texel[None], faces_uv.long().to(texel.device), (size, size),
+                                                     False)
+    pixels = CoveredPixels.from_pix_to_face(fragments.pix_to_face)
+    covered = fragments.mask[0].cpu().numpy()
+    rows, cols = np.indices(covered.shape)
+    if covered.any():
+        rows, cols = ndimage.distance_transform_edt(~covered, return_distances=False, return_indices=True)
+    return UVLayout(pixels, pixels.gather(fragments.bary), (rows, cols), size)
+
+
+@torch.no_grad()
+def bake_texture(verts: Tensor, faces: Tensor, layout: UVLayout, colors: Tensor, camera: PinholeCamera,
+                 photo: Tensor) -> BakedTexture:
     """Bake the photo onto the mesh's UV layout (module docstring).
 
     Args:
         verts: (V, 3) fitted mesh, model space (world of ``camera``).
         faces: (F, 3) its triangles.
-        uv: (T, 2) texture coordinates with OBJ's bottom-left origin (``MorphableModel.uv``).
-        faces_uv: (F, 3) the triangles' corners in ``uv``.
+        layout: the model's ``uv_layout`` (on the device of ``verts``).
         colors: (V, 3) fitted vertex colours in [0, 1], sRGB-encoded.
         camera: batch-of-1 pinhole camera in the photo's pixels.
         photo: (3, H, W) the photo in [0, 1], H, W = ``camera.image_size``.
-        size: the texture's side S.
 
     Returns:
-        BakedTexture of S x S texels.
+        BakedTexture of S x S texels, S = ``layout.size``.
     """
     verts, colors = verts.detach().float(), colors.detach().float().to(verts.device)
-    faces, faces_uv = faces.long().to(verts.device), faces_uv.long().to(verts.device)
-    texel = torch.stack([uv[:, 0] * size - 0.5, (1.0 - uv[:, 1]) * size - 0.5,
-                         torch.full_like(uv[:, 0], UV_DEPTH)], 1).float().to(verts.device)
-    fragments = get_rasterizer("auto", verts.device)(texel[None], faces_uv, (size, size), False)
-    pixels = CoveredPixels.from_pix_to_face(fragments.pix_to_face)
-    bary = pixels.gather(fragments.bary)  # (M, 3)
+    faces = faces.long().to(verts.device)
+    pixels, bary = layout.pixels, layout.bary
     albedo = interpolate_at(colors[None], faces, pixels, bary)  # (M, 3)
     points = interpolate_at(verts[None], faces, pixels, bary)  # (M, 3) model space
     points_cam = camera.to_camera(points[None])[0]
@@ -112,10 +142,6 @@ def bake_texture(verts: Tensor, faces: Tensor, uv: Tensor, faces_uv: Tensor, col
     sampled = F.grid_sample(photo.float().to(verts.device)[None], grid[None, None], mode="bilinear",
                             align_corners=True)[0, :, 0].T  # (M, 3)
     texels = torch.where(visible[:, None], sampled, albedo)
-    image = pixels.scatter(texels)[0].clamp(0, 1).cpu().numpy()  # (S, S, 3)
-    covered = fragments.mask[0].cpu().numpy()
-    if covered.any():
-        nearest = ndimage.distance_transform_edt(~covered, return_distances=False, return_indices=True)
-        image = image[nearest[0], nearest[1]]
+    image = pixels.scatter(texels)[0].clamp(0, 1).cpu().numpy()[layout.fill_from]  # (S, S, 3)
     from_photo = pixels.scatter(visible[:, None].float())[0, ..., 0].cpu().numpy() > 0.5
     return BakedTexture(image=np.round(image * 255).astype(np.uint8), from_photo=from_photo)
