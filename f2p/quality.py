@@ -13,8 +13,9 @@ QUALITIES: tuple[str, ...] = get_args(Quality)
 one short shading stage; ``best`` the full photometric and identity schedule."""
 DEFAULT_QUALITY = "default"
 """The level used unless told otherwise."""
-QUALITY_HELP = ("fitting quality: fast (landmark solver only, about 0.1 s per photo on a CPU) | default (plus a "
-                "short shading stage) | best (full photometric and identity schedule)")
+QUALITY_HELP = ("fitting quality: fast (landmark solver only) | default (plus a short colour-and-light stage; "
+                "both about 0.6 s per photo on a 2-core CPU with every output) | best (full photometric and "
+                "identity schedule, about 5 s per photo)")
 INSTANT = "instant"
 """Not a fitting schedule: the shipped landmark network's one-pass prediction alone (``reconstruct --quality``,
 ``evaluate --synthetic --quality``), milliseconds per photo."""
