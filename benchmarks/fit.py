@@ -6,7 +6,9 @@
     python benchmarks/fit.py --photos 32 --batch-size 32 --device cuda   # the GPU target: 32 photos in one batch
 
 Stages timed: image load, landmark detection, crop + mask, identity embedding of the crops, each fitting stage,
-the final full-resolution evaluation of the fit, and export (renders in crop and photo pixels, metrics, files).
+the final full-resolution evaluation of the fit, and export (renders in crop and photo pixels, metrics, files,
+summary.csv and the results page), through reconstruct's own pieces (``perception.photo``, ``FittingEstimator``,
+``pipeline.PhotoRun.export``).
 Model, detector and embedder loading and a warm-up on one photo (first-call costs) are reported once per run
 ("setup"), outside the per-photo total. Photos are the shared face set's images in name order, repeated when more
 are asked for than it has; outputs go to a temporary folder. The table shows seconds per photo per stage; the last
@@ -92,27 +94,29 @@ class Clock:
 def fit_batch(paths: list[Path], start: int, fitter, exporter, detector, embedder, crop_size: int, clock: Clock,
               out: Path) -> tuple[int, list[str]]:
     """Run the reconstruct pipeline's pieces on one batch of photos, timing each stage; return (photos fitted,
-    names of photos without a face)."""
-    from f2p.perception.detection import detect_faces
+    names of photos without a usable face: none found, or landmarks no face could have)."""
     from f2p.perception.image_io import load_image
-    from f2p.perception.photo import align_sample
-    from f2p.pipeline.photo_run import observations
+    from f2p.perception.photo import PhotoError, align_sample, detect_landmarks
+    from f2p.fitting.estimate import FittingEstimator
+    from f2p.pipeline.photo_run import PhotoRun, observations
 
-    samples, skipped = [], []
+    samples, names, skipped = [], [], []
     for index, path in enumerate(paths, start):
         clock.start()
         photo = load_image(path)
         clock.stop("image load")
         clock.start()
-        faces = detect_faces(photo, detector)
-        clock.stop(f"detection ({detector.name})")
-        if not faces:
+        try:  # reconstruct's detection (perception.photo.detect_sample), timed apart from the crop
+            found = detect_landmarks(path, photo, detector)
+        except PhotoError:
             skipped.append(path.name)
             continue
+        finally:
+            clock.stop(f"detection ({detector.name})")
         clock.start()
-        face = faces[0]
-        samples.append(align_sample(f"{index:03d}_{path.name}", photo, face.landmarks.float(),
-                                    face.landmark_confidence.float(), face.detector, crop_size))
+        samples.append(align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size,
+                                    found.dense))
+        names.append(f"{index:03d}_{path.stem}")
         clock.stop("crop + mask")
     if not samples:
         return 0, skipped
@@ -120,18 +124,33 @@ def fit_batch(paths: list[Path], start: int, fitter, exporter, detector, embedde
     obs = observations(samples, embedder, fitter.spec.model.device)
     clock.stop("identity embedding")
     clock.start()
-    result = fitter.fit(obs)
+    timed = TimedFitter(fitter)
+    estimate = FittingEstimator(timed)(obs)
     total = clock.stop("fit")
     del clock.seconds["fit"]
-    for stage, seconds in result.stage_seconds.items():
+    for stage, seconds in timed.result.stage_seconds.items():
         clock.seconds[f"fit: {stage}"] += seconds
-    clock.seconds["fit: final evaluation"] += total - sum(result.stage_seconds.values())
+    clock.seconds["fit: final evaluation"] += total - sum(timed.result.stage_seconds.values())
     clock.start()
-    for i, sample in enumerate(samples):
-        params = {name: value[i:i + 1] for name, value in result.params.items()}
-        exporter.export(sample, params, out / Path(sample.path).stem, {}, obs.embedding[i:i + 1], result.scene.row(i))
+    run = PhotoRun(out, exporter, embedder)
+    run.export(samples, names, estimate, FittingEstimator.method,
+               total / len(samples), obs.embedding)
+    run.write_summary()
     clock.stop("export")
     return len(samples), skipped
+
+
+class TimedFitter:
+    """A ``Fitter`` for ``FittingEstimator`` that keeps its last ``FitResult`` (for the per-stage times)."""
+
+    def __init__(self, fitter) -> None:
+        self.fitter = fitter
+        self.stages = fitter.stages
+        self.result = None
+
+    def fit(self, obs, init=None, on_step=None):
+        self.result = self.fitter.fit(obs, init=init, on_step=on_step)
+        return self.result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine}; device {device}; torch {torch.__version__}; setup once per run (model, detector, "
           f"embedder, warm-up on one photo) {setup_seconds:.1f} s")
     if skipped:
-        print(f"no face found, not fitted: {', '.join(skipped)}")
+        print(f"no usable face (none found or implausible landmarks), not fitted: {', '.join(skipped)}")
     width = max(len(stage) for stage in clock.seconds)
     print(f"\n{'stage'.ljust(width)}  {'s / photo':>9}  {'share':>6}")
     print("-" * (width + 19))
