@@ -80,24 +80,41 @@ def fitted_colors(points: np.ndarray) -> np.ndarray:
     return np.clip(0.4 + 2.0 * points[..., ::-1], 0.1, 0.9)
 
 
+def spheres_camera(size: int = IMAGE) -> PinholeCamera:
+    """The camera looking at the spheres along -Z, in a size x size image (the IMAGE x IMAGE one scaled)."""
+    s = size / IMAGE
+    focal, centre = torch.tensor([FOCAL * s]), torch.tensor([((IMAGE - 1) / 2 + 0.5) * s - 0.5])
+    return PinholeCamera(fx=focal, fy=focal, cx=centre, cy=centre, R=MODEL_TO_OPENCV.float()[None],
+                         t=torch.tensor([[0.0, 0.0, DISTANCE]]), image_size=(size, size))
+
+
 @pytest.fixture(scope="module")
-def scene():
-    """Two spheres (a small one in front of the big one), a camera looking at them along -Z, the photo (the
-    render's unshaded albedo of ``photo_colors``), the bake of ``fitted_colors`` and its time in seconds."""
+def spheres():
+    """Two spheres (a small one in front of the big one), the photo of them (the render's unshaded albedo of
+    ``photo_colors``) with its depth, and their UV layout: (verts, faces, layout, photo, depth)."""
     big, small = sphere(*BIG, 64, 128), sphere(*SMALL, 24, 48)
     verts = np.concatenate([big[0], small[0]])
     faces = np.concatenate([big[1], small[1] + len(big[0])])
     uv = np.concatenate([big[2], small[2]])
-    camera = PinholeCamera(fx=torch.tensor([FOCAL]), fy=torch.tensor([FOCAL]), cx=torch.tensor([(IMAGE - 1) / 2]),
-                           cy=torch.tensor([(IMAGE - 1) / 2]), R=MODEL_TO_OPENCV.float()[None],
-                           t=torch.tensor([[0.0, 0.0, DISTANCE]]), image_size=(IMAGE, IMAGE))
     verts_t, faces_t = torch.from_numpy(verts).float(), torch.from_numpy(faces)
-    render = MeshRenderer(backend="torch")(verts_t[None], faces_t, camera, torch.zeros(1, 9, 3),
+    render = MeshRenderer(backend="torch")(verts_t[None], faces_t, spheres_camera(), torch.zeros(1, 9, 3),
                                            colors=torch.from_numpy(photo_colors(verts)).float()[None])
-    start = time.perf_counter()
     layout = uv_layout(torch.from_numpy(uv).float(), faces_t)
-    baked = bake_texture(verts_t, faces_t, layout, torch.from_numpy(fitted_colors(verts)).float(), camera,
-                         render.albedo[0])
+    return verts_t, faces_t, layout, render.albedo[0], render.depth[0, 0]
+
+
+def bake_spheres(spheres, depth=None):
+    """The bake of ``fitted_colors`` over the spheres' photo, with the photo's depth or the given one."""
+    verts, faces, layout, photo, photo_depth = spheres
+    return bake_texture(verts, faces, layout, torch.from_numpy(fitted_colors(verts.numpy())).float(),
+                        spheres_camera(), photo, photo_depth if depth is None else depth)
+
+
+@pytest.fixture(scope="module")
+def scene(spheres):
+    """The bake of the spheres' photo and its time in seconds."""
+    start = time.perf_counter()
+    baked = bake_spheres(spheres)
     return baked, time.perf_counter() - start
 
 
@@ -133,6 +150,21 @@ def test_occluded_texels_take_the_fitted_colour(scene):
     np.testing.assert_allclose(baked.image[behind] / 255.0, fitted_colors(points[behind]), atol=0.03)
     small_points, small_inside = texel_points(*SMALL)
     assert baked.from_photo[small_inside & (small_points[..., 2] > cz + 0.01)].mean() > 0.8
+
+
+def test_a_depth_rendered_smaller_than_the_photo_sees_the_same_texels(spheres, scene):
+    """The exporter renders large photos' overlays (and so their depth) at most OVERLAY_MAX_SIDE on the long side:
+    the bake reads a depth of the photo scaled down the same."""
+    verts, faces, *_ = spheres
+    small = MeshRenderer(backend="torch")(verts[None], faces, spheres_camera(IMAGE * 3 // 4), torch.zeros(1, 9, 3))
+    baked, (full, _) = bake_spheres(spheres, small.depth[0, 0]), scene
+    points, inside = texel_points(*BIG)
+    same = baked.from_photo[inside] == full.from_photo[inside]
+    print(f"texels seen or not as with the photo's own depth: {same.mean():.2%}")
+    assert same.mean() > 0.98  # the others lie along the small sphere's outline, a depth pixel wider at 3/4 size
+    assert not baked.from_photo[inside & (points[..., 2] < -0.01)].any()
+    np.testing.assert_array_equal(baked.image[baked.from_photo & full.from_photo],
+                                  full.image[baked.from_photo & full.from_photo])
 
 
 def test_no_texel_is_black(scene):

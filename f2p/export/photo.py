@@ -185,8 +185,8 @@ class PhotoExporter:
         fitted = apply_affine(sample.to_photo[None], fitted_crop[None].cpu())[0]
         colors = display_colors(self.spec.model, scene.colors)
         crop_image = self._crop_image(params, scene, colors)
-        photo_render, photo_mask = self._render_photo(params, scene, colors, device_to_photo,
-                                                      tuple(sample.photo.shape[-2:]))
+        photo_render, photo_mask, photo_depth = self._render_photo(params, scene, colors, device_to_photo,
+                                                                   tuple(sample.photo.shape[-2:]))
         metrics = {"landmark_rmse_px": float(((fitted - sample.landmarks) ** 2).sum(-1).mean().sqrt()),
                    **region_residuals(fitted, sample.landmarks),
                    "landmarks_from": sample.source, **metrics}
@@ -198,7 +198,7 @@ class PhotoExporter:
         camera = uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:]))
         texture = None if getattr(model, "uv", None) is None else bake_texture(
             scene.mesh.verts[0], model.faces, self.uv_layout(scene.mesh.verts.device), colors[0], camera,
-            sample.photo).image
+            sample.photo, photo_depth).image
         write_photo_outputs(out_dir, model, PhotoResult(
             image_path=sample.path, params=photo_params, camera=camera,
             verts=scene.mesh.verts[0], faces=model.faces, colors=colors[0], photo=sample.photo,
@@ -240,9 +240,10 @@ class PhotoExporter:
                      for k, caption in enumerate(captions))
 
     def _render_photo(self, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor, to_photo: Tensor,
-                      photo_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+                      photo_size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
         """Render with (1, V, 3) ``colors`` in the photo's pixels (at most OVERLAY_MAX_SIDE, resized up) -> (3, H, W)
-        image, (1, H, W) mask."""
+        image, (1, H, W) mask, and the render's (h, w) depth at the size it was rendered (for the texture bake's
+        visibility test)."""
         H, W = photo_size
         factor = min(1.0, OVERLAY_MAX_SIDE / max(H, W))
         size = (max(1, round(H * factor)), max(1, round(W * factor)))
@@ -256,4 +257,4 @@ class PhotoExporter:
         if size != (H, W):
             image = F.interpolate(image, size=(H, W), mode="bilinear", align_corners=False)
             mask = F.interpolate(mask, size=(H, W), mode="bilinear", align_corners=False)
-        return image[0], mask[0]
+        return image[0], mask[0], render.depth[0, 0]

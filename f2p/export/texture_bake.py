@@ -6,8 +6,9 @@ Each texel of a ``TEXTURE_SIZE`` x ``TEXTURE_SIZE`` image (glTF's top-left UV or
 surface point, interpolated from the fitted mesh, is projected into the photo by the fitted camera:
 
 - where that point faces the camera (its triangle's normal at more than ``MIN_FACING_COS`` to the ray) and is not
-  hidden (its depth within ``DEPTH_TOLERANCE_M`` of a depth buffer of the mesh in photo pixels, rasterized at most
-  ``VISIBILITY_MAX_SIDE`` pixels on its long side), the texel is the photo's colour there (bilinear);
+  hidden (its depth within ``DEPTH_TOLERANCE_M`` of a depth buffer of the mesh in photo pixels, or in a grid of the
+  photo scaled down: the exporter passes the depth of its overlay render, so the mesh is rasterized once in the
+  photo for both), the texel is the photo's colour there (bilinear);
 - elsewhere it is the fitted vertex colour interpolated over the triangle;
 - texels in no UV triangle take the colour of the nearest texel in one (so filtering at UV seams reads no black).
 
@@ -37,8 +38,6 @@ MIN_FACING_COS = 0.1
 """A texel is taken from the photo only where its triangle's normal is more than this cosine from grazing."""
 DEPTH_TOLERANCE_M = 0.005
 """Metres. A texel's point is hidden when the photo-space depth buffer there is nearer by more than this."""
-VISIBILITY_MAX_SIDE = 1024
-"""The photo-space depth buffer is rasterized at most this large on its long side."""
 UV_DEPTH = 1.0
 """Constant depth of the UV triangles when they are rasterized in texel pixels."""
 
@@ -57,20 +56,18 @@ class BakedTexture:
     from_photo: np.ndarray
 
 
-def _visible(points_cam: Tensor, normals_cam: Tensor, screen: Tensor, camera: PinholeCamera, verts: Tensor,
-             faces: Tensor) -> Tensor:
+def _visible(points_cam: Tensor, normals_cam: Tensor, screen: Tensor, photo_size: tuple[int, int],
+             depth: Tensor) -> Tensor:
     """(M,) bool: texel points (M, 3) in the camera frame with their triangles' (M, 3) unit normals and (M, 3)
-    photo-space ``(u, v, Z)`` that face the camera and are not hidden by the (V, 3) mesh's (F, 3) faces."""
-    H, W = camera.image_size
-    factor = min(1.0, VISIBILITY_MAX_SIDE / max(H, W))
-    size = (max(1, round(H * factor)), max(1, round(W * factor)))
-    scale = screen.new_tensor([size[1] / W, size[0] / H, 1.0])
+    ``(u, v, Z)`` in the pixels of an (H, W) ``photo_size`` photo that face the camera and are not hidden by the
+    mesh whose (h, w) ``depth`` buffer (0 where empty) covers the photo's grid scaled to h x w."""
+    H, W = photo_size
+    h, w = depth.shape
+    scale = screen.new_tensor([w / W, h / H, 1.0])
     shift = screen.new_tensor([0.5, 0.5, 0.0])  # pixel-centre rule x_s = (x + 0.5) * s - 0.5
-    mesh_screen = (camera.to_screen(verts[None]) + shift) * scale - shift
-    zbuf = get_rasterizer("auto", verts.device)(mesh_screen, faces, size, True).zbuf[0]  # (h, w), 0 where empty
     at = ((screen + shift) * scale - shift)[:, :2].round().long()
-    inside = (at[:, 0] >= 0) & (at[:, 0] < size[1]) & (at[:, 1] >= 0) & (at[:, 1] < size[0])
-    nearest = zbuf[at[:, 1].clamp(0, size[0] - 1), at[:, 0].clamp(0, size[1] - 1)]
+    inside = (at[:, 0] >= 0) & (at[:, 0] < w) & (at[:, 1] >= 0) & (at[:, 1] < h)
+    nearest = depth[at[:, 1].clamp(0, h - 1), at[:, 0].clamp(0, w - 1)]
     facing = -(normals_cam * F.normalize(points_cam, dim=1)).sum(1) > MIN_FACING_COS
     return inside & facing & (nearest > 0) & (screen[:, 2] <= nearest + DEPTH_TOLERANCE_M)
 
@@ -113,7 +110,7 @@ def uv_layout(uv: Tensor, faces_uv: Tensor, size: int = TEXTURE_SIZE,
 
 @torch.no_grad()
 def bake_texture(verts: Tensor, faces: Tensor, layout: UVLayout, colors: Tensor, camera: PinholeCamera,
-                 photo: Tensor) -> BakedTexture:
+                 photo: Tensor, depth: Tensor) -> BakedTexture:
     """Bake the photo onto the mesh's UV layout (module docstring).
 
     Args:
@@ -123,6 +120,8 @@ def bake_texture(verts: Tensor, faces: Tensor, layout: UVLayout, colors: Tensor,
         colors: (V, 3) fitted vertex colours in [0, 1], sRGB-encoded.
         camera: batch-of-1 pinhole camera in the photo's pixels.
         photo: (3, H, W) the photo in [0, 1], H, W = ``camera.image_size``.
+        depth: (h, w) camera depth of the mesh's render in the photo (``RenderOutput.depth``, 0 where empty), at the
+            photo's size or scaled down to h x w (same aspect).
 
     Returns:
         BakedTexture of S x S texels, S = ``layout.size``.
@@ -130,13 +129,14 @@ def bake_texture(verts: Tensor, faces: Tensor, layout: UVLayout, colors: Tensor,
     verts, colors = verts.detach().float(), colors.detach().float().to(verts.device)
     faces = faces.long().to(verts.device)
     pixels, bary = layout.pixels, layout.bary
-    albedo = interpolate_at(colors[None], faces, pixels, bary)  # (M, 3)
-    points = interpolate_at(verts[None], faces, pixels, bary)  # (M, 3) model space
+    surface = interpolate_at(torch.cat([colors, verts], 1)[None], faces, pixels, bary)  # (M, 6), one gather
+    albedo, points = surface[:, :3], surface[:, 3:]  # colour, model-space point
     points_cam = camera.to_camera(points[None])[0]
-    corners = camera.to_camera(verts[None])[0][faces[pixels.face]]  # (M, 3 corners, 3)
-    normals_cam = F.normalize(torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), dim=1)
+    corners = camera.to_camera(verts[None])[0][faces]  # (F, 3 corners, 3)
+    face_normals = F.normalize(torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]),
+                               dim=1)  # (F, 3), per triangle, then per texel
     screen = camera.screen_from_camera(points_cam[None])[0]  # (M, 3) photo pixels and depth
-    visible = _visible(points_cam, normals_cam, screen, camera, verts, faces)
+    visible = _visible(points_cam, face_normals[pixels.face], screen, camera.image_size, depth.detach().float())
     H, W = camera.image_size
     grid = torch.stack([screen[:, 0] / max(W - 1, 1), screen[:, 1] / max(H - 1, 1)], 1) * 2 - 1  # align_corners
     sampled = F.grid_sample(photo.float().to(verts.device)[None], grid[None, None], mode="bilinear",
