@@ -184,6 +184,7 @@ class PhotoRun:
         """
         if embeddings is None and self.embedder is not None:
             embeddings = observations(samples, self.embedder, self.exporter.spec.model.device).embedding
+        rendered = self._render_embeddings(estimate, embeddings)
         outcomes = []
         for i, (sample, name) in enumerate(zip(samples, names)):
             if estimate.errors[i]:
@@ -192,15 +193,29 @@ class PhotoRun:
             params = {group: value[i:i + 1] for group, value in estimate.params.items()}
             scene = None if estimate.scene is None else estimate.scene.row(i)
             embedding = None if embeddings is None else embeddings[i:i + 1]
+            render_embedding = rendered.get(i)
             try:
                 source = source_record(sample.path) if Path(sample.path).is_file() else {"path": sample.path}
                 metrics = {"method": method, "seconds": seconds, **estimate.metrics[i], "source": source,
                            "settings": self.settings}
-                outcome = self.exporter.export(sample, params, self.out_dir / name, metrics, embedding, scene)
+                outcome = self.exporter.export(sample, params, self.out_dir / name, metrics, embedding, scene,
+                                               render_embedding)
             except OSError as error:  # a full disk, a read-only folder: this photo fails, the run goes on
                 outcome = PhotoOutcome(sample.path, "failed", f"cannot write its outputs: {_one_line(error)}", {})
             outcomes.append(self._record(outcome))
         return outcomes
+
+    def _render_embeddings(self, estimate: Estimate, embeddings: Tensor | None) -> dict[int, Tensor]:
+        """{photo: (1, D) embedding of its render} for the photos whose estimate succeeded, embedded as one batch
+        when the estimate has its renders and the identity metric is measured; {} otherwise (the exporter embeds
+        each render itself)."""
+        ok = [i for i, error in enumerate(estimate.errors) if not error]
+        if estimate.scene is None or embeddings is None or self.exporter.embedder is None or not ok:
+            return {}
+        scene = estimate.scene
+        index = torch.tensor(ok, device=scene.landmarks2d.device)
+        rendered = self.exporter.render_embeddings(scene.render.image[index], scene.landmarks2d[index])
+        return {i: row[None] for i, row in zip(ok, rendered)}
 
     def finish(self) -> list[dict[str, str]]:
         """Gather every rank's rows, write summary.csv (global rank 0) and return all rows."""
