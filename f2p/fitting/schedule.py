@@ -151,7 +151,10 @@ where the prior matters more than after ``default_schedule``'s 200 Adam steps. S
 ``evaluate --synthetic 20 --dense``, exact / 1 px noise: prior 2e-4 (that schedule's) 1.23 / 1.41 mm, 5e-5
 0.78 / 1.27 mm; weighing the 468 dense points 3x as well (their errors are independent there, about 7x the 68
 points' information; a detector's are correlated, hence not 7x) 0.58 / 1.05 mm (0.54 / 1.02 mm on seed 1; prior
-2e-5 0.37 / 1.14 mm, 1e-4 0.69 / 1.01 mm). Without dense points 5e-5 gives 1.34 / 1.99 mm, 2e-4 1.67 / 1.93 mm."""
+2e-5 0.37 / 1.14 mm, 1e-4 0.69 / 1.01 mm). Without dense points 5e-5 gives 1.34 / 1.99 mm, 2e-4 1.67 / 1.93 mm.
+At the crop's ~100 px face these weights are a MAP estimate's for about 0.6-1.1 px of independent noise per
+coordinate; stronger priors (the detectors' measured ~2 px) or equal weights per point fit the shared photos worse
+(README, "How the fit works")."""
 
 
 SYMMETRY_WEIGHT = 1e-4
