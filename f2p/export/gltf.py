@@ -513,7 +513,7 @@ class HeadGlb:
         gltf.nodes.append(pygltflib.Node(name=f"{model.name}_head", mesh=HEAD_MESH, rotation=rotation))
         gltf.scenes.append(pygltflib.Scene(nodes=[HEAD_NODE]))
         gltf.scene = 0
-        skin = head_skin(model, _batched_params(model, params), morphs.morphed())
+        skin = head_skin(model, _batched_params(model, params), morphs.morphed)
         if skin is not None:
             add_skin(gltf, builder.accessor, skin, layout.source, HEAD_NODE)
         return builder

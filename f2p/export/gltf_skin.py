@@ -101,17 +101,19 @@ def skin_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return joints, kept.astype(np.float32)
 
 
-def head_skin(model: MorphableModel, params: dict[str, Tensor], rest_verts: np.ndarray) -> HeadSkin | None:
+def head_skin(model: MorphableModel, params: dict[str, Tensor],
+              rest_verts: Callable[[], np.ndarray]) -> HeadSkin | None:
     """The skin of one face, or None for a model without joints.
 
     Args:
         model: the face model.
         params: {group: (1, K)} fitted parameters of one face (model groups only).
-        rest_verts: (V, 3) the rest mesh at the default morph weights (``HeadMorphs.morphed()`` of rest params).
+        rest_verts: gives the (V, 3) rest mesh at the default morph weights (``HeadMorphs.morphed`` of rest params);
+            called for a model with joints only (ICT's 53 targets: 1 ms, 10 ms on a busy machine, for nothing).
     """
     if not isinstance(model, FlameModel):
         return None
-    rest = model.joint_regressor.double().cpu().numpy() @ rest_verts  # (J, 3)
+    rest = model.joint_regressor.double().cpu().numpy() @ rest_verts()  # (J, 3)
     joints, weights = skin_weights(model.skinning_weights.double().cpu().numpy())
     return HeadSkin(names=JOINT_NAMES, parents=model.parents, rest=rest,
                     rotations=axis_angle_quaternions(model.joint_axis_angles(**params)[0]), joints=joints,
