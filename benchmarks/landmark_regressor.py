@@ -10,7 +10,8 @@ yaw within +-50 degrees, 30 % of faces within +-90, dense and 68 landmarks with 
 ``--noise-level``; every face with dense points unless ``--dense-drop``), seed ``--seed`` (default 2, the test split of the training config's seed 0). Methods:
 
     prior       the mean face placed over the landmarks (``SceneSpec.initial``: what a fit starts from)
-    network     the landmark regressor alone (``reconstruct --quality instant``)
+    network     the landmark regressor alone (``reconstruct --quality instant --steps 0``)
+    instant     ``--quality instant``: the network, then ``fitting.instant``'s two Levenberg-Marquardt iterations
     fit         ``--quality fast`` fitting (Levenberg-Marquardt on the 68 and dense landmarks) from the mean face
     fit+net     the same fit started from the network's prediction
 
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                                              LandmarkFaceBatches, LandmarkSampler)
     from f2p.fitting.estimate import FittingEstimator
     from f2p.fitting.fitter import Fitter
+    from f2p.fitting.instant import instant_stages
     from f2p.fitting.schedule import schedule_for
     from f2p.morphable.registry import load_model
     from f2p.render.rotations import axis_angle_to_euler
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                        dense=batch[DENSE], dense_confidence=batch[DENSE_CONFIDENCE])
     truth = batch[PARAMS]
     yaw = axis_angle_to_euler(truth["pose"])[:, 0].abs()
+    instant = Fitter(spec, None, instant_stages())
     results, seconds, counts = {}, {}, {}
     results["prior"] = errors(spec, spec.initial(B, obs.landmarks), truth)
     seconds["prior"], counts["prior"] = 0.0, B
@@ -168,8 +171,9 @@ def main(argv: list[str] | None = None) -> None:
         F = min(args.fit_faces, B)
         index = torch.arange(F)
         few, few_truth = obs.select(index), {name: value[:F] for name, value in truth.items()}
-        fitter = Fitter(spec, None, schedule_for("fast"))
-        for name, initializer in (("fit", None), ("fit+net", predictor)):
+        fast = Fitter(spec, None, schedule_for("fast"))
+        for name, fitter, initializer in (("instant", instant, predictor), ("fit", fast, None),
+                                          ("fit+net", fast, predictor)):
             began = time.perf_counter()
             fitted = FittingEstimator(fitter, initializer)(few).params
             seconds[name], counts[name] = (time.perf_counter() - began) / F, F
@@ -201,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nnetwork after detection: {median_ms(lambda: predictor(one), args.repeats):.2f} ms at batch 1, "
           f"{median_ms(lambda: predictor(many), max(5, args.repeats // 5)) / len(many.landmarks):.3f} ms per face at "
           f"batch {len(many.landmarks)} ({args.threads} thread(s))")
+    instant_ms = median_ms(lambda: FittingEstimator(instant, predictor)(one), max(5, args.repeats // 5))
+    print(f"--quality instant after detection (network and its iterations): {instant_ms:.2f} ms at batch 1")
     print(f"training throughput: {training_throughput(spec, args.train_steps):.0f} faces/s (batch 256, "
           f"{args.threads} thread(s))")
 

@@ -17,6 +17,8 @@ QUALITY_HELP = ("fitting quality: fast (landmark solver only) | default (plus a 
                 "both about 0.6 s per photo on a 2-core CPU with every output) | best (full photometric and "
                 "identity schedule, about 5 s per photo)")
 INSTANT = "instant"
-"""Not a fitting schedule: the shipped landmark network's one-pass prediction alone (``reconstruct --quality``,
-``evaluate --synthetic --quality``), milliseconds per photo."""
-INSTANT_HELP = " | instant (the shipped landmark network alone, no fitting, milliseconds per photo)"
+"""Not a fitting schedule: the shipped landmark network's one-pass prediction, then two Levenberg-Marquardt
+iterations on the landmarks from it (``fitting.instant``; ``reconstruct --quality``, ``evaluate --synthetic
+--quality``), milliseconds per photo; with ``--steps 0`` the network alone."""
+INSTANT_HELP = (" | instant (the shipped landmark network, then two solver iterations from its answer, no render, "
+                "milliseconds per photo; --steps 0: the network alone)")

@@ -1,6 +1,7 @@
 """The landmark regressor: network shapes and ranges, the landmark-only synthetic faces (crop convention, noise),
 weights-only loading that refuses bad files in one line, a tiny LightningCLI training run, the shipped ICT weights
-against the mean face, and ``reconstruct --quality instant`` on a shared photo."""
+against the mean face, and ``reconstruct --quality instant`` on a shared photo (with and without its
+Levenberg-Marquardt iterations)."""
 
 from __future__ import annotations
 
@@ -150,14 +151,19 @@ def test_shipped_weights_beat_the_mean_face(ict_spec):
     assert rotation_error(predicted) < 0.3 * rotation_error(prior)
 
 
-def test_reconstruct_instant_writes_the_outputs(models_dir, faces_dir, tmp_path):
+def test_reconstruct_instant_writes_the_outputs_and_refines_the_network(models_dir, faces_dir, tmp_path):
     photo = sorted(p for p in (faces_dir / "images").iterdir() if p.suffix.lower() in (".jpg", ".png"))[0]
-    code = main(["reconstruct", str(photo), "--out", str(tmp_path), "--quality", "instant", "--no-identity"])
-    assert code == 0
-    folder = next(p for p in tmp_path.iterdir() if p.is_dir())
-    assert {name for name in OUTPUT_FILES} <= {p.name for p in folder.iterdir()}
-    metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["method"] == "landmark-regressor" and metrics["landmark_rmse_px"] < 10
+    metrics = {}
+    for steps in ("0", "2"):  # the network alone, then instant's default: two Levenberg-Marquardt iterations after it
+        out = tmp_path / steps
+        code = main(["reconstruct", str(photo), "--out", str(out), "--quality", "instant", "--steps", steps,
+                     "--no-identity"])
+        assert code == 0
+        folder = next(p for p in out.iterdir() if p.is_dir())
+        assert {name for name in OUTPUT_FILES} <= {p.name for p in folder.iterdir()}
+        metrics[steps] = json.loads((folder / "metrics.json").read_text())
+    assert metrics["0"]["method"] == "landmark-regressor" and metrics["0"]["landmark_rmse_px"] < 10
+    assert metrics["2"]["landmark_rmse_px"] < 0.8 * metrics["0"]["landmark_rmse_px"]
 
 
 @pytest.mark.parametrize("config", ["landmark_regressor.yaml", "landmark_regressor_photos.yaml"])

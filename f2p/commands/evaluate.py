@@ -104,18 +104,20 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from f2p.evaluation.synthetic import FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic
     from f2p.fitting.estimate import FittingEstimator, PredictionEstimator
     from f2p.fitting.fitter import Fitter
+    from f2p.fitting.instant import INSTANT_ITERATIONS, instant_stages
     from f2p.fitting.schedule import schedule_for, total_steps
     from f2p.morphable.registry import load_model
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
     from f2p.systems.landmark_weights import load_initializer, shipped_weights
 
-    if args.quality == INSTANT and args.checkpoint is None:
-        args.checkpoint = shipped_weights(args.model)
+    instant = args.quality == INSTANT
     if args.steps is None:
-        args.steps = 0 if args.quality == INSTANT else total_steps(args.quality)
-    if min(args.synthetic, args.size, args.steps or 1, args.batch_size) < 1 or args.landmark_noise < 0:
-        return _fail("--synthetic, --size, --steps and --batch-size must be at least 1, --landmark-noise >= 0")
+        args.steps = INSTANT_ITERATIONS if instant else total_steps(args.quality)
+    if min(args.synthetic, args.size, args.batch_size) < 1 or args.steps < (0 if instant else 1) or \
+            args.landmark_noise < 0:
+        return _fail("--synthetic, --size, --steps and --batch-size must be at least 1 (--steps 0 with --quality "
+                     "instant: the network alone), --landmark-noise >= 0")
     try:
         device = resolve_device(args.device)
     except ValueError as error:
@@ -126,22 +128,23 @@ def run_synthetic(args: argparse.Namespace) -> int:
         return _fail(str(error))
     spec = SceneSpec(model, (args.size, args.size))
     renderer = MeshRenderer(backend=args.backend)
-    if args.checkpoint is None:
-        stages = schedule_for(args.quality, args.steps / total_steps(args.quality))
-        try:
-            initializer = None if args.init is None else load_initializer(args.init, map_location=device, expect=spec)
-        except ModelFileError as error:
-            return _fail(str(error))
-        estimate = FittingEstimator(Fitter(spec, renderer, stages), initializer)
-        start = "the mean face" if args.init is None else str(args.init)
-        method = f"fit from {start}, {args.quality} quality, {args.steps} steps"
+    network = args.checkpoint or (shipped_weights(model.name) if instant else None)
+    try:
+        start = args.init if network is None else network
+        initializer = None if start is None else load_initializer(start, map_location=device, expect=spec)
+    except ModelFileError as error:
+        return _fail(str(error))
+    if instant:
+        stages = instant_stages(args.steps / INSTANT_ITERATIONS)
     else:
-        try:
-            predict = load_initializer(args.checkpoint, map_location=device, expect=spec)
-        except ModelFileError as error:
-            return _fail(str(error))
-        estimate = PredictionEstimator(predict)
-        method = f"regressor {args.checkpoint}"
+        stages = [] if args.checkpoint is not None else schedule_for(args.quality, args.steps / total_steps(args.quality))
+    if stages:
+        estimate = FittingEstimator(Fitter(spec, renderer, stages), initializer)
+        origin = "the mean face" if start is None else str(start)
+        method = f"fit from {origin}, {args.quality} quality, {args.steps} steps"
+    else:
+        estimate = PredictionEstimator(initializer)
+        method = f"regressor {network}"
     set_threads(args.threads)
     evaluation = evaluate_synthetic(
         spec, renderer, estimate, method, args.synthetic, seed=args.seed, landmark_noise=args.landmark_noise,

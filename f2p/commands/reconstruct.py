@@ -82,6 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.export.run_log import RunLog
     from f2p.fitting.estimate import FittingEstimator, PredictionEstimator
     from f2p.fitting.fitter import Fitter
+    from f2p.fitting.instant import INSTANT_ITERATIONS, instant_stages
     from f2p.fitting.schedule import schedule_for, total_steps
     from f2p.morphable.registry import load_model
     from f2p.naming import output_names
@@ -96,9 +97,10 @@ def _run(args: argparse.Namespace) -> int:
 
     instant = args.quality == INSTANT
     if args.steps is None:
-        args.steps = 0 if instant else total_steps(args.quality)
-    if (args.steps < 1 and not instant) or args.batch_size < 1:
-        return _fail("--steps and --batch-size must be at least 1")
+        args.steps = INSTANT_ITERATIONS if instant else total_steps(args.quality)
+    if args.steps < (0 if instant else 1) or args.batch_size < 1:
+        return _fail("--steps and --batch-size must be at least 1 (--steps 0 with --quality instant: the network "
+                     "alone)")
     if args.crop_size < MIN_CROP_SIZE:
         return _fail(f"--crop-size {args.crop_size}: must be at least {MIN_CROP_SIZE} pixels")
     if args.out.exists() and not args.out.is_dir():
@@ -125,7 +127,9 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--landmarks {args.landmarks}: {error}")
     set_threads(args.threads)
     if instant:
-        stages, estimator = [], PredictionEstimator(initializer, method="landmark-regressor")
+        stages = instant_stages(args.steps / INSTANT_ITERATIONS)
+        estimator = (FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer) if stages
+                     else PredictionEstimator(initializer, method="landmark-regressor"))
     else:
         stages = schedule_for(args.quality, args.steps / total_steps(args.quality))
         estimator = FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer)
