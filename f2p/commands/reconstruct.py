@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=QUALITY_HELP + INSTANT_HELP)
     parser.add_argument("--steps", type=int, default=None,
                         help="total optimisation steps per photo over all stages (default: those of the --quality "
-                             "schedule; each stage is scaled in proportion, solver stages' iteration limits too)")
+                             "schedule; each stage is scaled in proportion, solver stages' iteration limits too; "
+                             "instant: 2 solver iterations after the network, 0 for the network alone)")
     parser.add_argument("--batch-size", type=int, default=8, help="photos optimised together")
     parser.add_argument("--crop-size", type=int, default=CROP_SIZE, help="side of the aligned crop that is fitted")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity loss and metric")
