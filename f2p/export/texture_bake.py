@@ -80,14 +80,15 @@ class UVLayout:
     Attributes:
         pixels: the M covered texels and their triangles.
         bary: (M, 3) their barycentric coordinates in those triangles.
-        fill_from: two (S, S) int arrays, the row and column of the nearest covered texel of each texel (itself
-            where covered): texels in no UV triangle copy it, so the texture has no black gaps at its seams.
+        fill_from: (S * S,) long, for each texel in row-major order the covered texel (an index into ``pixels``)
+            whose colour it takes: itself where covered, else the nearest covered one, so that the texture has no
+            black gaps at its seams; empty when no texel is covered.
         size: the texture's side S.
     """
 
     pixels: CoveredPixels
     bary: Tensor
-    fill_from: tuple[np.ndarray, np.ndarray]
+    fill_from: Tensor
     size: int
 
 
@@ -102,10 +103,13 @@ def uv_layout(uv: Tensor, faces_uv: Tensor, size: int = TEXTURE_SIZE,
                                                      False)
     pixels = CoveredPixels.from_pix_to_face(fragments.pix_to_face)
     covered = fragments.mask[0].cpu().numpy()
-    rows, cols = np.indices(covered.shape)
+    fill_from = torch.zeros(0, dtype=torch.long, device=texel.device)
     if covered.any():
         rows, cols = ndimage.distance_transform_edt(~covered, return_distances=False, return_indices=True)
-    return UVLayout(pixels, pixels.gather(fragments.bary), (rows, cols), size)
+        rank = torch.full((size * size,), -1, dtype=torch.long, device=texel.device)  # texel -> its covered index
+        rank[pixels.index] = torch.arange(len(pixels.index), device=texel.device)
+        fill_from = rank[torch.from_numpy(rows * size + cols).reshape(-1).to(texel.device)]
+    return UVLayout(pixels, pixels.gather(fragments.bary), fill_from, size)
 
 
 @torch.no_grad()
@@ -142,6 +146,8 @@ def bake_texture(verts: Tensor, faces: Tensor, layout: UVLayout, colors: Tensor,
     sampled = F.grid_sample(photo.float().to(verts.device)[None], grid[None, None], mode="bilinear",
                             align_corners=True)[0, :, 0].T  # (M, 3)
     texels = torch.where(visible[:, None], sampled, albedo)
-    image = pixels.scatter(texels)[0].clamp(0, 1).cpu().numpy()[layout.fill_from]  # (S, S, 3)
+    S = layout.size
+    filled = texels.index_select(0, layout.fill_from) if len(layout.fill_from) else texels.new_zeros(S * S, 3)
+    image = filled.clamp(0, 1).view(S, S, 3).cpu().numpy()
     from_photo = pixels.scatter(visible[:, None].float())[0, ..., 0].cpu().numpy() > 0.5
     return BakedTexture(image=np.round(image * 255).astype(np.uint8), from_photo=from_photo)
