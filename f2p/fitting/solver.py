@@ -13,13 +13,13 @@ order (``LandmarkLeastSquares``):
   linearisation weights a point by ``rho'(d^2) = sigma^4 / (d^2 + sigma^2)^2``, which gives the exact gradient;
 - prior: ``r = sqrt(lambda_prior / K_g) * x / prior_std`` for each trainable group g with a prior (K_g components);
 - symmetry: ``r = sqrt(lambda_symmetry) * slider_pair_residuals`` of each trainable group with slider pairs
-  (L/R differences and opposing-pair overlaps; Jacobian by ``jacfwd``);
+  (L/R differences and opposing-pair overlaps; Jacobian ``slider_pair_jacobian``);
 - bounds: bounded sliders are kept inside their bounds (active-set steps), where the bound penalty is zero.
 
 With a sliding contour (``contour``), the outline points' model points are the silhouette vertices chosen at the
 linearisation point (``morphable.contour``), fixed within the step; the cost is re-evaluated under a new choice.
 
-Jacobians are forward-mode (``torch.func.jacfwd``, see ``LandmarkLeastSquares``). A step
+Jacobians are analytic where the model allows (``LandmarkLeastSquares``). A step
 ``(J^T J + mu diag(J^T J)) delta = -J^T r`` is accepted only where it lowers that photo's cost; the damping ``mu``
 follows Nielsen's rule (down with a good gain ratio, up on a rejected step). A photo stops on a small relative
 change of its cost; one whose cost is not finite at the start fails.
@@ -28,21 +28,25 @@ change of its cost; one whose cost is not finite at the start fails.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from torch import Tensor
 from torch.func import jacfwd
 
+from f2p.conventions import MODEL_TO_OPENCV
 from f2p.fitting.schedule import LM_TERMS
 from f2p.losses.landmark import face_size
-from f2p.losses.priors import slider_pair_residuals
-from f2p.morphable.base import LinearMorphableModel
+from f2p.losses.priors import slider_pair_jacobian, slider_pair_residuals
+from f2p.morphable.base import LinearMorphableModel, MorphableModel
 from f2p.morphable.contour import (ContourCandidates, candidate_points, choose_silhouette, chosen_vertices,
                                    vertex_points)
 from f2p.morphable.dense import dense_landmarks
+from f2p.render.cameras import PinholeCamera
+from f2p.render.rasterize.fragments import MIN_DEPTH
+from f2p.render.rotations import axis_angle_to_matrix_jacobian
 from f2p.scene.compose import scene_camera
 from f2p.scene.objective import DENSE_SIGMA, landmark_weights, model_slider_pairs
 from f2p.scene.observations import Observations
@@ -65,8 +69,13 @@ the last choice, so that a choice flipping between neighbouring vertices cannot 
 MIN_FACE_SIZE = 1e-8
 """Face-size floor of the landmark losses (``landmark_loss``, ``robust_landmark_loss``)."""
 
+CAMERA_GROUPS = (POSE, TRANSLATION, LOG_FOCAL)
+"""The scene groups that move the projected points, differentiated analytically (``_camera_columns``)."""
+
 OnIteration = Callable[[int, Tensor], None]
 """Called as ``on_iteration(iteration, cost)`` with the (B,) costs after every iteration."""
+
+_point_bases: weakref.WeakKeyDictionary[MorphableModel, dict[tuple[str, bool], Tensor]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -88,11 +97,12 @@ class Linearisation:
 class LandmarkLeastSquares:
     """A landmark stage's objective for B photos as a sum of squares of residuals (see the module docstring).
 
-    The Jacobian of the projected points is forward-mode (``jacfwd``) in the groups that enter non-linearly (pose,
-    translation, focal, a non-linear model's groups), and for a linear model's shape groups the chain rule through
-    their fixed point bases: d(point)/d(coefficients) is the basis, so only d(pixel)/d(model-space point) is
-    differentiated, with three tangents instead of K. The tangents are shared by the batch's photos (and by the
-    points), which do not interact, so one ``jacfwd`` of the batched residuals gives every photo's own Jacobian.
+    The Jacobian of the projected points is analytic in the camera's groups (``CAMERA_GROUPS``: the pinhole
+    projection's derivative, Rodrigues' for the pose) and, by the chain rule through d(pixel)/d(model-space point),
+    in a linear model's shape groups, whose d(point)/d(coefficients) is their fixed point basis. The other groups
+    (a non-linear model's, such as FLAME's) get d(point)/d(group) from one forward-mode ``jacfwd`` per
+    linearisation; its tangents are shared by the batch's photos, which do not interact, so it gives every photo's
+    own Jacobian.
 
     Args:
         spec: the stage's scene (its image size is that of ``obs``).
@@ -126,7 +136,7 @@ class LandmarkLeastSquares:
         self.fixed = {g: params[g].detach() for g in geometry if g in params and g not in self.groups}
         linear = model.shape_group_names if isinstance(model, LinearMorphableModel) else ()
         self.linear = [g for g in self.groups if g in linear]  # through their point bases
-        self.nonlinear = [g for g in self.groups if g not in linear]  # through jacfwd
+        self.opaque = [g for g in self.groups if g not in linear and g not in CAMERA_GROUPS]  # through jacfwd
         self.landmarks = obs.landmarks
         self.scale = face_size(obs.landmarks).clamp_min(MIN_FACE_SIZE)  # (B,)
         self.landmark_weight = float(weights.get("landmark", 0.0))
@@ -148,7 +158,7 @@ class LandmarkLeastSquares:
             self.contour_rows = torch.cat([contour.landmarks, dense_rows])
             self.choice = self._choose({g: v.detach() for g, v in params.items()})  # (B, N) vertex indices
             self.updates = torch.zeros(len(self.scale), dtype=torch.long, device=self.scale.device)
-        self.bases = {g: self._point_basis(g, K) for g, K in zip(self.groups, self.sizes) if g in self.linear}
+        self.bases = {g: _point_basis(model, g, self.use_dense) for g in self.linear}
         prior_weight = float(weights.get("prior", 0.0))
         stds = spec.prior_stds()
         self.symmetry_weight = float(weights.get("symmetry", 0.0))
@@ -187,13 +197,16 @@ class LandmarkLeastSquares:
         """(B', P) parameters of photos ``rows`` (long (B',), None for all) -> (B', R) residuals whose squares sum
         to the stage's weighted loss (at parameters inside the bounds), sliding points at their current choice."""
         rows = self._rows(rows)
-        values = self.unpack(x)
-        nonlinear = torch.cat([values[g] for g in self.nonlinear], dim=1) if self.nonlinear else x[:, :0]
-        errors, _ = self._errors(x.new_zeros(nonlinear.shape[1]), x.new_zeros(3), nonlinear,
-                                 {g: values[g] for g in self.linear}, rows)
-        landmark, dense = self._split(errors)  # (B', 68, 2), (B', 468, 2) or None
-        parts = [landmark * self._landmark_weights(x, rows).sqrt()[..., None]]
-        if dense is not None:  # sqrt(w rho(d^2) / d^2) d, with rho(s) / s = sigma^2 / (s + sigma^2)
+        _, points, camera = self._scene(x, rows)
+        errors = self._errors(camera.project(points), rows)  # (B', N, 2)
+        return self._residuals(errors, self._landmark_weights(x, rows).sqrt()[..., None], x, rows)
+
+    def _residuals(self, errors: Tensor, root_weights: Tensor, x: Tensor, rows: Tensor) -> Tensor:
+        """``residuals`` from the (B', N, 2) ``errors`` of photos ``rows`` at ``x`` and the square roots of their
+        68-point weights (B', 68, 1)."""
+        parts = [errors[:, :68] * root_weights]
+        if self.use_dense:  # sqrt(w rho(d^2) / d^2) d, with rho(s) / s = sigma^2 / (s + sigma^2)
+            dense = errors[:, 68:]
             sq = dense.square().sum(-1, keepdim=True)
             parts.append(dense * (self.dense_weights[rows][..., None] * DENSE_SIGMA**2 / (sq + DENSE_SIGMA**2)).sqrt())
         return torch.cat([*(p.flatten(1) for p in parts), x * self.prior, self._symmetry(x)], dim=1)
@@ -207,46 +220,25 @@ class LandmarkLeastSquares:
         weighted by the Geman-McClure IRLS weights at ``x``."""
         rows = self._rows(rows)
         B, P = x.shape
-        values = self.unpack(x)
-        cost = None
-        if self.contour is not None and bool((self.updates[rows] < CONTOUR_UPDATES).any()):
-            # the silhouette at x: the sliding points' vertices chosen again (the first CONTOUR_UPDATES times)
+        chosen = self.contour is not None and bool((self.updates[rows] < CONTOUR_UPDATES).any())
+        if chosen:  # the silhouette at x: the sliding points' vertices chosen again (the first CONTOUR_UPDATES times)
             update = self.updates[rows] < CONTOUR_UPDATES
-            choice = self._choose({g: v[rows] for g, v in self.fixed.items()} | values)
+            choice = self._choose({g: v[rows] for g, v in self.fixed.items()} | self.unpack(x))
             self.choice[rows] = torch.where(update[:, None], choice, self.choice[rows])
             self.updates[rows] += 1
-            cost = self.cost(x, rows)
-        nonlinear = torch.cat([values[g] for g in self.nonlinear], dim=1) if self.nonlinear else x[:, :0]
-        linear = {g: values[g] for g in self.linear}
-        points = None  # the points, when no trainable group moves them non-linearly, are computed once, outside
-        if not set(self.nonlinear) & set(self.spec.model.groups):
-            points = self._points({g: v[rows] for g, v in self.fixed.items() if g in self.spec.model.groups} | linear,
-                                  rows)
-        errors_of = partial(self._errors, nonlinear=nonlinear, linear=linear, rows=rows, points=points)
-        zeros = x.new_zeros(nonlinear.shape[1]), x.new_zeros(3)
-        (J_nonlinear, J_point), errors = jacfwd(errors_of, argnums=(0, 1), has_aux=True)(*zeros)
-        # errors (B', 2 N); J_nonlinear (B', 2 N, P_nonlinear); J_point (B', 2 N, 3): d(pixel) / d(its point)
-        columns = dict(zip(self.nonlinear, J_nonlinear.split([values[g].shape[1] for g in self.nonlinear], dim=2)))
-        J_point = J_point.reshape(B, -1, 2, 3)  # (B', N, 2, 3)
-        for g, basis in self.bases.items():  # basis (N, 3, K)
-            column = torch.einsum("bnij,njk->bnik", J_point, basis)  # (B', N, 2, K)
-            if self.contour is not None:  # the sliding points' own vertices' basis rows, per photo
-                moving = self.spec.model.basis(g)[:, self.choice[rows][:, :self.sliding]]  # (K, B', N_s, 3)
-                column[:, self.contour_rows] = torch.einsum("bnij,kbnj->bnik", J_point[:, self.contour_rows], moving)
-            columns[g] = column.reshape(B, -1, basis.shape[-1])
-        J = torch.cat([columns[g] for g in self.groups], dim=2)  # (B', 2 N, P)
-        landmark, dense_errors = self._split(errors)
-        J_landmark, J_dense = self._split(J)
+        errors, J = self._error_jacobian(x, rows)  # (B', N, 2), (B', N, 2, P)
         a = self._landmark_weights(x, rows).sqrt()[..., None]  # (B', 68, 1)
-        r_parts, J_parts = [landmark * a], [J_landmark * a[..., None]]
-        if dense_errors is not None:
+        cost = self._residuals(errors, a, x, rows).square().sum(1) if chosen else None
+        r_parts, J_parts = [errors[:, :68] * a], [J[:, :68] * a[..., None]]
+        if self.use_dense:
+            dense_errors = errors[:, 68:]
             sq = dense_errors.square().sum(-1, keepdim=True)  # (B', 468, 1)
             irls = self.dense_weights[rows][..., None].sqrt() * DENSE_SIGMA**2 / (sq + DENSE_SIGMA**2)
             r_parts.append(dense_errors * irls)  # sqrt(w rho'(d^2)) d
-            J_parts.append(J_dense * irls[..., None])
-        if self.pairs:  # (B', R_s) and (B', R_s, P): photos are independent, so a shared shift gives each its own
+            J_parts.append(J[:, 68:] * irls[..., None])
+        if self.pairs:
             r_parts.append(self._symmetry(x))
-            J_parts.append(jacfwd(lambda shift: self._symmetry(x + shift))(x.new_zeros(P)))
+            J_parts.append(self._symmetry_jacobian(x))
         r = torch.cat([p.reshape(B, -1) for p in r_parts], dim=1)  # (B', R)
         J = torch.cat([p.reshape(B, -1, P) for p in J_parts], dim=1)  # (B', R, P)
         prior_sq = self.prior.double() ** 2  # the prior's rows of J are diag(prior)
@@ -261,13 +253,20 @@ class LandmarkLeastSquares:
         return torch.cat([x[:, :0]] + [self.symmetry_weight**0.5 * slider_pair_residuals(values[g], pairs, self.stds[g])
                                        for g, pairs in self.pairs.items()], dim=1)
 
+    def _symmetry_jacobian(self, x: Tensor) -> Tensor:
+        """(B', P) -> (B', R_s, P) the derivative of ``_symmetry``."""
+        values = self.unpack(x)
+        J = x.new_zeros(x.shape[0], 0, x.shape[1])
+        for g, pairs in self.pairs.items():
+            start = sum(self.sizes[:self.groups.index(g)])
+            block = self.symmetry_weight**0.5 * slider_pair_jacobian(values[g], pairs, self.stds[g])  # (B', R_g, K)
+            rows = x.new_zeros(x.shape[0], block.shape[1], x.shape[1])
+            rows[:, :, start:start + block.shape[2]] = block
+            J = torch.cat([J, rows], dim=1)
+        return J
+
     def _rows(self, rows: Tensor | None) -> Tensor:
         return torch.arange(self.scale.shape[0], device=self.scale.device) if rows is None else rows
-
-    def _point_basis(self, group: str, K: int) -> Tensor:
-        """(N, 3, K) model-space offsets of the 68 (then the dense) points per unit of a linear group's
-        coefficients."""
-        return jacfwd(lambda coefficients: self._points({group: coefficients[None]})[0])(self.scale.new_zeros(K))
 
     def _points(self, model_params: dict[str, Tensor], rows: Tensor | None = None) -> Tensor:
         """(B', N, 3) model-space points of the 68 then (when used) the 468 dense landmarks; with a sliding
@@ -291,39 +290,96 @@ class LandmarkLeastSquares:
         projected = camera.project(points.reshape(B, N * Cc, 3)).reshape(B, N, Cc, 2)
         return chosen_vertices(self.contour, choose_silhouette(projected, camera.R, self.contour))
 
-    def _errors(self, shift: Tensor, offset: Tensor, nonlinear: Tensor, linear: dict[str, Tensor], rows: Tensor,
-                points: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(B', 2 N) errors in face sizes of photos ``rows``, the 68 then (when used) the 468 dense points, x and y
-        interleaved, twice (the value and ``jacfwd``'s aux).
+    def _scene(self, x: Tensor, rows: Tensor) -> tuple[dict[str, Tensor], Tensor, PinholeCamera]:
+        """The scene parameters {group: (B', K)} of photos ``rows`` at ``x`` (B', P), their (B', N, 3) model-space
+        points (``_points``) and their camera (``render_scene``'s)."""
+        params = {g: v[rows] for g, v in self.fixed.items()} | self.unpack(x)
+        points = self._points({g: v for g, v in params.items() if g in self.spec.model.groups}, rows)
+        return params, points, scene_camera(self.spec, params)
 
-        ``shift`` (P_nonlinear,) is added to every photo's non-linear parameters ``nonlinear`` (B', P_nonlinear)
-        and ``offset`` (3,) to every model-space point: photos and points being independent, the derivative of a
-        photo's errors in the shared ``shift`` is its own Jacobian, and that of a pixel in ``offset`` its
-        derivative in its own point. ``linear`` holds the linear groups {group: (B', K)}; ``points`` (B', N, 3)
-        the model-space points when they do not depend on ``shift``, else None. The points and the camera are
-        ``render_scene``'s."""
-        split = nonlinear.split([self.sizes[self.groups.index(g)] for g in self.nonlinear], dim=1)
-        shifts = shift.split([v.shape[1] for v in split])
-        params = ({g: v[rows] for g, v in self.fixed.items()} | linear
-                  | {g: v + d for g, v, d in zip(self.nonlinear, split, shifts)})
-        if points is None:
-            points = self._points({g: v for g, v in params.items() if g in self.spec.model.groups}, rows)
+    def _errors(self, pixels: Tensor, rows: Tensor) -> Tensor:
+        """(B', N, 2) projected points of photos ``rows`` -> (B', N, 2) their errors in face sizes, the 68 then
+        (when used) the 468 dense points."""
         observed = self.landmarks[rows] if self.dense is None else torch.cat([self.landmarks[rows], self.dense[rows]], 1)
-        pixels = scene_camera(self.spec, params).project(points + offset)
-        errors = ((pixels - observed) / self.scale[rows][:, None, None]).flatten(1)
-        return errors, errors
+        return (pixels - observed) / self.scale[rows][:, None, None]
 
-    def _split(self, values: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(B, 2 N, ...) -> (B, 68, 2, ...) landmark and (B, 468, 2, ...) dense parts (None when unused)."""
-        B, _, *rest = values.shape
-        points = values.reshape(B, -1, 2, *rest)
-        return points[:, :68], (points[:, 68:] if self.use_dense else None)
+    def _error_jacobian(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """(B', N, 2) errors of photos ``rows`` at ``x`` (B', P) (``_errors``) and (B', N, 2, P) their derivative.
+
+        With ``X = R p + t`` the camera-frame point of the model-space point ``p`` and ``u = f X_x / X_z + c_x``
+        (likewise ``v``), d(error)/dX is ``f / (s X_z) [[1, 0, -X_x / X_z], [0, 1, -X_y / X_z]]`` (no depth term
+        where ``|X_z| <= MIN_DEPTH``, which the projection holds at ``MIN_DEPTH``), ``s`` the face size; the groups'
+        columns follow by the chain rule (``_camera_columns``, the point bases, ``jacfwd`` for the rest)."""
+        params, points, camera = self._scene(x, rows)
+        B, N, _ = points.shape
+        cam = camera.to_camera(points)  # (B', N, 3)
+        pixels = camera.screen_from_camera(cam)[..., :2]
+        X, Y, Z = cam.unbind(-1)
+        inside = Z.abs() > MIN_DEPTH
+        Z_safe = torch.where(inside, Z, torch.full_like(Z, MIN_DEPTH))
+        f = (camera.fx / self.scale[rows])[:, None] / Z_safe  # (B', N): d(error) / d(X_x)
+        zero, depth = torch.zeros_like(f), torch.where(inside, -f / Z_safe, torch.zeros_like(f))
+        J_cam = torch.stack([torch.stack([f, zero, depth * X], -1),
+                             torch.stack([zero, f, depth * Y], -1)], -2)  # (B', N, 2, 3) d(error) / dX
+        J_point = J_cam @ camera.R[:, None]  # (B', N, 2, 3) d(error) / dp
+        columns = self._camera_columns(params, points, camera, pixels, J_cam, rows)
+        for g, basis in self.bases.items():  # basis (N, 3, K)
+            column = torch.einsum("bnij,njk->bnik", J_point, basis)  # (B', N, 2, K)
+            if self.contour is not None:  # the sliding points' own vertices' basis rows, per photo
+                moving = self.spec.model.basis(g)[:, self.choice[rows][:, :self.sliding]]  # (K, B', N_s, 3)
+                column[:, self.contour_rows] = torch.einsum("bnij,kbnj->bnik", J_point[:, self.contour_rows], moving)
+            columns[g] = column
+        if self.opaque:  # d(point) / d(group) by jacfwd, a shift shared by the photos: (B', N, 3, P_opaque)
+            sizes = [params[g].shape[1] for g in self.opaque]
+
+            def points_of(shift: Tensor) -> Tensor:
+                moved = params | {g: params[g] + d for g, d in zip(self.opaque, shift.split(sizes))}
+                return self._points({g: v for g, v in moved.items() if g in self.spec.model.groups}, rows)
+
+            J_opaque = torch.einsum("bnij,bnjk->bnik", J_point, jacfwd(points_of)(x.new_zeros(sum(sizes))))
+            columns |= dict(zip(self.opaque, J_opaque.split(sizes, dim=3)))
+        return self._errors(pixels, rows), torch.cat([columns[g] for g in self.groups], dim=3)
+
+    def _camera_columns(self, params: dict[str, Tensor], points: Tensor, camera: PinholeCamera, pixels: Tensor,
+                        J_cam: Tensor, rows: Tensor) -> dict[str, Tensor]:
+        """{trainable camera group: (B', N, 2, K) d(error) / d(group)} from the model-space ``points`` (B', N, 3),
+        their ``pixels`` (B', N, 2) and ``J_cam`` (B', N, 2, 3) d(error) / d(camera-frame point): the translation
+        moves the camera-frame points one for one, the pose through ``dR / dw_k p`` (Rodrigues' derivative), the
+        log focal length scales the pixels' offsets from the principal point."""
+        columns = {}
+        if POSE in self.groups:
+            dR = MODEL_TO_OPENCV.to(points) @ axis_angle_to_matrix_jacobian(params[POSE])  # (B', 3 k, 3, 3)
+            moved = torch.einsum("bkij,bnj->bnik", dR, points)  # (B', N, 3, 3 k) d(camera point) / dw_k
+            columns[POSE] = J_cam @ moved
+        if TRANSLATION in self.groups:
+            columns[TRANSLATION] = J_cam
+        if LOG_FOCAL in self.groups:  # d(u) / d(log f) = f X_x / X_z = u - c_x
+            principal = torch.stack([camera.cx, camera.cy], -1)[:, None]  # (B', 1, 2)
+            columns[LOG_FOCAL] = ((pixels - principal) / self.scale[rows][:, None, None])[..., None]
+        return columns
 
     def _landmark_weights(self, x: Tensor, rows: Tensor) -> Tensor:
         """(B', 68) normalised 68-point weights at ``x``: the jaw fades with the pose (as in the objective)."""
         pose = self.unpack(x)[POSE] if POSE in self.groups else self.fixed[POSE][rows]
         w = landmark_weights(self.spec.model, self.confidence[rows], pose, self.contour)
         return self.landmark_weight * w / w.sum(1, keepdim=True).clamp_min(1e-8)
+
+
+def _point_basis(model: LinearMorphableModel, group: str, dense: bool) -> Tensor:
+    """(N, 3, K) model-space offsets of the 68 (then, with ``dense``, the 468 dense) points per unit of a linear
+    model's shape group's coefficients: its bases restricted to the points (computed once per model and device)."""
+    bases = _point_bases.setdefault(model, {})
+    basis = bases.get((group, dense))
+    if basis is None or basis.device != model.device:
+        K = model.groups[group].size
+
+        def points(coefficients: Tensor) -> Tensor:
+            landmarks = model.landmarks(**{group: coefficients[None]})
+            return torch.cat([landmarks, dense_landmarks(model, **{group: coefficients[None]})], 1) if dense \
+                else landmarks
+
+        basis = bases[(group, dense)] = jacfwd(points)(model.mean.new_zeros(K))[0]
+    return basis
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,34 @@ def slider_pair_residuals(values: Tensor, pairs: SliderPairs, std: Tensor) -> Te
     return torch.cat([lopsided, overlap], dim=1) / max(pairs.count, 1) ** 0.5
 
 
+def slider_pair_jacobian(values: Tensor, pairs: SliderPairs, std: Tensor) -> Tensor:
+    """The derivative of ``slider_pair_residuals`` in ``values``: a mirror pair's row is ``+-1 / s_ab`` at its two
+    sliders, an opposing pair's ``1 / s_ab`` at the smaller one (half at each on a tie, as ``torch.minimum``'s
+    derivative), every row divided by ``sqrt(M + O)``.
+
+    Args:
+        values: (B, K) sliders; pairs: their ``slider_pairs`` (on any device); std: (K,) prior standard deviations.
+
+    Returns:
+        (B, M + O, K) ``d r_bi / d x_bk``.
+    """
+    B, K = values.shape
+    mirror, opposing = pairs.mirror.to(values.device), pairs.opposing.to(values.device)
+    M, O = len(mirror), len(opposing)
+    jacobian = values.new_zeros(B, M + O, K)
+    rows = torch.arange(M, device=values.device)
+    scale = (std[mirror[:, 0]] * std[mirror[:, 1]]).sqrt()
+    jacobian[:, rows, mirror[:, 0]] = 1.0 / scale
+    jacobian[:, rows, mirror[:, 1]] = -1.0 / scale
+    rows = torch.arange(M, M + O, device=values.device)
+    scale = (std[opposing[:, 0]] * std[opposing[:, 1]]).sqrt()
+    a, b = values[:, opposing[:, 0]], values[:, opposing[:, 1]]  # (B, O)
+    share = torch.where(a == b, torch.full_like(a, 0.5), (a < b).to(a.dtype))  # of the first slider
+    jacobian[:, rows, opposing[:, 0]] = share / scale
+    jacobian[:, rows, opposing[:, 1]] = (1.0 - share) / scale
+    return jacobian / max(pairs.count, 1) ** 0.5
+
+
 def slider_pair_prior(values: Tensor, pairs: SliderPairs, std: Tensor) -> Tensor:
     """(B,) ``sum r^2`` of ``slider_pair_residuals``: the mean over pairs of the squared standardised L/R
     difference (mirror pairs) and overlap ``min(x_a, x_b)`` (opposing pairs)."""

@@ -42,6 +42,18 @@ def skew(v: Tensor) -> Tensor:
     return torch.stack(rows, -2)
 
 
+def _rodrigues_coefficients(axis_angle: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(..., 3) axis-angle -> (...,) ``small`` (Taylor series in use), ``theta_sq`` and its safe value (1 where
+    small), ``a = sin(theta) / theta`` and ``b = (1 - cos(theta)) / theta^2``."""
+    theta_sq = (axis_angle * axis_angle).sum(-1)
+    small = theta_sq < SMALL_ANGLE_SQ
+    theta_sq_safe = torch.where(small, torch.ones_like(theta_sq), theta_sq)
+    theta = theta_sq_safe.sqrt()
+    a = torch.where(small, 1.0 - theta_sq / 6.0, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta_sq / 24.0, (1.0 - torch.cos(theta)) / theta_sq_safe)
+    return small, theta_sq, theta_sq_safe, a, b
+
+
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     """Rodrigues' formula: (..., 3) axis * angle (radians) -> (..., 3, 3) rotation matrices.
 
@@ -49,15 +61,32 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     and ``theta = |w|``.
     """
     _check_vectors("axis_angle", axis_angle)
-    theta_sq = (axis_angle * axis_angle).sum(-1)
-    small = theta_sq < SMALL_ANGLE_SQ
-    theta_sq_safe = torch.where(small, torch.ones_like(theta_sq), theta_sq)
-    theta = theta_sq_safe.sqrt()
-    a = torch.where(small, 1.0 - theta_sq / 6.0, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta_sq / 24.0, (1.0 - torch.cos(theta)) / theta_sq_safe)
+    _, _, _, a, b = _rodrigues_coefficients(axis_angle)
     K = skew(axis_angle)
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(K)
     return eye + a[..., None, None] * K + b[..., None, None] * (K @ K)
+
+
+def axis_angle_to_matrix_jacobian(axis_angle: Tensor) -> Tensor:
+    """(..., 3) axis-angle -> (..., 3, 3, 3) derivatives ``dR / dw_k`` of ``axis_angle_to_matrix`` at
+    ``[..., k, :, :]``.
+
+    The product rule on Rodrigues' formula, with ``E_k = [e_k]_x``:
+    ``dR / dw_k = 2 w_k (a' [w]_x + b' [w]_x^2) + a E_k + b (E_k [w]_x + [w]_x E_k)``, ``a'`` and ``b'`` the
+    derivatives of ``a`` and ``b`` in ``theta^2`` (of their Taylor series at small angles, as autograd sees them).
+    """
+    _check_vectors("axis_angle", axis_angle)
+    small, _, theta_sq_safe, a, b = _rodrigues_coefficients(axis_angle)
+    theta = theta_sq_safe.sqrt()
+    sin, cos = torch.sin(theta), torch.cos(theta)
+    da = torch.where(small, torch.full_like(a, -1.0 / 6.0), (theta * cos - sin) / (2.0 * theta * theta_sq_safe))
+    db = torch.where(small, torch.full_like(b, -1.0 / 24.0),
+                     (theta * sin - 2.0 * (1.0 - cos)) / (2.0 * theta_sq_safe * theta_sq_safe))
+    K = skew(axis_angle)[..., None, :, :]  # (..., 1, 3, 3)
+    E = skew(torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device))  # (3, 3, 3): E[k] = [e_k]_x
+    w = axis_angle[..., :, None, None]  # (..., 3, 1, 1)
+    return (2.0 * w * (da[..., None, None, None] * K + db[..., None, None, None] * (K @ K))
+            + a[..., None, None, None] * E + b[..., None, None, None] * (E @ K + K @ E))
 
 
 def matrix_to_quaternion(R: Tensor) -> Tensor:
