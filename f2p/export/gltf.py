@@ -45,10 +45,10 @@ What the file holds (one scene, one node, one mesh with one triangle primitive, 
   a few thousand vertices each, with sub-micrometre noise elsewhere).
 - Material: a white, non-metallic, double-sided material (the vertex colours carry the colour; ICT's and SFM's
   skin meshes are open surfaces whose back faces show through the mouth and neck).
-- Texture (models with UVs, when one is given: ``f2p.export.texture_bake``): an sRGB PNG in the buffer (zlib level
-  ``figures.PNG_COMPRESS_LEVEL``, as f2p's other PNGs), the material's ``baseColorTexture`` on ``TEXCOORD_0``
-  (linear filtering, repeat wrapping). glTF multiplies ``COLOR_0`` into the base colour, so a textured head has no
-  ``COLOR_0`` (the texture holds the vertex colours where the photo does not see the surface).
+- Texture (models with UVs, when one is given: ``f2p.export.texture_bake``): an sRGB PNG in the buffer (written as
+  f2p's other PNGs, ``figures.save_png``), the material's ``baseColorTexture`` on ``TEXCOORD_0`` (linear filtering,
+  repeat wrapping). glTF multiplies ``COLOR_0`` into the base colour, so a textured head has no ``COLOR_0`` (the
+  texture holds the vertex colours where the photo does not see the surface).
 
 FLAME: its jaw, neck and eyes are a glTF skin (``f2p.export.gltf_skin``, which says what the file holds and
 what a skin cannot express: FLAME's pose-corrective blendshapes); the head pose then sits on the skeleton's parent
@@ -69,7 +69,7 @@ from PIL import Image
 from torch import Tensor
 
 from f2p.atomic import atomic_writer
-from f2p.export.figures import PNG_COMPRESS_LEVEL
+from f2p.export.figures import save_png
 from f2p.export.gltf_skin import add_skin, head_skin, rest_params
 from f2p.morphable.base import LinearMorphableModel, MorphableModel
 from f2p.render.normals import vertex_normals
@@ -370,7 +370,7 @@ class GlbBuilder:
         """Append an (H, W, 3) uint8 sRGB image as a PNG image in the buffer, with a linear, repeating sampler and a
         texture; return the texture index."""
         png = io.BytesIO()
-        Image.fromarray(image, "RGB").save(png, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        save_png(Image.fromarray(image, "RGB"), png)
         self.gltf.images.append(pygltflib.Image(bufferView=self._view(np.frombuffer(png.getvalue(), np.uint8), None),
                                                 mimeType=PNG_MIME_TYPE))
         self.gltf.samplers.append(pygltflib.Sampler(magFilter=pygltflib.LINEAR, minFilter=pygltflib.LINEAR,

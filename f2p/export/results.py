@@ -12,7 +12,7 @@ from PIL import Image
 from torch import Tensor
 
 from f2p.atomic import atomic_writer
-from f2p.export.figures import PNG_COMPRESS_LEVEL, ShapeView, blend, side_by_side, to_pil
+from f2p.export.figures import ShapeView, blend, save_png, side_by_side, to_pil
 from f2p.export.gltf import HeadGlb
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.obj_io import format_obj
@@ -99,7 +99,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def _write_png(path: Path, image: Image.Image) -> None:
     with atomic_writer(path) as handle:
-        image.save(handle, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        save_png(image, handle)
 
 
 def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResult, arkit: dict,
