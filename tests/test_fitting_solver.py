@@ -6,16 +6,18 @@ import math
 
 import pytest
 import torch
+from torch.func import jacfwd
 
 from f2p.evaluation.geometry import vertex_errors
 from f2p.fitting import QUALITIES, Fitter, Stage, default_schedule, schedule_for
 from f2p.fitting.solver import LandmarkLeastSquares
 from f2p.morphable import load_model
 from f2p.morphable.base import MeshOutput, MorphableModel
+from f2p.morphable.contour import contour_candidates
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_euler
 from f2p.scene.compose import render_scene
-from f2p.scene.objective import FittingObjective, dense_point_weights
+from f2p.scene.objective import FittingObjective, dense_point_weights, model_slider_pairs
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
 
@@ -224,3 +226,48 @@ def test_an_unknown_quality_or_solver_is_refused():
 def test_an_lm_stage_refuses_terms_and_groups_it_cannot_fit(weights, groups):
     with pytest.raises(ValueError, match="'lm' solver fits the landmark terms"):
         Stage("x", 10, groups, weights, solver="lm")
+
+
+def jacobian_problem(spec: SceneSpec, weights: dict[str, float]) -> tuple[LandmarkLeastSquares, torch.Tensor]:
+    """A random shape problem of 3 photos with a sliding contour and a trainable focal length, at a point off the
+    truth: one photo's pose in Rodrigues' small-angle branch, opposing slider pairs tied (on and off their
+    lower bound)."""
+    truth = truth_of(spec, seed=6)
+    obs = observed(spec, truth, dense="dense" in weights)
+    params = off_truth(spec, truth)
+    spec.clamp_(params)
+    params["pose"][2] = torch.tensor([3e-4, -2e-4, 1e-4])
+    params["log_focal"] = torch.tensor([[0.1], [-0.05], [0.0]])
+    opposing = model_slider_pairs(spec.model)["expression"].opposing
+    params["expression"][0, opposing[:, 1]] = params["expression"][0, opposing[:, 0]]
+    params["expression"][1, opposing.flatten()] = 0.0
+    dense_weights = dense_point_weights(spec.model) if "dense" in weights else None
+    problem = LandmarkLeastSquares(spec, obs, params, SHAPE + ["log_focal"], weights, dense_weights,
+                                   contour_candidates(spec.model))
+    return problem, problem.pack(params)
+
+
+def test_the_gauss_newton_model_is_jacfwds_of_the_residuals(ict):
+    problem, x = jacobian_problem(ict, {"landmark": 1.0, "prior": 1e-3, "symmetry": 0.1})
+    model = problem.linearise(x)  # (chooses the silhouette at x, which the residuals then keep)
+    # a shift shared by the photos, which do not interact, gives each photo's own (R, P) Jacobian
+    J = jacfwd(lambda shift: problem.residuals(x + shift))(torch.zeros(problem.size))  # (B, R, P)
+    r = problem.residuals(x)
+    hessian = (J.transpose(1, 2) @ J).double()
+    gradient = (J.transpose(1, 2) @ r[..., None])[..., 0].double()
+    assert torch.allclose(model.hessian, hessian, rtol=1e-4, atol=1e-6 * float(hessian.abs().max()))
+    assert torch.allclose(model.gradient, gradient, rtol=1e-4, atol=1e-6 * float(gradient.abs().max()))
+
+
+def test_the_dense_points_jacobian_is_jacfwds_of_their_errors(ict):
+    problem, x = jacobian_problem(ict, {"landmark": 1.0, "dense": 1.0})
+    rows = torch.arange(3)
+
+    def errors(shift: torch.Tensor) -> torch.Tensor:
+        _, points, camera = problem._scene(x + shift, rows)
+        return problem._errors(camera.project(points), rows)
+
+    value, J = problem._error_jacobian(x, rows)  # (B, 68 + 468, 2), (B, 68 + 468, 2, P)
+    expected = jacfwd(errors)(torch.zeros(problem.size))
+    assert torch.equal(value, errors(torch.zeros(problem.size)))
+    assert torch.allclose(J, expected, rtol=1e-4, atol=1e-6 * float(expected.abs().max()))

@@ -76,6 +76,7 @@ OnIteration = Callable[[int, Tensor], None]
 """Called as ``on_iteration(iteration, cost)`` with the (B,) costs after every iteration."""
 
 _point_bases: weakref.WeakKeyDictionary[MorphableModel, dict[tuple[str, bool], Tensor]] = weakref.WeakKeyDictionary()
+"""{model: {(shape group, with the dense points): its (N, 3, K) point basis}}, ``_point_basis``'s cache."""
 
 
 @dataclass(frozen=True)
@@ -367,10 +368,11 @@ class LandmarkLeastSquares:
 
 def _point_basis(model: LinearMorphableModel, group: str, dense: bool) -> Tensor:
     """(N, 3, K) model-space offsets of the 68 (then, with ``dense``, the 468 dense) points per unit of a linear
-    model's shape group's coefficients: its bases restricted to the points (computed once per model and device)."""
+    model's shape group's coefficients: its bases restricted to the points (computed once per model, device and
+    dtype)."""
     bases = _point_bases.setdefault(model, {})
     basis = bases.get((group, dense))
-    if basis is None or basis.device != model.device:
+    if basis is None or (basis.device, basis.dtype) != (model.mean.device, model.mean.dtype):
         K = model.groups[group].size
 
         def points(coefficients: Tensor) -> Tensor:
