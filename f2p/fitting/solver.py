@@ -27,13 +27,14 @@ change of its cost; one whose cost is not finite at the start fails.
 
 from __future__ import annotations
 
+import itertools
 import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import jacfwd
 
 from f2p.conventions import MODEL_TO_OPENCV
@@ -255,16 +256,14 @@ class LandmarkLeastSquares:
                                        for g, pairs in self.pairs.items()], dim=1)
 
     def _symmetry_jacobian(self, x: Tensor) -> Tensor:
-        """(B', P) -> (B', R_s, P) the derivative of ``_symmetry``."""
-        values = self.unpack(x)
-        J = x.new_zeros(x.shape[0], 0, x.shape[1])
+        """(B', P) -> (B', R_s, P) the derivative of ``_symmetry``: each group's ``slider_pair_jacobian`` in its
+        columns."""
+        B, P = x.shape
+        values, start, blocks = self.unpack(x), dict(zip(self.groups, itertools.accumulate([0, *self.sizes]))), []
         for g, pairs in self.pairs.items():
-            start = sum(self.sizes[:self.groups.index(g)])
             block = self.symmetry_weight**0.5 * slider_pair_jacobian(values[g], pairs, self.stds[g])  # (B', R_g, K)
-            rows = x.new_zeros(x.shape[0], block.shape[1], x.shape[1])
-            rows[:, :, start:start + block.shape[2]] = block
-            J = torch.cat([J, rows], dim=1)
-        return J
+            blocks.append(nn.functional.pad(block, (start[g], P - start[g] - block.shape[2])))
+        return torch.cat([x.new_zeros(B, 0, P), *blocks], dim=1)
 
     def _rows(self, rows: Tensor | None) -> Tensor:
         return torch.arange(self.scale.shape[0], device=self.scale.device) if rows is None else rows
