@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,10 +40,10 @@ from f2p.conventions import MODEL_TO_OPENCV
 from f2p.fitting.schedule import LM_TERMS
 from f2p.losses.landmark import face_size
 from f2p.losses.priors import slider_pair_jacobian, slider_pair_residuals
-from f2p.morphable.base import LinearMorphableModel, MorphableModel
+from f2p.morphable.base import LinearMorphableModel
 from f2p.morphable.contour import (ContourCandidates, candidate_points, choose_silhouette, chosen_vertices,
                                    vertex_points)
-from f2p.morphable.dense import dense_landmarks
+from f2p.morphable.dense import dense_landmarks, restricted_bases
 from f2p.render.cameras import PinholeCamera
 from f2p.render.rasterize.fragments import MIN_DEPTH
 from f2p.render.rotations import axis_angle_to_matrix_jacobian
@@ -75,9 +74,6 @@ CAMERA_GROUPS = (POSE, TRANSLATION, LOG_FOCAL)
 
 OnIteration = Callable[[int, Tensor], None]
 """Called as ``on_iteration(iteration, cost)`` with the (B,) costs after every iteration."""
-
-_point_bases: weakref.WeakKeyDictionary[MorphableModel, dict[tuple[str, bool], Tensor]] = weakref.WeakKeyDictionary()
-"""{model: {(shape group, with the dense points): its (N, 3, K) point basis}}, ``_point_basis``'s cache."""
 
 
 @dataclass(frozen=True)
@@ -367,20 +363,12 @@ class LandmarkLeastSquares:
 
 def _point_basis(model: LinearMorphableModel, group: str, dense: bool) -> Tensor:
     """(N, 3, K) model-space offsets of the 68 (then, with ``dense``, the 468 dense) points per unit of a linear
-    model's shape group's coefficients: its bases restricted to the points (computed once per model, device and
-    dtype)."""
-    bases = _point_bases.setdefault(model, {})
-    basis = bases.get((group, dense))
-    if basis is None or (basis.device, basis.dtype) != (model.mean.device, model.mean.dtype):
-        K = model.groups[group].size
-
-        def points(coefficients: Tensor) -> Tensor:
-            landmarks = model.landmarks(**{group: coefficients[None]})
-            return torch.cat([landmarks, dense_landmarks(model, **{group: coefficients[None]})], 1) if dense \
-                else landmarks
-
-        basis = bases[(group, dense)] = jacfwd(points)(model.mean.new_zeros(K))[0]
-    return basis
+    model's shape group's coefficients: its bases restricted to the points (the model's 68-point bases and
+    ``morphable.dense.restricted_bases``)."""
+    basis = getattr(model, f"landmark_basis_{group}")  # (K, 68, 3)
+    if dense:
+        basis = torch.cat([basis, restricted_bases(model)[1][group]], 1)  # (K, 68 + 468, 3)
+    return basis.permute(1, 2, 0)
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,18 @@ import torch
 from torch import Tensor
 
 from f2p.morphable.base import LinearMorphableModel, MorphableModel
-from f2p.morphable.correspondence import DenseCorrespondence, dense_correspondence
+from f2p.morphable.correspondence import dense_correspondence
 
 _bases: weakref.WeakKeyDictionary[MorphableModel, tuple[Tensor, dict[str, Tensor]]] = weakref.WeakKeyDictionary()
 
 
-def _restricted(model: LinearMorphableModel, dense: DenseCorrespondence) -> tuple[Tensor, dict[str, Tensor]]:
-    """(468, 3) mean points and {group: (K, 468, 3)} point bases of a linear model, on its device."""
+def restricted_bases(model: LinearMorphableModel) -> tuple[Tensor, dict[str, Tensor]]:
+    """(468, 3) mean dense points and {group: (K, 468, 3)} their offsets per unit coefficient of each shape group
+    of a linear model, on its device (computed once per model)."""
     cached = _bases.get(model)
     if cached is not None and cached[0].device == model.device:
         return cached
-    faces = model.faces
+    dense, faces = dense_correspondence(model), model.faces
     with torch.no_grad():
         mean = dense.points(model.mean[None], faces)[0]
         bases = {g: dense.points(model.basis(g), faces) for g in model.shape_group_names}
@@ -34,11 +35,10 @@ def _restricted(model: LinearMorphableModel, dense: DenseCorrespondence) -> tupl
 
 def dense_landmarks(model: MorphableModel, **params: Tensor) -> Tensor:
     """(B, 468, 3) dense landmarks in model space (metres) of the meshes of ``params`` ({group: (B, K)})."""
-    dense = dense_correspondence(model)
     if not isinstance(model, LinearMorphableModel):
-        return dense.points(model(**params).verts, model.faces)
+        return dense_correspondence(model).points(model(**params).verts, model.faces)
     B = model.check_params(params)
-    mean, bases = _restricted(model, dense)
+    mean, bases = restricted_bases(model)
     points = mean.expand(B, -1, -1)
     for group, basis in bases.items():
         if group in params:
