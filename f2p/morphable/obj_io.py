@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,13 @@ def _format_rows(line_format: str, rows: np.ndarray) -> str:
     return (line_format * len(rows)) % tuple(rows.reshape(-1).tolist())
 
 
+@functools.lru_cache(maxsize=4)
+def _face_lines(faces: bytes) -> str:
+    """The face lines of (F, 3) 0-based int64 faces given as bytes: the same for every mesh of a model, so formatted
+    once per model (ICT: about 8 ms a mesh)."""
+    return _format_rows(FACE_FORMAT, np.frombuffer(faces, dtype=np.int64).reshape(-1, 3) + 1)
+
+
 def format_obj(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None, header: str = "") -> str:
     """Format (V, 3) vertices, (F, 3) 0-based faces and optional (V, 3) colours in [0, 1] as OBJ text."""
     comments = "".join(f"# {line}\n" for line in header.splitlines())
@@ -111,4 +119,4 @@ def format_obj(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None =
         vertex_lines = _format_rows(VERTEX_FORMAT, np.asarray(verts))
     else:
         vertex_lines = _format_rows(COLORED_VERTEX_FORMAT, np.concatenate([verts, colors], axis=1))
-    return comments + vertex_lines + _format_rows(FACE_FORMAT, np.asarray(faces, dtype=np.int64) + 1)
+    return comments + vertex_lines + _face_lines(np.ascontiguousarray(faces, dtype=np.int64).tobytes())
