@@ -3,6 +3,7 @@
     python benchmarks/fit.py                      # 8 photos fitted as one batch (reconstruct's default), 224 px
     python benchmarks/fit.py --quick              # 2 photos, a tenth of the steps: checks the script only
     python benchmarks/fit.py --quality fast       # the Levenberg-Marquardt landmark stages only (also best)
+    python benchmarks/fit.py --quality instant    # the shipped landmark network, then its two solver iterations
     python benchmarks/fit.py --photos 32 --batch-size 32 --device cuda   # the GPU target: 32 photos in one batch
 
 Stages timed: image load, landmark detection, crop + mask, identity embedding of the crops, each fitting stage,
@@ -42,7 +43,7 @@ def faces_dir() -> Path:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from f2p.commands.threads import thread_count
-    from f2p.quality import DEFAULT_QUALITY, QUALITIES
+    from f2p.quality import DEFAULT_QUALITY, INSTANT, QUALITIES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=8, help="photos to fit (default 8)")
@@ -56,14 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=lambda text: 0 if text == "auto" else thread_count(text), default="auto",
                         help="PyTorch CPU threads: auto (default: as reconstruct chooses them) or N")
     parser.add_argument("--quick", action="store_true", help="2 photos, a tenth of the steps")
-    parser.add_argument("--quality", default=DEFAULT_QUALITY, choices=QUALITIES,
-                        help=f"fitting schedule (f2p.fitting.schedule.schedule_for; default {DEFAULT_QUALITY}, as "
-                             "reconstruct's); --steps scales its stages as reconstruct's does")
+    parser.add_argument("--quality", default=DEFAULT_QUALITY, choices=(INSTANT, *QUALITIES),
+                        help=f"fitting schedule (f2p.fitting.schedule.schedule_for, or f2p.fitting.instant; default "
+                             f"{DEFAULT_QUALITY}, as reconstruct's); --steps scales its stages as reconstruct's does")
     args = parser.parse_args(argv)
     if args.steps is None:
-        from f2p.fitting.schedule import total_steps
-
-        args.steps = total_steps(args.quality)
+        args.steps = schedule_steps(args.quality)
     if args.quick:
         args.photos, args.batch_size = 2, 2
         args.steps = max(1, round(args.steps * QUICK_STEPS_SCALE))
@@ -91,8 +90,41 @@ class Clock:
         return elapsed
 
 
+def schedule_steps(quality: str) -> int:
+    """Steps per photo of a quality's stages, as ``reconstruct`` counts them (``instant``: its solver iterations)."""
+    from f2p.fitting.instant import INSTANT_ITERATIONS
+    from f2p.fitting.schedule import total_steps
+    from f2p.quality import INSTANT
+
+    return INSTANT_ITERATIONS if quality == INSTANT else total_steps(quality)
+
+
+def stages_for(quality: str, steps: int) -> list:
+    """The stages ``reconstruct --quality QUALITY --steps STEPS`` runs."""
+    from f2p.fitting.instant import instant_stages
+    from f2p.fitting.schedule import schedule_for
+    from f2p.quality import INSTANT
+
+    scale = steps / schedule_steps(quality)
+    return instant_stages(scale) if quality == INSTANT else schedule_for(quality, scale)
+
+
+class TimedInitializer:
+    """An initialiser (the shipped network of ``--quality instant``) that adds up the seconds it takes."""
+
+    def __init__(self, initializer) -> None:
+        self.initializer = initializer
+        self.seconds = 0.0
+
+    def __call__(self, obs):
+        began = time.perf_counter()
+        params = self.initializer(obs)
+        self.seconds += time.perf_counter() - began
+        return params
+
+
 def fit_batch(paths: list[Path], start: int, fitter, exporter, detector, embedder, crop_size: int, clock: Clock,
-              out: Path) -> tuple[int, list[str]]:
+              out: Path, initializer: TimedInitializer | None = None) -> tuple[int, list[str]]:
     """Run the reconstruct pipeline's pieces on one batch of photos, timing each stage; return (photos fitted,
     names of photos without a usable face: none found, or landmarks no face could have)."""
     from f2p.perception.image_io import load_image
@@ -125,12 +157,16 @@ def fit_batch(paths: list[Path], start: int, fitter, exporter, detector, embedde
     clock.stop("identity embedding")
     clock.start()
     timed = TimedFitter(fitter)
-    estimate = FittingEstimator(timed)(obs)
+    network = 0.0 if initializer is None else -initializer.seconds
+    estimate = FittingEstimator(timed, initializer)(obs)
     total = clock.stop("fit")
     del clock.seconds["fit"]
+    if initializer is not None:
+        network += initializer.seconds
+        clock.seconds["fit: network"] += network
     for stage, seconds in timed.result.stage_seconds.items():
         clock.seconds[f"fit: {stage}"] += seconds
-    clock.seconds["fit: final evaluation"] += total - sum(timed.result.stage_seconds.values())
+    clock.seconds["fit: final evaluation"] += total - network - sum(timed.result.stage_seconds.values())
     clock.start()
     run = PhotoRun(out, exporter, embedder)
     run.export(samples, names, estimate, FittingEstimator.method,
@@ -160,13 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     from f2p.commands.threads import apply_threads, choose_threads, usable_cores
     from f2p.export.photo import PhotoExporter
     from f2p.fitting.fitter import Fitter
-    from f2p.fitting.schedule import schedule_for, total_steps
     from f2p.morphable.registry import load_model
     from f2p.perception.detectors import create_detector
     from f2p.perception.identity.embedder import create_embedder
     from f2p.perception.image_io import find_photos
+    from f2p.quality import INSTANT
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
+    from f2p.systems.landmark_weights import load_initializer, shipped_weights
 
     threads = choose_threads(args.threads)
     apply_threads(threads.threads)
@@ -183,18 +220,21 @@ def main(argv: list[str] | None = None) -> None:
     embedder = create_embedder("dlib").to(device)
     spec = SceneSpec(model, (args.crop_size, args.crop_size))
     renderer = MeshRenderer()
-    fitter = Fitter(spec, renderer, schedule_for(args.quality, args.steps / total_steps(args.quality)), embedder)
+    fitter = Fitter(spec, renderer, stages_for(args.quality, args.steps), embedder)
+    network = None if args.quality != INSTANT else TimedInitializer(
+        load_initializer(shipped_weights(model.name), map_location=device, expect=spec))
     exporter = PhotoExporter(spec, renderer, embedder)
     with tempfile.TemporaryDirectory() as out:
         # warm-up (lazy initialisation, first-call costs): one photo, one step per stage, untimed
-        warm_up = Fitter(spec, renderer, schedule_for(args.quality, 1 / total_steps(args.quality)), embedder)
-        fit_batch(photos[:1], 0, warm_up, exporter, detector, embedder, args.crop_size, Clock(device), Path(out))
+        warm_up = Fitter(spec, renderer, stages_for(args.quality, 1), embedder)
+        fit_batch(photos[:1], 0, warm_up, exporter, detector, embedder, args.crop_size, Clock(device), Path(out),
+                  network)
         setup_seconds = setup.stop("setup")
         clock = Clock(device)
         fitted, skipped = 0, []
         for start in range(0, len(photos), args.batch_size):
             done, missed = fit_batch(photos[start:start + args.batch_size], start, fitter, exporter, detector,
-                                     embedder, args.crop_size, clock, Path(out))
+                                     embedder, args.crop_size, clock, Path(out), network)
             fitted, skipped = fitted + done, skipped + missed
 
     if not fitted:
