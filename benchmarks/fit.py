@@ -62,7 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"{DEFAULT_QUALITY}, as reconstruct's); --steps scales its stages as reconstruct's does")
     args = parser.parse_args(argv)
     if args.steps is None:
-        args.steps = schedule_steps(args.quality)
+        from f2p.fitting.instant import quality_steps
+
+        args.steps = quality_steps(args.quality)
     if args.quick:
         args.photos, args.batch_size = 2, 2
         args.steps = max(1, round(args.steps * QUICK_STEPS_SCALE))
@@ -88,25 +90,6 @@ class Clock:
         elapsed = time.perf_counter() - self.started
         self.seconds[stage] += elapsed
         return elapsed
-
-
-def schedule_steps(quality: str) -> int:
-    """Steps per photo of a quality's stages, as ``reconstruct`` counts them (``instant``: its solver iterations)."""
-    from f2p.fitting.instant import INSTANT_ITERATIONS
-    from f2p.fitting.schedule import total_steps
-    from f2p.quality import INSTANT
-
-    return INSTANT_ITERATIONS if quality == INSTANT else total_steps(quality)
-
-
-def stages_for(quality: str, steps: int) -> list:
-    """The stages ``reconstruct --quality QUALITY --steps STEPS`` runs."""
-    from f2p.fitting.instant import instant_stages
-    from f2p.fitting.schedule import schedule_for
-    from f2p.quality import INSTANT
-
-    scale = steps / schedule_steps(quality)
-    return instant_stages(scale) if quality == INSTANT else schedule_for(quality, scale)
 
 
 class TimedInitializer:
@@ -196,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     from f2p.commands.threads import apply_threads, choose_threads, usable_cores
     from f2p.export.photo import PhotoExporter
     from f2p.fitting.fitter import Fitter
+    from f2p.fitting.instant import quality_stages
     from f2p.morphable.registry import load_model
     from f2p.perception.detectors import create_detector
     from f2p.perception.identity.embedder import create_embedder
@@ -220,13 +204,13 @@ def main(argv: list[str] | None = None) -> None:
     embedder = create_embedder("dlib").to(device)
     spec = SceneSpec(model, (args.crop_size, args.crop_size))
     renderer = MeshRenderer()
-    fitter = Fitter(spec, renderer, stages_for(args.quality, args.steps), embedder)
+    fitter = Fitter(spec, renderer, quality_stages(args.quality, args.steps), embedder)
     network = None if args.quality != INSTANT else TimedInitializer(
         load_initializer(shipped_weights(model.name), map_location=device, expect=spec))
     exporter = PhotoExporter(spec, renderer, embedder)
     with tempfile.TemporaryDirectory() as out:
         # warm-up (lazy initialisation, first-call costs): one photo, one step per stage, untimed
-        warm_up = Fitter(spec, renderer, stages_for(args.quality, 1), embedder)
+        warm_up = Fitter(spec, renderer, quality_stages(args.quality, 1), embedder)
         fit_batch(photos[:1], 0, warm_up, exporter, detector, embedder, args.crop_size, Clock(device), Path(out),
                   network)
         setup_seconds = setup.stop("setup")

@@ -104,8 +104,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from f2p.evaluation.synthetic import FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic
     from f2p.fitting.estimate import FittingEstimator, PredictionEstimator
     from f2p.fitting.fitter import Fitter
-    from f2p.fitting.instant import INSTANT_ITERATIONS, instant_stages
-    from f2p.fitting.schedule import schedule_for, total_steps
+    from f2p.fitting.instant import quality_stages, quality_steps
     from f2p.morphable.registry import load_model
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
@@ -113,7 +112,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
     instant = args.quality == INSTANT
     if args.steps is None:
-        args.steps = INSTANT_ITERATIONS if instant else total_steps(args.quality)
+        args.steps = quality_steps(args.quality)
     if min(args.synthetic, args.size, args.batch_size) < 1 or args.steps < (0 if instant else 1) or \
             args.landmark_noise < 0:
         return _fail("--synthetic, --size, --steps and --batch-size must be at least 1 (--steps 0 with --quality "
@@ -134,10 +133,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
         initializer = None if start is None else load_initializer(start, map_location=device, expect=spec)
     except ModelFileError as error:
         return _fail(str(error))
-    if instant:
-        stages = instant_stages(args.steps / INSTANT_ITERATIONS)
-    else:
-        stages = [] if args.checkpoint is not None else schedule_for(args.quality, args.steps / total_steps(args.quality))
+    stages = [] if args.checkpoint is not None and not instant else quality_stages(args.quality, args.steps)
     if stages:
         estimate = FittingEstimator(Fitter(spec, renderer, stages), initializer)
         origin = "the mean face" if start is None else str(start)

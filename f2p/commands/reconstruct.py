@@ -83,8 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.export.run_log import RunLog
     from f2p.fitting.estimate import FittingEstimator, PredictionEstimator
     from f2p.fitting.fitter import Fitter
-    from f2p.fitting.instant import INSTANT_ITERATIONS, instant_stages
-    from f2p.fitting.schedule import schedule_for, total_steps
+    from f2p.fitting.instant import quality_stages, quality_steps
     from f2p.morphable.registry import load_model
     from f2p.naming import output_names
     from f2p.perception.annotations import AnnotationError
@@ -98,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
 
     instant = args.quality == INSTANT
     if args.steps is None:
-        args.steps = INSTANT_ITERATIONS if instant else total_steps(args.quality)
+        args.steps = quality_steps(args.quality)
     if args.steps < (0 if instant else 1) or args.batch_size < 1:
         return _fail("--steps and --batch-size must be at least 1 (--steps 0 with --quality instant: the network "
                      "alone)")
@@ -127,13 +126,9 @@ def _run(args: argparse.Namespace) -> int:
     except (AnnotationError, OSError) as error:
         return _fail(f"--landmarks {args.landmarks}: {error}")
     set_threads(args.threads)
-    if instant:
-        stages = instant_stages(args.steps / INSTANT_ITERATIONS)
-        estimator = (FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer) if stages
-                     else PredictionEstimator(initializer, method="landmark-regressor"))
-    else:
-        stages = schedule_for(args.quality, args.steps / total_steps(args.quality))
-        estimator = FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer)
+    stages = quality_stages(args.quality, args.steps)
+    estimator = (FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer) if stages
+                 else PredictionEstimator(initializer, method="landmark-regressor"))
     names = output_names(images)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from f2p.fitting.schedule import Stage, landmark_stages
+from f2p.fitting.schedule import Stage, landmark_stages, schedule_for, total_steps
+from f2p.quality import INSTANT
 
 INSTANT_ITERATIONS = 2
 """Levenberg-Marquardt iterations after the network's answer (``instant_stages``)."""
@@ -29,3 +30,16 @@ def instant_stages(steps_scale: float = 1.0) -> list[Stage]:
     """
     iterations = round(INSTANT_ITERATIONS * steps_scale)
     return [replace(landmark_stages()[-1], steps=iterations)] if iterations > 0 else []
+
+
+def quality_steps(quality: str) -> int:
+    """Default steps per photo of ``--quality QUALITY`` as ``reconstruct --steps`` counts them: the schedule's
+    (``schedule.total_steps``), or ``INSTANT_ITERATIONS`` for ``instant``."""
+    return INSTANT_ITERATIONS if quality == INSTANT else total_steps(quality)
+
+
+def quality_stages(quality: str, steps: int) -> list[Stage]:
+    """The stages of ``--quality QUALITY --steps STEPS``, each scaled by ``steps / quality_steps(quality)``
+    (``instant``: those after the network's answer, none for ``--steps 0``)."""
+    scale = steps / quality_steps(quality)
+    return instant_stages(scale) if quality == INSTANT else schedule_for(quality, scale)

@@ -42,16 +42,16 @@ def skew(v: Tensor) -> Tensor:
     return torch.stack(rows, -2)
 
 
-def _rodrigues_coefficients(axis_angle: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(..., 3) axis-angle -> (...,) ``small`` (Taylor series in use), ``theta_sq`` and its safe value (1 where
-    small), ``a = sin(theta) / theta`` and ``b = (1 - cos(theta)) / theta^2``."""
+def _rodrigues_coefficients(axis_angle: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(..., 3) axis-angle -> (...,) ``small`` (Taylor series in use), ``theta^2`` where not small (1 where small),
+    ``a = sin(theta) / theta`` and ``b = (1 - cos(theta)) / theta^2``."""
     theta_sq = (axis_angle * axis_angle).sum(-1)
     small = theta_sq < SMALL_ANGLE_SQ
     theta_sq_safe = torch.where(small, torch.ones_like(theta_sq), theta_sq)
     theta = theta_sq_safe.sqrt()
     a = torch.where(small, 1.0 - theta_sq / 6.0, torch.sin(theta) / theta)
     b = torch.where(small, 0.5 - theta_sq / 24.0, (1.0 - torch.cos(theta)) / theta_sq_safe)
-    return small, theta_sq, theta_sq_safe, a, b
+    return small, theta_sq_safe, a, b
 
 
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
@@ -61,7 +61,7 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     and ``theta = |w|``.
     """
     _check_vectors("axis_angle", axis_angle)
-    _, _, _, a, b = _rodrigues_coefficients(axis_angle)
+    _, _, a, b = _rodrigues_coefficients(axis_angle)
     K = skew(axis_angle)
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(K)
     return eye + a[..., None, None] * K + b[..., None, None] * (K @ K)
@@ -76,7 +76,7 @@ def axis_angle_to_matrix_jacobian(axis_angle: Tensor) -> Tensor:
     derivatives of ``a`` and ``b`` in ``theta^2`` (of their Taylor series at small angles, as autograd sees them).
     """
     _check_vectors("axis_angle", axis_angle)
-    small, _, theta_sq_safe, a, b = _rodrigues_coefficients(axis_angle)
+    small, theta_sq_safe, a, b = _rodrigues_coefficients(axis_angle)
     theta = theta_sq_safe.sqrt()
     sin, cos = torch.sin(theta), torch.cos(theta)
     da = torch.where(small, torch.full_like(a, -1.0 / 6.0), (theta * cos - sin) / (2.0 * theta * theta_sq_safe))
