@@ -4,6 +4,7 @@
     python benchmarks/fit.py --quick              # 2 photos, a tenth of the steps: checks the script only
     python benchmarks/fit.py --quality fast       # the Levenberg-Marquardt landmark stages only (also best)
     python benchmarks/fit.py --quality instant    # the shipped landmark network, then its two solver iterations
+    python benchmarks/fit.py --quality fast --outputs data   # without the pictures and head.glb (reconstruct --outputs)
     python benchmarks/fit.py --photos 32 --batch-size 32 --device cuda   # the GPU target: 32 photos in one batch
 
 Stages timed: image load, landmark detection, crop + mask, identity embedding of the crops, each fitting stage,
@@ -43,6 +44,7 @@ def faces_dir() -> Path:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from f2p.commands.threads import thread_count
+    from f2p.output_sets import DEFAULT_OUTPUTS, OUTPUTS
     from f2p.quality import DEFAULT_QUALITY, INSTANT, QUALITIES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,6 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=lambda text: 0 if text == "auto" else thread_count(text), default="auto",
                         help="PyTorch CPU threads: auto (default: as reconstruct chooses them) or N")
     parser.add_argument("--quick", action="store_true", help="2 photos, a tenth of the steps")
+    parser.add_argument("--outputs", default=DEFAULT_OUTPUTS, choices=tuple(OUTPUTS),
+                        help="files per photo, as reconstruct --outputs (default all; data: no pictures, no head.glb)")
     parser.add_argument("--quality", default=DEFAULT_QUALITY, choices=(INSTANT, *QUALITIES),
                         help=f"fitting schedule (f2p.fitting.schedule.schedule_for, or f2p.fitting.instant; default "
                              f"{DEFAULT_QUALITY}, as reconstruct's); --steps scales its stages as reconstruct's does")
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     fitter = Fitter(spec, renderer, quality_stages(args.quality, args.steps), embedder)
     network = None if args.quality != INSTANT else TimedInitializer(
         load_initializer(shipped_weights(model.name), map_location=device, expect=spec))
-    exporter = PhotoExporter(spec, renderer, embedder)
+    exporter = PhotoExporter(spec, renderer, embedder, args.outputs)
     with tempfile.TemporaryDirectory() as out:
         # warm-up (lazy initialisation, first-call costs): one photo, one step per stage, untimed
         warm_up = Fitter(spec, renderer, quality_stages(args.quality, 1), embedder)
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
                if device.type == "cpu" else torch.cuda.get_device_name(device))
     print(f"fit benchmark: {fitted} photos in batches of {args.batch_size}, model {args.model}, {args.crop_size} px, "
           f"quality {args.quality}, {sum(stage.steps for stage in fitter.stages)} steps per photo (at most), "
-          f"detector {detector.name}")
+          f"detector {detector.name}, outputs {args.outputs}")
     print(f"machine: {machine}; device {device}; torch {torch.__version__}; setup once per run (model, detector, "
           f"embedder, warm-up on one photo) {setup_seconds:.1f} s")
     if skipped:

@@ -13,7 +13,8 @@ from scipy.spatial.transform import Rotation
 from f2p.export.arkit import ARKIT_NAMES
 from f2p.export.gltf import vertex_layout
 from f2p.export.photo import PhotoExporter
-from f2p.export.results import DONE_MARKER, OUTPUT_FILES
+from f2p.export.results import DONE_MARKER
+from f2p.output_sets import OUTPUT_FILES
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.registry import load_model
 from f2p.perception.photo import PhotoSample

@@ -16,7 +16,7 @@ from f2p.data.landmark_synthetic import (CONFIDENCE, DENSE, DENSE_CONFIDENCE, LA
                                          LandmarkSampler)
 from f2p.errors import ModelFileError
 from f2p.evaluation.geometry import vertex_errors
-from f2p.export.results import OUTPUT_FILES
+from f2p.output_sets import OUTPUT_FILES
 from f2p.morphable.registry import load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.perception.crop import crop_matrix

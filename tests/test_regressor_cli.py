@@ -13,7 +13,7 @@ import yaml
 
 from f2p.cli import main, run_lightning
 from f2p.data import batch as keys
-from f2p.export.results import OUTPUT_FILES
+from f2p.output_sets import OUTPUT_FILES
 from f2p.naming import output_name
 from f2p.systems.checkpoints import load_regressor
 from regressor_support import one_thread, write_annotation_cache  # noqa: F401 (autouse fixture)

@@ -129,7 +129,7 @@ def test_lighting_round_trips_and_the_exporter_writes_it(albedo_spec):
 
     scene = render_scene(albedo_spec, params, None).row(0)
     one = {name: value[0] for name, value in params.items()}
-    result = PhotoResult("photo.jpg", one, scene.camera, *[None] * 13, metrics={})
+    result = PhotoResult("photo.jpg", one, scene.camera, *[None] * 5, metrics={})
     assert params_document(albedo_spec.model, result)["lighting"]["sh"] == sh[0].tolist()
 
 

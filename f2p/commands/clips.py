@@ -71,7 +71,8 @@ def run_clips(clips: list[Path], args: argparse.Namespace, spec: SceneSpec, rend
     except (OSError, ValueError, RuntimeError) as error:
         return _failed_all(clips, f"--landmarks {args.landmarks}: {error}")
     options = ClipOptions(quality=args.quality, smooth=args.smooth, keyframes=args.keyframes,
-                          batch_size=args.batch_size, crop_size=args.crop_size, overlay=not args.no_overlay)
+                          batch_size=args.batch_size, crop_size=args.crop_size,
+                          overlay=not args.no_overlay and args.outputs == "all")
     run = ClipRun(spec, renderer, detector_perceiver(detector), options, settings)
     rows = {}
     for clip in clips:

@@ -1,7 +1,7 @@
 """Fit a 3D face model to photos: named parameters, mesh, landmarks, overlays and metrics per photo.
 
 Writes DIR/<photo stem>-<path hash>/{params.json, params.npz, mesh.obj, landmarks.json, overlay.png, fit.png,
-metrics.json} and DIR/summary.csv. Rerunning skips photos already done (same photo, same settings).
+head.glb, arkit.json, metrics.json} (``--outputs data``: without the pictures and head.glb) and DIR/summary.csv. Rerunning skips photos already done (same photo, same settings).
 Exit codes: 0 every photo ok, 1 some photo failed (or summary.csv could not be written), 2 bad options or no
 photos, 130 interrupted (rerun to resume).
 """
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from f2p.commands.clips import add_clip_arguments, run_clips, split_clips
 from f2p.commands.options import DEVICE_HELP
 from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
+from f2p.output_sets import DEFAULT_OUTPUTS, OUTPUTS, OUTPUTS_HELP
 from f2p.perception.crop_size import CROP_SIZE, MIN_CROP_SIZE
 from f2p.quality import DEFAULT_QUALITY, INSTANT, INSTANT_HELP, QUALITIES, QUALITY_HELP
 
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="photos optimised together")
     parser.add_argument("--crop-size", type=int, default=CROP_SIZE, help="side of the aligned crop that is fitted")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity loss and metric")
+    parser.add_argument("--outputs", choices=tuple(OUTPUTS), default=DEFAULT_OUTPUTS, help=OUTPUTS_HELP)
     parser.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                         help="start each fit (or, with --quality instant, answer) from a trained network's "
                              "prediction instead of the mean face (instant: the shipped landmark network): "
@@ -137,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--out {args.out}: {error.strerror or error}")
     if removed:
         log.info("removed %d unfinished temporary file(s) of an interrupted run in %s", removed, args.out)
-    photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder), embedder, settings(args), order=images)
+    photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder, args.outputs), embedder, settings(args), order=images)
     photo_run.rows.update(run_clips(clips, args, spec, renderer, settings(args)))
     todo = [images[i] for i in photo_run.resume(images, [names[image] for image in images])]
     if len(todo) < len(images):
@@ -191,4 +193,4 @@ def settings(args: argparse.Namespace) -> dict[str, str | int | bool | None]:
     """The options that change a photo's results (recorded in metrics.json; a rerun with others redoes it)."""
     return {"model": str(args.model), "landmarks": str(args.landmarks), "quality": args.quality, "steps": args.steps,
             "crop_size": args.crop_size, "identity": not args.no_identity,
-            "init": None if args.init is None else str(args.init.resolve())}
+            "init": None if args.init is None else str(args.init.resolve()), "outputs": args.outputs}

@@ -16,11 +16,12 @@ from f2p.export.arkit import ArkitMap, arkit_document, arkit_map, unavailable_do
 from f2p.export.diagnostics import region_residuals
 from f2p.export.figures import ShapeView
 from f2p.export.gltf import HeadGlb
-from f2p.export.results import PhotoResult, write_photo_outputs
+from f2p.export.results import PhotoPictures, PhotoResult, write_photo_outputs
 from f2p.export.texture_bake import UVLayout, bake_texture, uv_layout
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.ict import EYE_SOCKETS, MOUTH_SOCKET, socket_vertices
 from f2p.morphable.registry import ModelNotFoundError
+from f2p.output_sets import OUTPUTS
 from f2p.perception.align import apply_affine
 from f2p.perception.identity.base import FaceEmbedder, identity_similarity
 from f2p.perception.photo import PhotoSample
@@ -136,12 +137,21 @@ class PhotoExporter:
         spec: scene specification the parameters belong to.
         renderer: mesh renderer.
         embedder: identity network for the identity-similarity metric, or None.
+        outputs: ``output_sets.OUTPUTS``'s choice: "all" files, or "data" (no pictures, no head.glb, and none of the
+            renders, shape views and texture bake they need).
+
+    Raises:
+        ValueError: an unknown ``outputs``.
     """
 
-    def __init__(self, spec: SceneSpec, renderer: MeshRenderer, embedder: FaceEmbedder | None = None) -> None:
+    def __init__(self, spec: SceneSpec, renderer: MeshRenderer, embedder: FaceEmbedder | None = None,
+                 outputs: str = "all") -> None:
+        if outputs not in OUTPUTS:
+            raise ValueError(f"unknown outputs {outputs!r}; use one of {', '.join(OUTPUTS)}")
         self.spec = spec
         self.renderer = renderer
         self.embedder = embedder
+        self.pictures = outputs == "all"
         self.head = HeadGlb(spec.model)
         """head.glb's builder, which keeps what no photo changes (the model's morph targets) from photo to photo."""
         self._arkit: ArkitMap | str | None = None
@@ -187,9 +197,6 @@ class PhotoExporter:
         device_to_photo = sample.to_photo[None].to(fitted_crop.device)
         fitted = apply_affine(sample.to_photo[None], fitted_crop[None].cpu())[0]
         colors = display_colors(self.spec.model, scene.colors)
-        crop_image = self._crop_image(params, scene, colors)
-        photo_render, photo_mask, photo_depth = self._render_photo(params, scene, colors, device_to_photo,
-                                                                   tuple(sample.photo.shape[-2:]))
         metrics = {"landmark_rmse_px": float(((fitted - sample.landmarks) ** 2).sum(-1).mean().sqrt()),
                    **region_residuals(fitted, sample.landmarks),
                    "landmarks_from": sample.source, **metrics}
@@ -198,20 +205,31 @@ class PhotoExporter:
                         else render_embedding)
             metrics["identity_similarity"] = float(identity_similarity(rendered, photo_embedding)[0])
         photo_params = {k: v[0] for k, v in params.items()}
-        model = self.spec.model
         camera = uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:]))
+        result = PhotoResult(image_path=sample.path, params=photo_params, camera=camera, verts=scene.mesh.verts[0],
+                             faces=self.spec.model.faces, colors=colors[0], detected=sample.landmarks,
+                             fitted=fitted, metrics=metrics)
+        pictures = self._pictures(sample, params, scene, colors, camera, device_to_photo) if self.pictures else None
+        write_photo_outputs(out_dir, self.spec.model, result, self.arkit_document(photo_params), self.head, pictures)
+        return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
+
+    def _pictures(self, sample: PhotoSample, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor,
+                  camera: PinholeCamera, to_photo: Tensor) -> PhotoPictures:
+        """overlay.png's, fit.png's and head.glb's texture's content: the renders of ``params`` (batch of 1) with
+        (1, V, 3) ``colors`` in the crop (``scene``'s) and in the photo (``camera``; ``to_photo``: (1, 2, 3) crop
+        to photo pixels), the shape views and the texture baked from the photo."""
+        model = self.spec.model
+        crop_image = self._crop_image(params, scene, colors)
+        photo_render, photo_mask, photo_depth = self._render_photo(params, scene, colors, to_photo,
+                                                                   tuple(sample.photo.shape[-2:]))
         texture = None if getattr(model, "uv", None) is None else bake_texture(
             scene.mesh.verts[0], model.faces, self.uv_layout(scene.mesh.verts.device), colors[0], camera,
             sample.photo, photo_depth).image
-        write_photo_outputs(out_dir, model, PhotoResult(
-            image_path=sample.path, params=photo_params, camera=camera,
-            verts=scene.mesh.verts[0], faces=model.faces, colors=colors[0], photo=sample.photo,
-            photo_render=photo_render.cpu(), photo_mask=photo_mask.cpu(), crop=sample.crop,
-            crop_render=crop_image[0].cpu(), crop_mask=scene.render.mask[0].cpu(), detected=sample.landmarks,
-            fitted=fitted, crop_detected=sample.crop_landmarks, crop_fitted=fitted_crop.cpu(), metrics=metrics,
-            shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0]), texture=texture),
-            self.arkit_document(photo_params), self.head)
-        return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
+        return PhotoPictures(photo=sample.photo, photo_render=photo_render.cpu(), photo_mask=photo_mask.cpu(),
+                             crop=sample.crop, crop_render=crop_image[0].cpu(), crop_mask=scene.render.mask[0].cpu(),
+                             crop_detected=sample.crop_landmarks, crop_fitted=scene.landmarks2d[0].cpu(),
+                             shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0]),
+                             texture=texture)
 
     @torch.no_grad()
     def render_embeddings(self, images: Tensor, landmarks: Tensor) -> Tensor:

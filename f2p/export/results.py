@@ -1,5 +1,6 @@
 """The per-photo output contract of ``reconstruct`` and ``predict``: params.json/.npz, mesh.obj,
-landmarks.json, overlay.png, fit.png, head.glb, arkit.json, metrics.json."""
+landmarks.json, overlay.png, fit.png, head.glb, arkit.json, metrics.json; with ``--outputs data`` the numbers and
+the mesh alone (``output_sets.DATA_FILES``)."""
 
 from __future__ import annotations
 
@@ -20,28 +21,21 @@ from f2p.render.cameras import PinholeCamera
 from f2p.render.rotations import axis_angle_to_euler
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
 
-OUTPUT_FILES = ("params.json", "params.npz", "mesh.obj", "landmarks.json", "overlay.png", "fit.png", "head.glb",
-                "arkit.json", "metrics.json")
 DONE_MARKER = "metrics.json"
 """Written last: its presence means the photo's outputs are complete."""
 
 
 @dataclass(frozen=True)
 class PhotoResult:
-    """Everything exported for one photo (single items, no batch dimension).
+    """The numbers and the mesh exported for one photo (single items, no batch dimension).
 
     Attributes:
         image_path: the input photo.
         params: {group: (K,)} fitted parameters.
         camera: (batch of 1) pinhole camera in the photo's pixels; world = model space (metres).
         verts: (V, 3) mesh in model space, metres; faces: (F, 3); colors: (V, 3) in [0, 1].
-        photo: (3, Hp, Wp) the photo; photo_render: (3, Hp, Wp) render in photo pixels; photo_mask: (1, Hp, Wp).
-        crop, crop_render: (3, H, W) aligned crop and its render; crop_mask: (1, H, W).
-        detected, fitted: (68, 2) landmarks in photo pixels; crop_detected, crop_fitted: (68, 2) in crop pixels.
+        detected, fitted: (68, 2) landmarks in photo pixels.
         metrics: numbers for metrics.json.
-        shape_views: untextured views of the fitted mesh for fit.png, after its photo | render | overlay panels.
-        texture: (S, S, 3) uint8 head.glb's base colour texture baked from the photo (``export.texture_bake``), or
-            None (a model without UVs).
     """
 
     image_path: str
@@ -50,17 +44,32 @@ class PhotoResult:
     verts: Tensor
     faces: Tensor
     colors: Tensor
+    detected: Tensor
+    fitted: Tensor
+    metrics: dict[str, float | int | str]
+
+
+@dataclass(frozen=True)
+class PhotoPictures:
+    """What overlay.png, fit.png and head.glb's texture show of one photo (``--outputs all``).
+
+    Attributes:
+        photo: (3, Hp, Wp) the photo; photo_render: (3, Hp, Wp) render in photo pixels; photo_mask: (1, Hp, Wp).
+        crop, crop_render: (3, H, W) aligned crop and its render; crop_mask: (1, H, W).
+        crop_detected, crop_fitted: (68, 2) landmarks in crop pixels.
+        shape_views: untextured views of the fitted mesh for fit.png, after its photo | render | overlay panels.
+        texture: (S, S, 3) uint8 head.glb's base colour texture baked from the photo (``export.texture_bake``), or
+            None (a model without UVs).
+    """
+
     photo: Tensor
     photo_render: Tensor
     photo_mask: Tensor
     crop: Tensor
     crop_render: Tensor
     crop_mask: Tensor
-    detected: Tensor
-    fitted: Tensor
     crop_detected: Tensor
     crop_fitted: Tensor
-    metrics: dict[str, float | int | str]
     shape_views: tuple[ShapeView, ...] = ()
     texture: np.ndarray | None = None
 
@@ -103,8 +112,9 @@ def _write_png(path: Path, image: Image.Image) -> None:
 
 
 def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResult, arkit: dict,
-                        head: HeadGlb) -> None:
-    """Write every output file of one photo atomically; ``metrics.json`` goes last as the completion marker.
+                        head: HeadGlb, pictures: PhotoPictures | None) -> None:
+    """Write the output files of one photo atomically (``output_sets.OUTPUT_FILES``, or ``DATA_FILES`` without
+    ``pictures``); ``metrics.json`` goes last as the completion marker.
 
     ``arkit``: the arkit.json content (``export.arkit.arkit_document``); ``head``: the head.glb builder of
     ``model`` (one per model, reused across its photos)."""
@@ -123,11 +133,12 @@ def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResul
     _write_text(out_dir / "landmarks.json", json.dumps({
         "detected": result.detected.tolist(), "fitted": result.fitted.tolist(),
         "convention": "original photo pixels, 0-based, centre of the top-left pixel at (0, 0)"}))
-    overlay = to_pil(blend(result.photo, result.photo_render, result.photo_mask))
-    _write_png(out_dir / "overlay.png", overlay)
-    figure = side_by_side(result.crop, result.crop_render, result.crop_mask, result.crop_detected.cpu().numpy(),
-                          result.crop_fitted.cpu().numpy(), result.shape_views)
-    _write_png(out_dir / "fit.png", figure)
-    head.write(out_dir / "head.glb", result.params, result.colors, result.params[POSE], result.texture)
+    if pictures is not None:
+        _write_png(out_dir / "overlay.png", to_pil(blend(pictures.photo, pictures.photo_render, pictures.photo_mask)))
+        figure = side_by_side(pictures.crop, pictures.crop_render, pictures.crop_mask,
+                              pictures.crop_detected.cpu().numpy(), pictures.crop_fitted.cpu().numpy(),
+                              pictures.shape_views)
+        _write_png(out_dir / "fit.png", figure)
+        head.write(out_dir / "head.glb", result.params, result.colors, result.params[POSE], pictures.texture)
     _write_text(out_dir / "arkit.json", json.dumps(arkit, indent=2))
     _write_text(out_dir / DONE_MARKER, json.dumps(result.metrics, indent=2))

@@ -98,13 +98,14 @@ class RunLog:
         return f"batch {self.batch}/{self.batches}" if self.batches else f"batch {self.batch}"
 
     def photo(self, name: str, outcome: PhotoOutcome, figure: Path) -> None:
-        """A finished photo's numbers and its photo | render | overlay figure (W&B only; the CSV has summary.csv)."""
+        """A finished photo's numbers and its photo | render | overlay figure where it was written (``--outputs
+        all``; W&B only; the CSV has summary.csv)."""
         if self.run is None or outcome.status != "ok":
             return
         import wandb
 
         numbers = {f"{name}/{k}": v for k, v in outcome.metrics.items() if isinstance(v, float)}
-        self.run.log(numbers | {f"{name}/fit": wandb.Image(str(figure))})
+        self.run.log(numbers | ({f"{name}/fit": wandb.Image(str(figure))} if figure.is_file() else {}))
 
     def close(self) -> None:
         if self.run is not None:

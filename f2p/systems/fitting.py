@@ -16,6 +16,7 @@ from f2p.fitting.estimate import FittingEstimator
 from f2p.fitting.fitter import Fitter
 from f2p.fitting.schedule import Stage, schedule_for
 from f2p.morphable.registry import load_model
+from f2p.output_sets import DEFAULT_OUTPUTS, OutputSet
 from f2p.perception.crop import CROP_SIZE
 from f2p.perception.identity.embedder import create_embedder
 from f2p.quality import DEFAULT_QUALITY, Quality
@@ -40,11 +41,14 @@ class FittingSystem(L.LightningModule):
         backend: rasterizer backend ("auto", "torch", "pytorch3d").
         identity: use the identity loss and metric (dlib face-recognition network).
         init_checkpoint: a trained regressor checkpoint whose predictions start each fit, or None for the mean face.
+        outputs: the files per photo (``f2p.output_sets.OUTPUTS``, as ``reconstruct --outputs``): all, or data (no
+            pictures, no head.glb).
     """
 
     def __init__(self, model: str = "ict", output_dir: str = "outputs/fit", crop_size: int = CROP_SIZE,
                  quality: Quality = DEFAULT_QUALITY, stages: list[Stage] | None = None, backend: str = "auto",
-                 identity: bool = True, init_checkpoint: str | None = None) -> None:
+                 identity: bool = True, init_checkpoint: str | None = None,
+                 outputs: OutputSet = DEFAULT_OUTPUTS) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -55,6 +59,7 @@ class FittingSystem(L.LightningModule):
         self.output_dir = Path(output_dir)
         self.crop_size = crop_size
         self.init_checkpoint = init_checkpoint
+        self.outputs = outputs
         self.estimator: FittingEstimator | None = None
         self.run: PhotoRun | None = None
         self.exit_code = 0
@@ -75,8 +80,9 @@ class FittingSystem(L.LightningModule):
             initializer = load_initializer(self.init_checkpoint, map_location=self.device, expect=spec)
         self.estimator = FittingEstimator(Fitter(spec, self.renderer, self.stages, self.embedder), initializer)
         settings = {"model": str(self.hparams.model), "crop_size": self.crop_size, "identity": self.embedder is not None,
-                    "steps": self.estimator.steps, "init": self.init_checkpoint}
-        self.run = PhotoRun(self.output_dir, PhotoExporter(spec, self.renderer, self.embedder), self.embedder, settings)
+                    "steps": self.estimator.steps, "init": self.init_checkpoint, "outputs": self.outputs}
+        self.run = PhotoRun(self.output_dir, PhotoExporter(spec, self.renderer, self.embedder, self.outputs),
+                            self.embedder, settings)
 
     def training_step(self, batch: PhotoBatch, batch_idx: int) -> dict[str, list[PhotoOutcome]]:
         """Fit the photos of ``batch`` not done yet and write their outputs; returns their outcomes."""
