@@ -28,6 +28,8 @@ DENSE_SIGMA = 0.05
 JAW_FADE = 0.35
 """How fast the far-side jaw landmarks lose weight as the face turns: weight = clamp(n_z / JAW_FADE, 0, 1)
 where n_z is the camera-facing component of the jaw side's direction."""
+_RIGHT_JAW, _LEFT_JAW = slice(C.JAW[0], C.JAW[8]), slice(C.JAW[9], C.JAW[-1] + 1)
+"""``C.JAW``'s sides without the chin point (iBUG's jaw is the contiguous 0-16: slices, no index tensor per call)."""
 
 
 def jaw_weights(pose: Tensor) -> Tensor:
@@ -44,9 +46,10 @@ def jaw_weights(pose: Tensor) -> Tensor:
         facing = torch.einsum("bij,sj->bsi", R, side_normals)[..., 2]  # (B, 2) towards the viewer (+z)
         fade = (facing / JAW_FADE).clamp(0.0, 1.0)
         weights = pose.new_ones(B, C.NUM_LANDMARKS)
-        weights[:, list(C.JAW[:8])] = fade[:, :1]
-        weights[:, list(C.JAW[9:])] = fade[:, 1:]
+        weights[:, _RIGHT_JAW] = fade[:, :1]
+        weights[:, _LEFT_JAW] = fade[:, 1:]
     return weights
+
 
 
 def landmark_weights(model: MorphableModel, confidence: Tensor, pose: Tensor,
