@@ -1,12 +1,15 @@
 """`reconstruct --outputs data`: the numbers and the mesh without the pictures, the same numbers as `--outputs all`,
 and a rerun that asks for every file redoes the photo."""
 
+import argparse
 import json
 import shutil
 
 import pytest
 
 from f2p.cli import main
+from f2p.commands import reconstruct
+from f2p.commands.clips import clip_options
 from f2p.naming import output_name
 from f2p.output_sets import DATA_FILES, OUTPUT_FILES
 
@@ -64,3 +67,11 @@ def test_an_unknown_outputs_choice_is_refused_with_the_choices(tmp_path, photo, 
         _reconstruct(photo, tmp_path, model_file, "pictures")
     assert stopped.value.code == 2
     assert "all" in capsys.readouterr().err and not tmp_path.joinpath(output_name(photo)).exists()
+
+
+@pytest.mark.parametrize("options, overlay", [((), True), (("--outputs", "data"), False), (("--no-overlay",), False)])
+def test_a_clip_writes_its_overlay_video_only_with_every_output(options, overlay):
+    parser = argparse.ArgumentParser()
+    reconstruct.add_arguments(parser)
+    args = parser.parse_args(["clip.mp4", "--out", "out", "--quality", "fast", *options])
+    assert clip_options(args).overlay is overlay

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from f2p.pipeline.video_run import ClipOptions
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
 
@@ -54,7 +55,7 @@ def run_clips(clips: list[Path], args: argparse.Namespace, spec: SceneSpec, rend
     from f2p.export.summary import summary_row
     from f2p.naming import output_name
     from f2p.perception.detectors import DETECTOR_NAMES, create_detector
-    from f2p.pipeline.video_run import ClipOptions, ClipRun, clip_line, detector_perceiver
+    from f2p.pipeline.video_run import ClipRun, clip_line, detector_perceiver
     from f2p.quality import QUALITIES
 
     if not clips:
@@ -70,16 +71,23 @@ def run_clips(clips: list[Path], args: argparse.Namespace, spec: SceneSpec, rend
         detector = create_detector(args.landmarks, device=str(spec.model.device))
     except (OSError, ValueError, RuntimeError) as error:
         return _failed_all(clips, f"--landmarks {args.landmarks}: {error}")
-    options = ClipOptions(quality=args.quality, smooth=args.smooth, keyframes=args.keyframes,
-                          batch_size=args.batch_size, crop_size=args.crop_size,
-                          overlay=not args.no_overlay and args.outputs == "all")
-    run = ClipRun(spec, renderer, detector_perceiver(detector), options, settings)
+    run = ClipRun(spec, renderer, detector_perceiver(detector), clip_options(args), settings)
     rows = {}
     for clip in clips:
         outcome = run.process(clip, args.out / output_name(clip), args.fps)
         tqdm.write(clip_line(outcome))
         rows[str(clip)] = summary_row(outcome)
     return rows
+
+
+def clip_options(args: argparse.Namespace) -> ClipOptions:
+    """The ``ClipOptions`` of ``reconstruct``'s options: overlay.mp4 unless ``--no-overlay`` or ``--outputs data``
+    (no pictures)."""
+    from f2p.pipeline.video_run import ClipOptions
+
+    return ClipOptions(quality=args.quality, smooth=args.smooth, keyframes=args.keyframes,
+                       batch_size=args.batch_size, crop_size=args.crop_size,
+                       overlay=not args.no_overlay and args.outputs == "all")
 
 
 def _failed_all(clips: list[Path], reason: str) -> dict[str, dict[str, str]]:
