@@ -5,6 +5,7 @@
     python benchmarks/fit.py --quality fast       # the Levenberg-Marquardt landmark stages only (also best)
     python benchmarks/fit.py --quality instant    # the shipped landmark network, then its two solver iterations
     python benchmarks/fit.py --quality fast --outputs data   # without the pictures and head.glb (reconstruct --outputs)
+    python benchmarks/fit.py --quality fast --outputs data --no-identity   # nothing rendered at all
     python benchmarks/fit.py --photos 32 --batch-size 32 --device cuda   # the GPU target: 32 photos in one batch
 
 Stages timed: image load, landmark detection, crop + mask, identity embedding of the crops, each fitting stage,
@@ -61,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="2 photos, a tenth of the steps")
     parser.add_argument("--outputs", default=DEFAULT_OUTPUTS, choices=tuple(OUTPUTS),
                         help="files per photo, as reconstruct --outputs (default all; data: no pictures, no head.glb)")
+    parser.add_argument("--no-identity", action="store_true",
+                        help="no identity metric, as reconstruct --no-identity (with --outputs data, fast and instant "
+                             "render nothing)")
     parser.add_argument("--quality", default=DEFAULT_QUALITY, choices=(INSTANT, *QUALITIES),
                         help=f"fitting schedule (f2p.fitting.schedule.schedule_for, or f2p.fitting.instant; default "
                              f"{DEFAULT_QUALITY}, as reconstruct's); --steps scales its stages as reconstruct's does")
@@ -111,7 +115,7 @@ class TimedInitializer:
 
 
 def fit_batch(paths: list[Path], start: int, fitter, exporter, detector, embedder, crop_size: int, clock: Clock,
-              out: Path, initializer: TimedInitializer | None = None) -> tuple[int, list[str]]:
+              out: Path, initializer: TimedInitializer | None = None, mask: bool = True) -> tuple[int, list[str]]:
     """Run the reconstruct pipeline's pieces on one batch of photos, timing each stage; return (photos fitted,
     names of photos without a usable face: none found, or landmarks no face could have)."""
     from f2p.perception.image_io import load_image
@@ -134,7 +138,7 @@ def fit_batch(paths: list[Path], start: int, fitter, exporter, detector, embedde
             clock.stop(f"detection ({detector.name})")
         clock.start()
         samples.append(align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size,
-                                    found.dense))
+                                    found.dense, mask))
         names.append(f"{index:03d}_{path.stem}")
         clock.stop("crop + mask")
     if not samples:
@@ -188,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     from f2p.perception.detectors import create_detector
     from f2p.perception.identity.embedder import create_embedder
     from f2p.perception.image_io import find_photos
+    from f2p.pipeline import run_renders
     from f2p.quality import INSTANT
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
@@ -205,24 +210,26 @@ def main(argv: list[str] | None = None) -> None:
     setup.start()
     model = load_model(args.model).to(device)
     detector = create_detector(args.landmarks, device=str(device))
-    embedder = create_embedder("dlib").to(device)
+    embedder = None if args.no_identity else create_embedder("dlib").to(device)
     spec = SceneSpec(model, (args.crop_size, args.crop_size))
     renderer = MeshRenderer()
-    fitter = Fitter(spec, renderer, quality_stages(args.quality, args.steps), embedder)
+    stages = quality_stages(args.quality, args.steps)
+    renders = run_renders(stages, args.outputs, identity=embedder is not None)  # as reconstruct decides
+    fitter = Fitter(spec, renderer, stages, embedder, final_render=renders)
     network = None if args.quality != INSTANT else TimedInitializer(
         load_initializer(shipped_weights(model.name), map_location=device, expect=spec))
     exporter = PhotoExporter(spec, renderer, embedder, args.outputs)
     with tempfile.TemporaryDirectory() as out:
         # warm-up (lazy initialisation, first-call costs): one photo, one step per stage, untimed
-        warm_up = Fitter(spec, renderer, quality_stages(args.quality, 1), embedder)
+        warm_up = Fitter(spec, renderer, quality_stages(args.quality, 1), embedder, final_render=renders)
         fit_batch(photos[:1], 0, warm_up, exporter, detector, embedder, args.crop_size, Clock(device), Path(out),
-                  network)
+                  network, renders)
         setup_seconds = setup.stop("setup")
         clock = Clock(device)
         fitted, skipped = 0, []
         for start in range(0, len(photos), args.batch_size):
             done, missed = fit_batch(photos[start:start + args.batch_size], start, fitter, exporter, detector,
-                                     embedder, args.crop_size, clock, Path(out), network)
+                                     embedder, args.crop_size, clock, Path(out), network, renders)
             fitted, skipped = fitted + done, skipped + missed
 
     if not fitted:
@@ -233,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
                if device.type == "cpu" else torch.cuda.get_device_name(device))
     print(f"fit benchmark: {fitted} photos in batches of {args.batch_size}, model {args.model}, {args.crop_size} px, "
           f"quality {args.quality}, {sum(stage.steps for stage in fitter.stages)} steps per photo (at most), "
-          f"detector {detector.name}, outputs {args.outputs}")
+          f"detector {detector.name}, outputs {args.outputs}{', no identity metric' if embedder is None else ''}"
+          f"{'' if renders else ', nothing rendered'}")
     print(f"machine: {machine}; device {device}; torch {torch.__version__}; setup once per run (model, detector, "
           f"embedder, warm-up on one photo) {setup_seconds:.1f} s")
     if skipped:

@@ -64,6 +64,19 @@ def test_photometric_stage_lowers_the_image_error(setup):
     assert (after < 0.7 * before).all()
 
 
+def test_a_fit_renders_its_final_scene_unless_nothing_asks_for_a_render(setup):
+    model, spec, renderer = setup
+    gt, obs = synthetic_batch(model, spec, renderer, seed=2)
+    landmarks_only = [Stage("rigid", 5, ["pose", "translation"], solver="lm")]
+    rendered = Fitter(spec, renderer, landmarks_only).fit(obs)
+    bare = Fitter(spec, renderer, landmarks_only, final_render=False).fit(obs)
+    assert rendered.scene.render is not None and "photometric" in rendered.losses
+    assert bare.scene.render is None and "photometric" not in bare.losses
+    assert torch.equal(bare.params["pose"], rendered.params["pose"])  # the same fit, only not rendered at the end
+    shading = landmarks_only + [Stage("colour", 2, ["sh"], {"photometric": 1.0})]
+    assert Fitter(spec, renderer, shading, final_render=False).fit(obs).scene.render is not None
+
+
 def test_a_diverging_photo_is_rolled_back_and_reported_alone(setup):
     model, spec, renderer = setup
     gt, obs = synthetic_batch(model, spec, renderer)

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.slow
 NUMBERS = ("landmark_rmse_px", "identity_similarity", "loss_landmark", "loss_photometric", "residual_worst_face")
 
 
-def _reconstruct(photo, out, model_file, outputs: str) -> int:
+def _reconstruct(photo, out, model_file, outputs: str, *options: str) -> int:
     return main(["reconstruct", str(photo), "--out", str(out), "--model", str(model_file), "--landmarks", "dlib",
-                 "--quality", "fast", "--crop-size", "128", "--threads", "1", "--outputs", outputs])
+                 "--quality", "fast", "--crop-size", "128", "--threads", "1", "--outputs", outputs, *options])
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,19 @@ def test_data_outputs_write_the_numbers_and_mesh_without_pictures(tmp_path, phot
         assert data[name] == pytest.approx(full[name], rel=1e-5), name
     params = [json.loads((f / "params.json").read_text())["parameters"]["expression"] for f in (folder, every)]
     assert params[0] == pytest.approx(params[1], abs=1e-6)
+
+
+def test_a_fast_fit_without_pictures_or_identity_renders_nothing_and_fits_the_same(tmp_path, photo, model_file):
+    assert _reconstruct(photo, tmp_path / "data", model_file, "data", "--no-identity") == 0
+    assert _reconstruct(photo, tmp_path / "all", model_file, "all", "--no-identity") == 0
+    data, full = (tmp_path / name / output_name(photo) for name in ("data", "all"))
+    assert {p.name for p in data.iterdir()} == set(DATA_FILES)
+    metrics = json.loads((data / "metrics.json").read_text())
+    assert "loss_photometric" not in metrics and "identity_similarity" not in metrics  # nothing was rendered
+    assert "loss_photometric" in json.loads((full / "metrics.json").read_text())
+    fitted = [sum(json.loads((folder / "landmarks.json").read_text())["fitted"], []) for folder in (data, full)]
+    assert fitted[0] == pytest.approx(fitted[1], abs=1e-4)  # the landmark fit never saw the render or the mask
+    assert (data / "mesh.obj").read_text().splitlines()[2:] == (full / "mesh.obj").read_text().splitlines()[2:]
 
 
 def test_asking_for_every_file_redoes_a_photo_written_with_data_outputs(tmp_path, photo, model_file, caplog):

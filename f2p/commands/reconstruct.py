@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     from f2p.perception.identity.embedder import create_embedder
     from f2p.perception.image_io import find_photos
     from f2p.perception.photo import PhotoLoader
-    from f2p.pipeline import PhotoRun, outcome_line
+    from f2p.pipeline import PhotoRun, outcome_line, run_renders
     from f2p.render.renderer import MeshRenderer
     from f2p.scene.params import SceneSpec
     from f2p.systems.landmark_weights import load_initializer, shipped_weights
@@ -123,14 +123,15 @@ def _run(args: argparse.Namespace) -> int:
         initializer = None if args.init is None else load_initializer(args.init, map_location=device, expect=spec)
     except (ModelFileError, FileNotFoundError, ValueError) as error:
         return _fail(str(error))
+    stages = quality_stages(args.quality, args.steps)
+    renders = run_renders(stages, args.outputs, identity=embedder is not None)
     try:
-        load = PhotoLoader(args.landmarks, args.crop_size, device=str(device), photos=images)
+        load = PhotoLoader(args.landmarks, args.crop_size, device=str(device), photos=images, mask=renders)
     except (AnnotationError, OSError) as error:
         return _fail(f"--landmarks {args.landmarks}: {error}")
     set_threads(args.threads)
-    stages = quality_stages(args.quality, args.steps)
-    estimator = (FittingEstimator(Fitter(spec, renderer, stages, embedder), initializer) if stages
-                 else PredictionEstimator(initializer, method="landmark-regressor"))
+    estimator = (FittingEstimator(Fitter(spec, renderer, stages, embedder, final_render=renders), initializer)
+                 if stages else PredictionEstimator(initializer, method="landmark-regressor"))
     names = output_names(images)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from f2p.render.cameras import PinholeCamera, default_focal_px
 from f2p.render.lighting import LAMBERT_BAND, NUM_SH, sh_basis
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import euler_to_matrix
-from f2p.scene.compose import SceneOutput, render_scene
+from f2p.scene.compose import SceneOutput, mesh_scene, render_scene
 from f2p.scene.params import SceneSpec
 from f2p.scene.uncrop import uncrop_camera
 
@@ -186,13 +186,15 @@ class PhotoExporter:
             metrics: extra numbers for metrics.json (steps, seconds, losses, ...).
             photo_embedding: (1, D) identity embedding of the photo crop, or None.
             scene: the full-resolution render of ``params`` in the crop (batch of 1, every triangle, by this
-                exporter's renderer or one of the same mode) when the estimator made one; None renders it here.
+                exporter's renderer or one of the same mode) when the estimator made one; None, or a scene without
+                a mesh, is rendered here (without a render when neither pictures nor the identity metric need one).
             render_embedding: (1, D) ``render_embeddings`` of ``scene``'s render when the caller embedded a batch's
                 renders at once (``pipeline.PhotoRun.export``: 8 cost about 0.6 of 8 one by one), else None
                 (embedded here).
         """
-        if scene is None:
-            scene = render_scene(self.spec, params, self.renderer)
+        renders = self.pictures or self.embedder is not None and photo_embedding is not None
+        if scene is None or scene.mesh is None or renders and scene.render is None:
+            scene = render_scene(self.spec, params, self.renderer) if renders else mesh_scene(self.spec, params)
         fitted_crop = scene.landmarks2d[0]
         device_to_photo = sample.to_photo[None].to(fitted_crop.device)
         fitted = apply_affine(sample.to_photo[None], fitted_crop[None].cpu())[0]

@@ -30,8 +30,9 @@ class Estimate:
         params: {group: (B, K)} detached parameters in the crop's scene.
         errors: B one-line reasons, "" for the photos whose parameters can be used.
         metrics: B dicts of numbers for metrics.json (loss terms, retries, ...).
-        scene: the full-resolution render of ``params`` when the estimator made one (a fit's final scene), else
-            None (the exporter then renders it).
+        scene: the final scene of ``params`` when the estimator made one (a fit's: a full-resolution render, or the
+            projected landmarks alone when the fit rendered nothing), else None (the exporter then renders it as
+            far as its outputs need).
     """
 
     params: dict[str, Tensor]

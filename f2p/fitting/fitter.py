@@ -47,7 +47,8 @@ class FitResult:
         failed: (B,) bool, photos whose optimisation diverged even after retries.
         retries: (B,) long, roll-backs per photo.
         stage_seconds: wall time per stage.
-        scene: the final parameters' full-resolution render (every triangle), from which ``losses`` were computed.
+        scene: the final parameters' full-resolution render (every triangle), from which ``losses`` were computed
+            (without a render, ``render`` None, when the fitter's ``final_render`` is off).
         iterations: {stage name: (B,) long} iterations per photo of each ``lm`` stage (an ``adam`` stage runs its
             ``steps`` for every photo).
     """
@@ -73,6 +74,11 @@ class Fitter:
         sliding_contour: match the observed face outline (jaw and dense face-oval points) to the model's current
             silhouette instead of fixed vertices (``FittingObjective``), in every stage: for photos whose
             detector marks the visible outline.
+        final_render: render the final parameters at full resolution even when no stage renders (the pictures and
+            the identity metric of an export reuse that render, ``FitResult.scene``; its photometric loss is
+            reported); False leaves a schedule without render stages render-free: its final scene has the
+            projected landmarks only and its losses no photometric term. A schedule that renders always ends
+            with a render.
 
     Stages with ``solver="lm"`` run Levenberg-Marquardt (``fitting.solver``) on their landmark terms; the others
     run ``BatchedAdam`` with roll-backs. An Adam stage that trains only colour and light rasterizes once and
@@ -84,7 +90,7 @@ class Fitter:
 
     def __init__(self, spec: SceneSpec, renderer: MeshRenderer, stages: list[Stage],
                  embedder: FaceEmbedder | None = None, learning_rates: dict[str, float] | None = None,
-                 sliding_contour: bool = False) -> None:
+                 sliding_contour: bool = False, final_render: bool = True) -> None:
         defined = list(spec.sizes())
         for stage in stages:
             unknown = stage.unknown_groups(defined)
@@ -98,6 +104,7 @@ class Fitter:
         self.objective = FittingObjective(spec, embedder, sliding_contour).to(spec.model.device)
         self.learning_rates = {**DEFAULT_LEARNING_RATES, **(learning_rates or {})}
         self.stage_faces = face_triangles(spec.model)
+        self.final_render = final_render or any(stage.needs_render for stage in stages)
 
     def _scene(self, stage_spec: SceneSpec, params: dict[str, Tensor], render: bool, dense: bool) -> SceneOutput:
         """The scene of a stage step: only the face's triangles are rendered (the losses are masked to the face);
@@ -139,7 +146,8 @@ class Fitter:
         for stage in self.stages:
             self._run_stage(stage, params, obs, result, on_step)
         with torch.no_grad():
-            scene = render_scene(self.spec, params, self.renderer, dense=obs.dense is not None)
+            scene = render_scene(self.spec, params, self.renderer if self.final_render else None,
+                                 dense=obs.dense is not None)
             wanted = {term for stage in self.stages for term, weight in stage.weights.items() if weight > 0}
             result.losses = self.objective.terms(params, scene, obs, wanted | {"landmark", "photometric"}, set(params))
         result.params = {name: value.detach() for name, value in params.items()}

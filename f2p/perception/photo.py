@@ -103,8 +103,8 @@ class LandmarkFile:
 
 
 def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, landmark_file: LandmarkFile | None = None,
-                crop_size: int = CROP_SIZE) -> PhotoSample:
-    """Load, landmark (detector or file), crop and mask one photo.
+                crop_size: int = CROP_SIZE, mask: bool = True) -> PhotoSample:
+    """Load, landmark (detector or file), crop and mask one photo (``mask``: as ``align_sample``'s).
 
     Raises:
         PhotoError: unreadable file, no face, no landmarks for it in ``landmark_file``, or landmarks no face could
@@ -118,10 +118,10 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
     except ImageReadError as error:
         raise PhotoError(path, error.reason) from None
     if landmark_file is None:
-        return detect_sample(path, photo, detector, crop_size)
+        return detect_sample(path, photo, detector, crop_size, mask)
     found = FaceLandmarks(landmark_file.landmarks_for(path).float(), torch.ones(68), str(landmark_file.path.name))
     check_landmarks(path, photo, found)
-    return align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size)
+    return align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size, mask=mask)
 
 
 @dataclass(frozen=True)
@@ -162,10 +162,10 @@ def check_landmarks(path: str | os.PathLike, photo: Tensor, found: FaceLandmarks
 
 
 def detect_sample(path: str | os.PathLike, photo: Tensor, detector: LandmarkDetector,
-                  crop_size: int = CROP_SIZE) -> PhotoSample:
-    """``detect_landmarks`` of a loaded photo, aligned (``align_sample``)."""
+                  crop_size: int = CROP_SIZE, mask: bool = True) -> PhotoSample:
+    """``detect_landmarks`` of a loaded photo, aligned (``align_sample``, with its ``mask``)."""
     found = detect_landmarks(path, photo, detector)
-    return align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size, found.dense)
+    return align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size, found.dense, mask)
 
 
 def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, confidence: Tensor, source: str,
@@ -173,8 +173,9 @@ def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, conf
                  mask: bool = True) -> PhotoSample:
     """Crop and mask a loaded photo whose (68, 2) landmarks (photo pixels) and (68,) confidence are known, with
     its (468, 2) dense points and (468,) confidences when ``dense`` gives them. ``mask=False`` leaves the
-    face-region mask at 1 everywhere, for fits that render nothing (the landmark-only ``fast`` schedule), as the
-    soft mask costs more than the crop."""
+    face-region mask at 1 everywhere, for runs that render nothing (``pipeline.photo_run.renders``: the
+    landmark-only ``fast`` schedule without pictures or the identity metric), as the soft mask costs more than the
+    crop."""
     crop = crop_faces(photo[None], landmarks[None], size=crop_size)
     crop_landmarks = crop.to_crop(landmarks[None])[0]
     face_mask = (face_region_mask(crop_landmarks[None], crop_size, crop_size, softness=MASK_SOFTNESS)[0] if mask
@@ -197,17 +198,19 @@ class PhotoLoader:
         crop_size: side of the aligned crop.
         device: torch device of the detector.
         photos: the run's photos (see ``LandmarkFile``).
+        mask: make each crop's face-region mask (``align_sample``); False for a run that renders nothing.
 
     Raises:
         AnnotationError, OSError: an unreadable landmark file.
     """
 
     def __init__(self, landmarks: str = "auto", crop_size: int = CROP_SIZE, device: str = "cpu",
-                 photos: Sequence[Path] = ()) -> None:
+                 photos: Sequence[Path] = (), mask: bool = True) -> None:
         from f2p.perception.detectors import DETECTOR_NAMES
 
         self.crop_size = crop_size
         self.device = device
+        self.mask = mask
         self.detector_name = landmarks if landmarks in DETECTOR_NAMES else None
         self.landmark_file = None if self.detector_name else LandmarkFile(landmarks, photos)
         self._detector: LandmarkDetector | None = None
@@ -218,7 +221,7 @@ class PhotoLoader:
             from f2p.perception.detectors import create_detector
 
             self._detector = create_detector(self.detector_name, device=self.device)
-        return load_sample(path, self._detector, self.landmark_file, self.crop_size)
+        return load_sample(path, self._detector, self.landmark_file, self.crop_size, self.mask)
 
 
 __all__ = ["AnnotationError", "LandmarkFile", "PhotoError", "PhotoLoader", "PhotoSample", "align_sample",

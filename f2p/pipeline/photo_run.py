@@ -32,6 +32,7 @@ from f2p.export.results import DONE_MARKER
 from f2p.export.summary import summary_row, write_summary
 from f2p.fitting.estimate import Estimate, Estimator
 from f2p.fitting.fitter import OnStep
+from f2p.fitting.schedule import Stage
 from f2p.naming import source_record
 from f2p.perception.combined import dense_weight
 from f2p.perception.identity.base import FaceEmbedder
@@ -67,6 +68,14 @@ def observations(samples: list[PhotoSample], embedder: FaceEmbedder | None, devi
                         confidence=torch.stack([s.confidence for s in samples]).to(device),
                         face_mask=torch.stack([s.face_mask for s in samples]).to(device), embedding=embedding,
                         dense=dense, dense_confidence=dense_confidence, dense_weight=weight)
+
+
+def run_renders(stages: list[Stage], outputs: str, identity: bool) -> bool:
+    """Whether a photo run renders at all: for its pictures (``outputs`` "all"), for the ``identity`` metric
+    (embeddings of render and photo), or in a stage of its schedule ``stages``. A run that does not (``--quality
+    fast`` or ``instant`` with ``--outputs data --no-identity``) needs no face-region masks and no final render
+    (``Fitter``'s ``final_render``)."""
+    return outputs == "all" or identity or any(stage.needs_render for stage in stages)
 
 
 def completed(image: Path, out_dir: Path, settings: Settings) -> PhotoOutcome | None:
@@ -210,7 +219,8 @@ class PhotoRun:
         when the estimate has its renders and the identity metric is measured; {} otherwise (the exporter embeds
         each render itself)."""
         ok = [i for i, error in enumerate(estimate.errors) if not error]
-        if estimate.scene is None or embeddings is None or self.exporter.embedder is None or not ok:
+        if estimate.scene is None or estimate.scene.render is None or embeddings is None or \
+                self.exporter.embedder is None or not ok:
             return {}
         scene = estimate.scene
         index = torch.tensor(ok, device=scene.landmarks2d.device)

@@ -85,6 +85,14 @@ def face_triangles(model: MorphableModel) -> Tensor:
     return model.faces[model.face_region[model.faces].any(dim=1)]
 
 
+def mesh_scene(spec: SceneSpec, params: dict[str, Tensor]) -> SceneOutput:
+    """The mesh, colours, camera and projected landmarks of ``params`` without a render (``render`` None): what an
+    export that writes no pictures needs."""
+    camera = scene_camera(spec, params)
+    mesh = spec.model(**{name: params[name] for name in spec.model.groups if name in params})
+    return SceneOutput(camera, camera.project(mesh.landmarks), mesh, scene_colors(spec, params, mesh), None, None)
+
+
 def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRenderer | None,
                  faces: Tensor | None = None, dense: bool = False) -> SceneOutput:
     """Build the mesh and camera of ``params`` and render them (or only project landmarks if no renderer).

@@ -20,7 +20,7 @@ from f2p.output_sets import DEFAULT_OUTPUTS, OutputSet
 from f2p.perception.crop import CROP_SIZE
 from f2p.perception.identity.embedder import create_embedder
 from f2p.quality import DEFAULT_QUALITY, Quality
-from f2p.pipeline import PhotoRun, outcome_line
+from f2p.pipeline import PhotoRun, outcome_line, run_renders
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.params import SceneSpec
 from f2p.systems.landmark_weights import load_initializer
@@ -78,7 +78,9 @@ class FittingSystem(L.LightningModule):
         initializer = None
         if self.init_checkpoint is not None:
             initializer = load_initializer(self.init_checkpoint, map_location=self.device, expect=spec)
-        self.estimator = FittingEstimator(Fitter(spec, self.renderer, self.stages, self.embedder), initializer)
+        renders = run_renders(self.stages, self.outputs, identity=self.embedder is not None)
+        self.estimator = FittingEstimator(Fitter(spec, self.renderer, self.stages, self.embedder,
+                                                 final_render=renders), initializer)
         settings = {"model": str(self.hparams.model), "crop_size": self.crop_size, "identity": self.embedder is not None,
                     "steps": self.estimator.steps, "init": self.init_checkpoint, "outputs": self.outputs}
         self.run = PhotoRun(self.output_dir, PhotoExporter(spec, self.renderer, self.embedder, self.outputs),
