@@ -21,7 +21,8 @@ mm; the protocol of ``evaluate --synthetic``), head rotation error (median, degr
 prefix: brow, eye, jaw, mouth, ...), seconds per face; then the same vertex and rotation errors per yaw bin.
 Speed: the network after detection (``LandmarkPredictor`` on ``Observations``) at batch 1 and per face at batch 64,
 medians of ``--repeats``; training throughput in faces per second (drawing a batch of 256, forward, losses,
-backward, AdamW step, one thread). Models from ``$F2P_MODEL_PATH`` (default ``../shared/models``).
+backward, AdamW step, one thread; the benchmarked network's architecture, ``LandmarkLossWeights``' default terms).
+Models from ``$F2P_MODEL_PATH`` (default ``../shared/models``).
 """
 
 from __future__ import annotations
@@ -78,14 +79,16 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
-def training_throughput(spec, steps: int, batch_size: int = 256) -> float:
-    """Faces per second of training (module docstring)."""
+def training_throughput(network, steps: int, batch_size: int = 256) -> float:
+    """Faces per second of training a network of ``network``'s architecture (module docstring)."""
     import torch
 
     from f2p.data.landmark_synthetic import PARAMS, LandmarkFaceBatches, LandmarkSampler
     from f2p.systems.landmark_regressor import LandmarkRegressorSystem
 
-    system = LandmarkRegressorSystem(face_model=spec.model.name, image_size=spec.image_size[0])
+    spec = network.spec
+    system = LandmarkRegressorSystem(face_model=spec.model.name, image_size=spec.image_size[0],
+                                     hidden=network.hidden, depth=network.depth, blocks=network.blocks)
     data = LandmarkFaceBatches(system.spec, LandmarkSampler(), steps + 1, batch_size, seed=0)
     optimizer = torch.optim.AdamW(system.parameters(), lr=1e-3)
     weights = vars(system.weights)
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
           f"batch {len(many.landmarks)} ({args.threads} thread(s))")
     instant_ms = median_ms(lambda: FittingEstimator(instant, predictor)(one), max(5, args.repeats // 5))
     print(f"--quality instant after detection (network and its iterations): {instant_ms:.2f} ms at batch 1")
-    print(f"training throughput: {training_throughput(spec, args.train_steps):.0f} faces/s (batch 256, "
+    print(f"training throughput: {training_throughput(predictor.network, args.train_steps):.0f} faces/s (batch 256, "
           f"{args.threads} thread(s))")
 
 

@@ -8,8 +8,9 @@ predicted roll. Then they are brought into the face's own frame as ``nets.landma
 centroid and spread of the 68 points, ``scene.params.landmark_frame``), as offsets from the neutral frontal face's points amplified by ``LANDMARK_GAIN``,
 each multiplied by its presence (confidence > 0: a photo without dense points gives zeros there), next to the
 presences and the frame's offset from the neutral face's (log spread ratio, centre shift). An MLP (``depth``
-layers of ``hidden`` units, LayerNorm and GELU) feeds ``nets.encoder.ParamHead`` restricted to the geometric
-groups: sliders stay in their bounds, the translation is a correction of ``SceneSpec.translation_covering``.
+layers of ``hidden`` units, LayerNorm and GELU, then ``blocks`` pre-norm residual blocks ``x + W2 GELU(W1 LN(x))``
+of the same width and a final LayerNorm; ``blocks=0``, the first shipped network, has neither) feeds
+``nets.encoder.ParamHead`` restricted to the geometric groups: sliders stay in their bounds, the translation is a correction of ``SceneSpec.translation_covering``.
 The groups landmarks do not determine (light, colours) are ``SceneSpec.initial``'s.
 """
 
@@ -32,18 +33,40 @@ FRAME_FEATURES = 3
 """log spread ratio and centre shift (x, y) of the face's frame against the neutral face's."""
 
 
+class ResidualBlock(nn.Module):
+    """Pre-norm residual MLP block: (B, C) -> (B, C), ``x + W2 GELU(W1 LayerNorm(x))``; W2 starts at zero, so a new
+    block starts as the identity.
+
+    Args:
+        width: C.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.inner = nn.Linear(width, width)
+        self.outer = nn.Linear(width, width)
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.outer(nn.functional.gelu(self.inner(self.norm(x))))
+
+
 class LandmarkRegressor(nn.Module):
     """(B, 68, 2) and (B, 468, 2) landmarks with confidences -> {group: (B, K)} (module docstring).
 
     Args:
         spec: the scene the crops belong to (its neutral frontal face is the reference).
         hidden: width of the MLP.
-        depth: hidden layers of the MLP.
+        depth: hidden layers of the MLP (Linear, LayerNorm, GELU).
+        blocks: residual blocks after them (``ResidualBlock``, then a LayerNorm); 0: none (the first network).
     """
 
-    def __init__(self, spec: SceneSpec, hidden: int = 512, depth: int = 3) -> None:
+    def __init__(self, spec: SceneSpec, hidden: int = 512, depth: int = 3, blocks: int = 0) -> None:
         super().__init__()
         self.spec = spec
+        self.hidden, self.depth, self.blocks = hidden, depth, blocks
         self.groups = tuple(spec.model.groups) + GEOMETRY_GROUPS
         self.register_buffer("weights", spec.model.landmark_confidence.detach().float().cpu(), persistent=False)
         with torch.no_grad():
@@ -58,6 +81,8 @@ class LandmarkRegressor(nn.Module):
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
             width = hidden
+        if blocks > 0:
+            layers += [ResidualBlock(hidden) for _ in range(blocks)] + [nn.LayerNorm(hidden)]
         self.net = nn.Sequential(*layers)
         self.head = ParamHead(hidden, spec, groups=self.groups)
 

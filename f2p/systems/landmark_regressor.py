@@ -26,6 +26,7 @@ from f2p.data.batch import batch_observations
 from f2p.data.landmark_synthetic import CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS
 from f2p.fitting.schedule import FINAL_LR_FRACTION
 from f2p.losses.priors import gaussian_prior
+from f2p.morphable.correspondence import similarity_align
 from f2p.morphable.dense import dense_landmarks
 from f2p.morphable.registry import load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
@@ -45,11 +46,15 @@ class LandmarkLossWeights:
         params: standardised parameter error of every predicted group.
         vertices: mean distance of the unposed dense surface points, millimetres.
         reprojection: mean distance of the projected 68 and 468 points from the exact ones, landmark spreads.
+        aligned: mean distance of the unposed dense surface points after the least-squares similarity that takes
+            the predicted ones onto the true ones (the benchmark's alignment; the similarity itself is not
+            differentiated), millimetres.
     """
 
     params: float = 1.0
     vertices: float = 0.2
     reprojection: float = 20.0
+    aligned: float = 0.0
 
 
 class LandmarkRegressorSystem(LightningModule):
@@ -60,11 +65,12 @@ class LandmarkRegressorSystem(LightningModule):
         image_size: side S of the crops whose pixels the landmarks are in (must match the data's).
         hidden: width of the network's MLP.
         depth: its hidden layers.
+        blocks: its residual blocks after them (``nets.landmark_regressor.ResidualBlock``).
         weights: loss weights (default ``LandmarkLossWeights()``).
         lr: AdamW learning rate (cosine decay over the run).
         weight_decay: AdamW weight decay.
         init_weights: weights that start the network (``systems.landmark_weights``: a ``.pt`` with its ``.json``
-            or a checkpoint, read weights-only; they must match ``hidden`` and ``depth``), or ``"shipped"`` for
+            or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``), or ``"shipped"`` for
             the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
     """
 
@@ -73,13 +79,13 @@ class LandmarkRegressorSystem(LightningModule):
 
     def __init__(self, face_model: str = "ict", image_size: int = CROP_SIZE, hidden: int = 512, depth: int = 3,
                  weights: LandmarkLossWeights | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
-                 init_weights: str | None = None) -> None:
+                 init_weights: str | None = None, blocks: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.weights = weights or LandmarkLossWeights()
         self.face_model = load_model(face_model)
         self.spec = SceneSpec(self.face_model, (image_size, image_size))
-        self.network = LandmarkRegressor(self.spec, hidden, depth)
+        self.network = LandmarkRegressor(self.spec, hidden, depth, blocks)
         self.renderer = MeshRenderer()  # exports of predict (the network itself renders nothing)
         self.lr, self.weight_decay = lr, weight_decay
         if init_weights is not None:
@@ -98,8 +104,13 @@ class LandmarkRegressorSystem(LightningModule):
         terms = {"params": sum(gaussian_prior(params[name] - truth[name], head.scale(name)) for name in head.heads)}
         shape = {name: params[name] for name in model.groups}
         true_shape = {name: truth[name] for name in model.groups}
-        points = dense_landmarks(model, **shape) - dense_landmarks(model, **true_shape)  # (B, 468, 3)
-        terms["vertices"] = points.norm(dim=-1).mean(1) * MM_PER_M
+        points, true_points = dense_landmarks(model, **shape), dense_landmarks(model, **true_shape)  # (B, 468, 3)
+        terms["vertices"] = (points - true_points).norm(dim=-1).mean(1) * MM_PER_M
+        if self.weights.aligned > 0:
+            with torch.no_grad():
+                s, R, t = similarity_align(points, true_points)  # (B,), (B, 3, 3), (B, 3)
+            aligned = s[:, None, None] * points @ R.transpose(1, 2) + t[:, None]
+            terms["aligned"] = (aligned - true_points).norm(dim=-1).mean(1) * MM_PER_M
         predicted = render_scene(self.spec, params, None, dense=True)
         with torch.no_grad():
             exact = render_scene(self.spec, truth, None, dense=True)

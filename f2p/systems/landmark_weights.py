@@ -36,6 +36,9 @@ SHIPPED = "shipped"
 """The name that stands for ``shipped_weights(model)`` in configs (``LandmarkRegressorSystem.init_weights``)."""
 HYPER_PARAMETERS = {"face_model": str, "image_size": int, "hidden": int, "depth": int}
 """What the JSON beside a state dict (and a checkpoint's hyper-parameters) must give, with their types."""
+OPTIONAL_HYPER_PARAMETERS = {"blocks": 0}
+"""What it may give, with the value of files without it (``blocks``: the residual blocks of ``LandmarkRegressor``;
+weights from before it have none)."""
 NETWORK_PREFIX = "network."
 """State-dict prefix of the network inside a ``LandmarkRegressorSystem`` checkpoint."""
 
@@ -126,7 +129,7 @@ def load_landmark_regressor(path: str | Path, map_location: str | torch.device =
         raise ModelFileError(path, "holds no tensors of a landmark regressor")
     model = expect.model if expect is not None else load_model(arguments["face_model"])
     spec = SceneSpec(model, (arguments["image_size"], arguments["image_size"]))
-    network = LandmarkRegressor(spec, arguments["hidden"], arguments["depth"])
+    network = LandmarkRegressor(spec, arguments["hidden"], arguments["depth"], arguments["blocks"])
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
@@ -178,7 +181,8 @@ def _load(path: Path) -> object:
 
 
 def _hyper_parameters(path: Path, hparams: object) -> dict:
-    """``HYPER_PARAMETERS`` of ``hparams``, type-checked; a face model only by registry name."""
+    """``HYPER_PARAMETERS`` and ``OPTIONAL_HYPER_PARAMETERS`` of ``hparams``, type-checked; a face model only by
+    registry name."""
     if not isinstance(hparams, dict):
         raise ModelFileError(path, "hyper-parameters are not a table")
     arguments = {}
@@ -186,6 +190,12 @@ def _hyper_parameters(path: Path, hparams: object) -> dict:
         value = hparams.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ModelFileError(path, f"hyper-parameter {name!r} is {type(value).__name__}, expected {kind.__name__}")
+        arguments[name] = value
+    for name, default in OPTIONAL_HYPER_PARAMETERS.items():
+        value = hparams.get(name, default)
+        if not isinstance(value, type(default)) or isinstance(value, bool) or value < 0:
+            raise ModelFileError(path, f"hyper-parameter {name!r} is {value!r}, expected a {type(default).__name__} "
+                                       ">= 0")
         arguments[name] = value
     if arguments["face_model"] not in MODEL_NAMES:
         raise ModelFileError(path, f"face model {arguments['face_model']!r} is not a registry name "
