@@ -1,7 +1,8 @@
 """Fit a 3D face model to photos: named parameters, mesh, landmarks, overlays and metrics per photo.
 
 Writes DIR/<photo stem>-<path hash>/{params.json, params.npz, mesh.obj, landmarks.json, overlay.png, fit.png,
-head.glb, arkit.json, metrics.json} (``--outputs data``: without the pictures and head.glb) and DIR/summary.csv. Rerunning skips photos already done (same photo, same settings).
+head.glb, arkit.json, metrics.json} (``--outputs data``: without the pictures and head.glb) and DIR/summary.csv.
+Rerunning skips photos already done (same photo, same settings).
 Exit codes: 0 every photo ok, 1 some photo failed (or summary.csv could not be written), 2 bad options or no
 photos, 130 interrupted (rerun to resume).
 """
@@ -140,7 +141,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--out {args.out}: {error.strerror or error}")
     if removed:
         log.info("removed %d unfinished temporary file(s) of an interrupted run in %s", removed, args.out)
-    photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder, args.outputs), embedder, settings(args), order=images)
+    photo_run = PhotoRun(args.out, PhotoExporter(spec, renderer, embedder, args.outputs), embedder, settings(args),
+                         order=images)
     photo_run.rows.update(run_clips(clips, args, spec, renderer, settings(args)))
     todo = [images[i] for i in photo_run.resume(images, [names[image] for image in images])]
     if len(todo) < len(images):

@@ -21,7 +21,7 @@ from f2p.export.texture_bake import UVLayout, bake_texture, uv_layout
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.ict import EYE_SOCKETS, MOUTH_SOCKET, socket_vertices
 from f2p.morphable.registry import ModelNotFoundError
-from f2p.output_sets import OUTPUTS
+from f2p.output_sets import DEFAULT_OUTPUTS, OUTPUTS, OutputSet
 from f2p.perception.align import apply_affine
 from f2p.perception.identity.base import FaceEmbedder, identity_similarity
 from f2p.perception.photo import PhotoSample
@@ -145,7 +145,7 @@ class PhotoExporter:
     """
 
     def __init__(self, spec: SceneSpec, renderer: MeshRenderer, embedder: FaceEmbedder | None = None,
-                 outputs: str = "all") -> None:
+                 outputs: OutputSet = DEFAULT_OUTPUTS) -> None:
         if outputs not in OUTPUTS:
             raise ValueError(f"unknown outputs {outputs!r}; use one of {', '.join(OUTPUTS)}")
         self.spec = spec
@@ -192,8 +192,8 @@ class PhotoExporter:
                 renders at once (``pipeline.PhotoRun.export``: 8 cost about 0.6 of 8 one by one), else None
                 (embedded here).
         """
-        renders = self.pictures or self.embedder is not None and photo_embedding is not None
-        if scene is None or scene.mesh is None or renders and scene.render is None:
+        renders = self.pictures or (self.embedder is not None and photo_embedding is not None)
+        if scene is None or scene.mesh is None or (renders and scene.render is None):
             scene = render_scene(self.spec, params, self.renderer) if renders else mesh_scene(self.spec, params)
         fitted_crop = scene.landmarks2d[0]
         device_to_photo = sample.to_photo[None].to(fitted_crop.device)

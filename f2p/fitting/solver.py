@@ -296,7 +296,8 @@ class LandmarkLeastSquares:
     def _errors(self, pixels: Tensor, rows: Tensor) -> Tensor:
         """(B', N, 2) projected points of photos ``rows`` -> (B', N, 2) their errors in face sizes, the 68 then
         (when used) the 468 dense points."""
-        observed = self.landmarks[rows] if self.dense is None else torch.cat([self.landmarks[rows], self.dense[rows]], 1)
+        observed = (self.landmarks[rows] if self.dense is None
+                    else torch.cat([self.landmarks[rows], self.dense[rows]], 1))
         return (pixels - observed) / self.scale[rows][:, None, None]
 
     def _error_jacobian(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:

@@ -9,8 +9,9 @@ centroid and spread of the 68 points, ``scene.params.landmark_frame``), as offse
 each multiplied by its presence (confidence > 0: a photo without dense points gives zeros there), next to the
 presences and the frame's offset from the neutral face's (log spread ratio, centre shift). An MLP (``depth``
 layers of ``hidden`` units, LayerNorm and GELU, then ``blocks`` pre-norm residual blocks ``x + W2 GELU(W1 LN(x))``
-of the same width and a final LayerNorm; ``blocks=0``, the first shipped network, has neither) feeds
-``nets.encoder.ParamHead`` restricted to the geometric groups: sliders stay in their bounds, the translation is a correction of ``SceneSpec.translation_covering``.
+of the same width and a final LayerNorm; ``blocks=0``, the shipped ICT network, has neither; the SFM one has 3)
+feeds ``nets.encoder.ParamHead`` restricted to the geometric groups: sliders stay in their bounds, the translation
+is a correction of ``SceneSpec.translation_covering``.
 The groups landmarks do not determine (light, colours) are ``SceneSpec.initial``'s.
 """
 

@@ -173,7 +173,7 @@ def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, conf
                  mask: bool = True) -> PhotoSample:
     """Crop and mask a loaded photo whose (68, 2) landmarks (photo pixels) and (68,) confidence are known, with
     its (468, 2) dense points and (468,) confidences when ``dense`` gives them. ``mask=False`` leaves the
-    face-region mask at 1 everywhere, for runs that render nothing (``pipeline.photo_run.renders``: the
+    face-region mask at 1 everywhere, for runs that render nothing (``pipeline.run_renders``: the
     landmark-only ``fast`` schedule without pictures or the identity metric), as the soft mask costs more than the
     crop."""
     crop = crop_faces(photo[None], landmarks[None], size=crop_size)

@@ -89,8 +89,13 @@ def mesh_scene(spec: SceneSpec, params: dict[str, Tensor]) -> SceneOutput:
     """The mesh, colours, camera and projected landmarks of ``params`` without a render (``render`` None): what an
     export that writes no pictures needs."""
     camera = scene_camera(spec, params)
-    mesh = spec.model(**{name: params[name] for name in spec.model.groups if name in params})
+    mesh = spec.model(**_model_params(spec, params))
     return SceneOutput(camera, camera.project(mesh.landmarks), mesh, scene_colors(spec, params, mesh), None, None)
+
+
+def _model_params(spec: SceneSpec, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The face model's own groups of ``params``."""
+    return {name: params[name] for name in spec.model.groups if name in params}
 
 
 def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRenderer | None,
@@ -104,7 +109,7 @@ def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRende
         faces: (F', 3) triangles to render (e.g. ``face_triangles``), or None for all of the model's.
         dense: also project the 468 dense landmarks (``SceneOutput.dense2d``).
     """
-    model_params = {name: params[name] for name in spec.model.groups if name in params}
+    model_params = _model_params(spec, params)
     camera = scene_camera(spec, params)
     dense2d = camera.project(dense_landmarks(spec.model, **model_params)) if dense else None
     if renderer is None:

@@ -70,8 +70,8 @@ class LandmarkRegressorSystem(LightningModule):
         lr: AdamW learning rate (cosine decay over the run).
         weight_decay: AdamW weight decay.
         init_weights: weights that start the network (``systems.landmark_weights``: a ``.pt`` with its ``.json``
-            or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``), or ``"shipped"`` for
-            the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
+            or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``), or
+            ``"shipped"`` for the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
     """
 
     method = "landmark-regressor"
