@@ -1,6 +1,7 @@
 """The landmark regressor's residual blocks and its similarity-aligned surface term: weights from before the blocks
 (no ``blocks`` in their JSON) still load into the plain MLP, weights with blocks rebuild them, a bad ``blocks`` is
-one line, both shipped networks load, and the aligned term is the benchmark's similarity-aligned distance."""
+one line, both shipped networks load, the aligned term is the benchmark's similarity-aligned distance and the
+rotation term its head-rotation error."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from f2p.conventions import MM_PER_M
 from f2p.data.landmark_synthetic import PARAMS, LandmarkFaceBatches, LandmarkSampler
 from f2p.errors import ModelFileError
 from f2p.evaluation.geometry import vertex_errors
+from f2p.evaluation.parameters import prior_scales, recovery_errors
 from f2p.morphable.dense import dense_landmarks
 from f2p.morphable.registry import load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor, ResidualBlock
@@ -96,3 +98,21 @@ def test_the_aligned_term_is_the_similarity_aligned_surface_distance(ict_spec):
     assert float(system.loss_terms(truth, truth)["aligned"].max()) < 1e-3
     switched_off = LandmarkRegressorSystem(hidden=32, depth=1, weights=LandmarkLossWeights(aligned=0.0))
     assert "aligned" not in switched_off.loss_terms(guess, truth)
+
+
+def test_the_rotation_term_is_the_benchmarks_head_rotation_error(ict_spec):
+    system = LandmarkRegressorSystem(hidden=32, depth=1, weights=LandmarkLossWeights(rotation=1.0))
+    batch = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 4, seed=4)[0]
+    truth = batch[PARAMS]
+    guess = {name: value.clone() for name, value in truth.items()}
+    guess["pose"] = (guess["pose"] + 0.05 * torch.randn_like(guess["pose"])).requires_grad_()
+    terms = system.loss_terms(guess, truth)
+    expected = recovery_errors(ict_spec.model, guess, truth, prior_scales(ict_spec.model)).pose_deg["geodesic"]
+    torch.testing.assert_close(terms["rotation"], expected, rtol=1e-3, atol=1e-3)
+    assert (terms["rotation"] > 0.5).all()  # 0.05 rad of noise per axis is degrees of error
+    terms["rotation"].sum().backward()
+    assert torch.isfinite(guess["pose"].grad).all() and guess["pose"].grad.abs().sum() > 0
+    exact = system.loss_terms({n: v.clone().requires_grad_() for n, v in truth.items()}, truth)["rotation"]
+    assert float(exact.detach().max()) < 1e-2
+    exact.sum().backward()  # finite at zero error, unlike acos of the trace
+    assert "rotation" not in LandmarkRegressorSystem(hidden=32, depth=1).loss_terms(guess, truth)

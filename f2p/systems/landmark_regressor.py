@@ -32,10 +32,18 @@ from f2p.morphable.registry import load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.perception.crop_size import CROP_SIZE
 from f2p.render.renderer import MeshRenderer
+from f2p.render.rotations import axis_angle_to_matrix
 from f2p.scene.compose import render_scene
-from f2p.scene.params import SceneSpec, landmark_frame
+from f2p.scene.params import POSE, SceneSpec, landmark_frame
 from f2p.systems.landmark_weights import SHIPPED, LandmarkPredictor, load_landmark_regressor, shipped_weights
 from f2p.systems.regressor import parameter_errors
+
+
+def rotation_angle_deg(R: Tensor, R_true: Tensor) -> Tensor:
+    """(B,) angle in degrees between (B, 3, 3) rotations, ``2 asin(|R - R_true|_F / sqrt(8))``: the geodesic angle,
+    with a gradient that stays finite near 0 (unlike ``acos`` of the trace)."""
+    chord = (R - R_true).flatten(1).norm(dim=1) / 8**0.5  # sin of half the angle
+    return torch.rad2deg(2 * torch.asin(chord.clamp(max=1.0)))
 
 
 @dataclass
@@ -49,12 +57,15 @@ class LandmarkLossWeights:
         aligned: mean distance of the unposed dense surface points after the least-squares similarity that takes
             the predicted ones onto the true ones (the benchmark's alignment; the similarity itself is not
             differentiated), millimetres.
+        rotation: angle between the predicted and the true head rotation (the benchmark's rotation error),
+            degrees, from their chordal distance (``rotation_angle_deg``).
     """
 
     params: float = 1.0
     vertices: float = 0.2
     reprojection: float = 20.0
     aligned: float = 0.0
+    rotation: float = 0.0
 
 
 class LandmarkRegressorSystem(LightningModule):
@@ -111,6 +122,8 @@ class LandmarkRegressorSystem(LightningModule):
                 s, R, t = similarity_align(points, true_points)  # (B,), (B, 3, 3), (B, 3)
             aligned = s[:, None, None] * points @ R.transpose(1, 2) + t[:, None]
             terms["aligned"] = (aligned - true_points).norm(dim=-1).mean(1) * MM_PER_M
+        if self.weights.rotation > 0:
+            terms["rotation"] = rotation_angle_deg(axis_angle_to_matrix(params[POSE]), axis_angle_to_matrix(truth[POSE]))
         predicted = render_scene(self.spec, params, None, dense=True)
         with torch.no_grad():
             exact = render_scene(self.spec, truth, None, dense=True)
