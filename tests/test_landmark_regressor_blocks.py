@@ -79,12 +79,17 @@ def test_both_shipped_networks_load(model, models_dir):
     assert load_landmark_regressor(path).network.spec.model.name == model
 
 
+def perturbed_faces(spec: SceneSpec, seed: int, group: str, noise: float) -> tuple[dict, dict]:
+    """The true parameters of 4 synthetic faces and a copy with Gaussian ``noise`` on ``group`` (requires grad)."""
+    truth = LandmarkFaceBatches(spec, LandmarkSampler(), 1, 4, seed=seed)[0][PARAMS]
+    guess = {name: value.clone() for name, value in truth.items()}
+    guess[group] = (guess[group] + noise * torch.randn_like(guess[group])).requires_grad_()
+    return truth, guess
+
+
 def test_the_aligned_term_is_the_similarity_aligned_surface_distance(ict_spec):
     system = LandmarkRegressorSystem(hidden=32, depth=1, weights=LandmarkLossWeights(aligned=1.0))
-    batch = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 4, seed=3)[0]
-    truth = batch[PARAMS]
-    guess = {name: value.clone() for name, value in truth.items()}
-    guess["identity"] = (guess["identity"] + 0.5 * torch.randn_like(guess["identity"])).requires_grad_()
+    truth, guess = perturbed_faces(ict_spec, 3, "identity", 0.5)
     model = ict_spec.model
     terms = system.loss_terms(guess, truth)
     points = dense_landmarks(model, **{n: guess[n] for n in model.groups})
@@ -102,10 +107,7 @@ def test_the_aligned_term_is_the_similarity_aligned_surface_distance(ict_spec):
 
 def test_the_rotation_term_is_the_benchmarks_head_rotation_error(ict_spec):
     system = LandmarkRegressorSystem(hidden=32, depth=1, weights=LandmarkLossWeights(rotation=1.0))
-    batch = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 4, seed=4)[0]
-    truth = batch[PARAMS]
-    guess = {name: value.clone() for name, value in truth.items()}
-    guess["pose"] = (guess["pose"] + 0.05 * torch.randn_like(guess["pose"])).requires_grad_()
+    truth, guess = perturbed_faces(ict_spec, 4, "pose", 0.05)
     terms = system.loss_terms(guess, truth)
     expected = recovery_errors(ict_spec.model, guess, truth, prior_scales(ict_spec.model)).pose_deg["geodesic"]
     torch.testing.assert_close(terms["rotation"], expected, rtol=1e-3, atol=1e-3)
