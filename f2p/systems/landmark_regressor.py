@@ -24,6 +24,7 @@ from torch import Tensor
 from f2p.conventions import MM_PER_M
 from f2p.data.batch import batch_observations
 from f2p.data.landmark_synthetic import CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS
+from f2p.evaluation.pose import geodesic_degrees
 from f2p.fitting.schedule import FINAL_LR_FRACTION
 from f2p.losses.priors import gaussian_prior
 from f2p.morphable.correspondence import similarity_align
@@ -39,13 +40,6 @@ from f2p.systems.landmark_weights import SHIPPED, LandmarkPredictor, load_landma
 from f2p.systems.regressor import parameter_errors
 
 
-def rotation_angle_deg(R: Tensor, R_true: Tensor) -> Tensor:
-    """(B,) angle in degrees between (B, 3, 3) rotations, ``2 asin(|R - R_true|_F / sqrt(8))``: the geodesic angle,
-    with a gradient that stays finite near 0 (unlike ``acos`` of the trace)."""
-    chord = (R - R_true).flatten(1).norm(dim=1) / 8**0.5  # sin of half the angle
-    return torch.rad2deg(2 * torch.asin(chord.clamp(max=1.0)))
-
-
 @dataclass
 class LandmarkLossWeights:
     """Weights of the loss terms (0 switches a term off; all are batch means).
@@ -57,8 +51,8 @@ class LandmarkLossWeights:
         aligned: mean distance of the unposed dense surface points after the least-squares similarity that takes
             the predicted ones onto the true ones (the benchmark's alignment; the similarity itself is not
             differentiated), millimetres.
-        rotation: angle between the predicted and the true head rotation (the benchmark's rotation error),
-            degrees, from their chordal distance (``rotation_angle_deg``).
+        rotation: angle between the predicted and the true head rotation, degrees (the benchmark's rotation error,
+            ``evaluation.pose.geodesic_degrees``: from the relative rotation's quaternion, finite gradient at 0).
     """
 
     params: float = 1.0
@@ -123,7 +117,7 @@ class LandmarkRegressorSystem(LightningModule):
             aligned = s[:, None, None] * points @ R.transpose(1, 2) + t[:, None]
             terms["aligned"] = (aligned - true_points).norm(dim=-1).mean(1) * MM_PER_M
         if self.weights.rotation > 0:
-            terms["rotation"] = rotation_angle_deg(axis_angle_to_matrix(params[POSE]), axis_angle_to_matrix(truth[POSE]))
+            terms["rotation"] = geodesic_degrees(axis_angle_to_matrix(params[POSE]), axis_angle_to_matrix(truth[POSE]))
         predicted = render_scene(self.spec, params, None, dense=True)
         with torch.no_grad():
             exact = render_scene(self.spec, truth, None, dense=True)
