@@ -88,7 +88,8 @@ def training_throughput(network, steps: int, batch_size: int = 256) -> float:
 
     spec = network.spec
     system = LandmarkRegressorSystem(face_model=spec.model.name, image_size=spec.image_size[0],
-                                     hidden=network.hidden, depth=network.depth, blocks=network.blocks)
+                                     hidden=network.hidden, depth=network.depth, blocks=network.blocks,
+                                     refine=network.refine, refine_hidden=network.refine_hidden)
     data = LandmarkFaceBatches(system.spec, LandmarkSampler(), steps + 1, batch_size, seed=0)
     optimizer = torch.optim.AdamW(system.parameters(), lr=1e-3)
     weights = vars(system.weights)

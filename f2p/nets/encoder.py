@@ -103,16 +103,24 @@ class ParamHead(nn.Module):
         """(K,) size of one standard deviation of group ``name`` (the range of a bounded group)."""
         return getattr(self, f"range_{name}" if self.bounded[name] else f"scale_{name}")
 
-    def forward(self, features: Tensor, initial: dict[str, Tensor]) -> dict[str, Tensor]:
-        """(B, D) features and {group: (B, K)} initial values (``SceneSpec.initial``) -> {group: (B, K)}."""
+    def raw(self, features: Tensor) -> dict[str, Tensor]:
+        """(B, D) features -> {group: (B, K)} unconstrained outputs: standardised offsets from the initial values,
+        logits of a bounded group's position in its range (what ``decode`` turns into parameters)."""
+        return {name: head(features) for name, head in self.heads.items()}
+
+    def decode(self, raw: dict[str, Tensor], initial: dict[str, Tensor]) -> dict[str, Tensor]:
+        """{group: (B, K)} unconstrained outputs (``raw``) and initial values (``SceneSpec.initial``) -> parameters."""
         out = {}
-        for name, head in self.heads.items():
-            z = head(features)  # (B, K)
+        for name, z in raw.items():
             if self.bounded[name]:
                 out[name] = getattr(self, f"lower_{name}") + self.scale(name) * torch.sigmoid(z)
             else:
                 out[name] = initial[name] + self.scale(name) * z
         return out
+
+    def forward(self, features: Tensor, initial: dict[str, Tensor]) -> dict[str, Tensor]:
+        """(B, D) features and {group: (B, K)} initial values (``SceneSpec.initial``) -> {group: (B, K)}."""
+        return self.decode(self.raw(features), initial)
 
 
 class FaceRegressor(nn.Module):

@@ -13,6 +13,12 @@ of the same width and a final LayerNorm; ``blocks=0``, the shipped ICT network, 
 feeds ``nets.encoder.ParamHead`` restricted to the geometric groups: sliders stay in their bounds, the translation
 is a correction of ``SceneSpec.translation_covering``.
 The groups landmarks do not determine (light, colours) are ``SceneSpec.initial``'s.
+
+Cascaded refinement (``refine`` stages, 0 by default, as in the first shipped network): each ``RefinementStage``
+reads the reprojection residuals of the current answer (observed minus projected 68 and 468 points, in the face's
+frame, amplified as the offsets are) next to the previous stage's features, and corrects the head's unconstrained
+outputs (``ParamHead.raw``), a learned step of supervised descent (Xiong and De la Torre, CVPR 2013) trained end to
+end; it learns how far to follow residuals that detector noise makes, which a Gauss-Newton step cannot.
 """
 
 from __future__ import annotations
@@ -54,6 +60,33 @@ class ResidualBlock(nn.Module):
         return x + self.outer(nn.functional.gelu(self.inner(self.norm(x))))
 
 
+class RefinementStage(nn.Module):
+    """One refinement step: (B, (68 + 468) * 2) residual features and (B, C_in) features of the previous stage ->
+    {group: (B, K)} corrections of the head's unconstrained outputs and (B, C) features of this stage (two Linear,
+    LayerNorm, GELU layers of C units; the output layer starts at zero, so a new stage changes nothing).
+
+    Args:
+        in_features: C_in.
+        hidden: C.
+        sizes: {group: K} of the head.
+    """
+
+    def __init__(self, in_features: int, hidden: int, sizes: dict[str, int]) -> None:
+        super().__init__()
+        self.sizes = dict(sizes)
+        width = (NUM_LANDMARKS + NUM_MESH_POINTS) * 2 + in_features
+        self.net = nn.Sequential(nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU(),
+                                 nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.GELU())
+        self.out = nn.Linear(hidden, sum(self.sizes.values()))
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, residuals: Tensor, features: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        hidden = self.net(torch.cat([residuals, features], dim=1))
+        parts = self.out(hidden).split(list(self.sizes.values()), dim=1)
+        return dict(zip(self.sizes, parts)), hidden
+
+
 class LandmarkRegressor(nn.Module):
     """(B, 68, 2) and (B, 468, 2) landmarks with confidences -> {group: (B, K)} (module docstring).
 
@@ -62,12 +95,16 @@ class LandmarkRegressor(nn.Module):
         hidden: width of the MLP.
         depth: hidden layers of the MLP (Linear, LayerNorm, GELU).
         blocks: residual blocks after them (``ResidualBlock``, then a LayerNorm); 0: none (the first network).
+        refine: refinement stages after the head (``RefinementStage``); 0: none.
+        refine_hidden: width of each refinement stage.
     """
 
-    def __init__(self, spec: SceneSpec, hidden: int = 512, depth: int = 3, blocks: int = 0) -> None:
+    def __init__(self, spec: SceneSpec, hidden: int = 512, depth: int = 3, blocks: int = 0, refine: int = 0,
+                 refine_hidden: int = 384) -> None:
         super().__init__()
         self.spec = spec
         self.hidden, self.depth, self.blocks = hidden, depth, blocks
+        self.refine, self.refine_hidden = refine, refine_hidden
         self.groups = tuple(spec.model.groups) + GEOMETRY_GROUPS
         self.register_buffer("weights", spec.model.landmark_confidence.detach().float().cpu(), persistent=False)
         with torch.no_grad():
@@ -86,6 +123,8 @@ class LandmarkRegressor(nn.Module):
             layers += [ResidualBlock(hidden) for _ in range(blocks)] + [nn.LayerNorm(hidden)]
         self.net = nn.Sequential(*layers)
         self.head = ParamHead(hidden, spec, groups=self.groups)
+        self.refinement = nn.ModuleList(
+            RefinementStage(hidden if i == 0 else refine_hidden, refine_hidden, self.head.sizes) for i in range(refine))
 
     @staticmethod
     def _normalise(points: Tensor, centre: Tensor, spread: Tensor) -> Tensor:
@@ -95,10 +134,7 @@ class LandmarkRegressor(nn.Module):
     def features(self, landmarks: Tensor, confidence: Tensor, dense: Tensor | None,
                  dense_confidence: Tensor | None) -> Tensor:
         """(B, 68 * 3 + 468 * 3 + 3) network input (module docstring); ``dense`` None: no dense points."""
-        B = landmarks.shape[0]
-        if dense is None or dense_confidence is None:
-            dense = landmarks.new_zeros(B, NUM_MESH_POINTS, 2)
-            dense_confidence = landmarks.new_zeros(B, NUM_MESH_POINTS)
+        dense, dense_confidence = _dense_or_absent(landmarks, dense, dense_confidence)
         centre, spread = landmark_frame(landmarks, self.weights)  # (B, 2), (B,)
         parts = []
         for points, present, reference in ((landmarks, confidence > 0, self.ref_landmarks),
@@ -139,6 +175,36 @@ class LandmarkRegressor(nn.Module):
             return None if points is None else (points - principal) @ rotation + principal
 
         landmarks, dense = upright(landmarks), upright(dense)
+        dense, dense_confidence = _dense_or_absent(landmarks, dense, dense_confidence)
         initial = self.spec.initial(B, landmarks)
-        predicted = self.head(self.net(self.features(landmarks, confidence, dense, dense_confidence)), initial)
-        return rolled({**initial, **predicted}, rotation)
+        features = self.net(self.features(landmarks, confidence, dense, dense_confidence))
+        raw = self.head.raw(features)
+        params = {**initial, **self.head.decode(raw, initial)}
+        for stage in self.refinement:
+            correction, features = stage(self.residuals(params, landmarks, confidence, dense, dense_confidence),
+                                         features)
+            raw = {name: value + correction[name] for name, value in raw.items()}
+            params = {**initial, **self.head.decode(raw, initial)}
+        return rolled(params, rotation)
+
+    def residuals(self, params: dict[str, Tensor], landmarks: Tensor, confidence: Tensor, dense: Tensor,
+                  dense_confidence: Tensor) -> Tensor:
+        """(B, (68 + 468) * 2) observed minus projected points of ``params`` (upright crop pixels), in units of the
+        observed face's spread times ``LANDMARK_GAIN``, zero where a point is absent."""
+        projected = render_scene(self.spec, params, None, dense=True)
+        _, spread = landmark_frame(landmarks, self.weights)  # (B,)
+        parts = []
+        for points, present, estimate in ((landmarks, confidence > 0, projected.landmarks2d),
+                                          (dense, dense_confidence > 0, projected.dense2d)):
+            scale = LANDMARK_GAIN * present.to(points.dtype)[..., None] / spread.clamp_min(1e-6)[:, None, None]
+            parts.append(((points - estimate) * scale).flatten(1))
+        return torch.cat(parts, dim=1)
+
+
+def _dense_or_absent(landmarks: Tensor, dense: Tensor | None,
+                     dense_confidence: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The dense points and confidences, or (B, 468, 2) zeros and (B, 468) zero confidences (absent) if None."""
+    if dense is not None and dense_confidence is not None:
+        return dense, dense_confidence
+    B = landmarks.shape[0]
+    return landmarks.new_zeros(B, NUM_MESH_POINTS, 2), landmarks.new_zeros(B, NUM_MESH_POINTS)

@@ -71,12 +71,15 @@ class LandmarkRegressorSystem(LightningModule):
         hidden: width of the network's MLP.
         depth: its hidden layers.
         blocks: its residual blocks after them (``nets.landmark_regressor.ResidualBlock``).
+        refine: its refinement stages (``nets.landmark_regressor.RefinementStage``).
+        refine_hidden: their width.
         weights: loss weights (default ``LandmarkLossWeights()``).
         lr: AdamW learning rate (cosine decay over the run).
         weight_decay: AdamW weight decay.
         init_weights: weights that start the network (``systems.landmark_weights``: a ``.pt`` with its ``.json``
-            or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``), or
-            ``"shipped"`` for the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
+            or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``; weights without
+            refinement stages start the network before them, its stages starting as the identity), or ``"shipped"``
+            for the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
     """
 
     method = "landmark-regressor"
@@ -84,19 +87,22 @@ class LandmarkRegressorSystem(LightningModule):
 
     def __init__(self, face_model: str = "ict", image_size: int = CROP_SIZE, hidden: int = 512, depth: int = 3,
                  weights: LandmarkLossWeights | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
-                 init_weights: str | None = None, blocks: int = 0) -> None:
+                 init_weights: str | None = None, blocks: int = 0, refine: int = 0, refine_hidden: int = 384) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.weights = weights or LandmarkLossWeights()
         self.face_model = load_model(face_model)
         self.spec = SceneSpec(self.face_model, (image_size, image_size))
-        self.network = LandmarkRegressor(self.spec, hidden, depth, blocks)
+        self.network = LandmarkRegressor(self.spec, hidden, depth, blocks, refine, refine_hidden)
         self.renderer = MeshRenderer()  # exports of predict (the network itself renders nothing)
         self.lr, self.weight_decay = lr, weight_decay
         if init_weights is not None:
             path = shipped_weights(face_model) if init_weights == SHIPPED else Path(init_weights)
             loaded = load_landmark_regressor(path, expect=self.spec).network
-            self.network.load_state_dict(loaded.state_dict())
+            if loaded.refine not in (0, refine) or (loaded.refine and loaded.refine_hidden != refine_hidden):
+                raise ValueError(f"init_weights {path} have {loaded.refine} refinement stages of width "
+                                 f"{loaded.refine_hidden}; this network has {refine} of width {refine_hidden}")
+            self.network.load_state_dict(loaded.state_dict(), strict=loaded.refine == refine)
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         """{group: (B, K)} of a landmark batch (keys of ``data.landmark_synthetic``)."""

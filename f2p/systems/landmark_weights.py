@@ -36,9 +36,9 @@ SHIPPED = "shipped"
 """The name that stands for ``shipped_weights(model)`` in configs (``LandmarkRegressorSystem.init_weights``)."""
 HYPER_PARAMETERS = {"face_model": str, "image_size": int, "hidden": int, "depth": int}
 """What the JSON beside a state dict (and a checkpoint's hyper-parameters) must give, with their types."""
-OPTIONAL_HYPER_PARAMETERS = {"blocks": 0}
-"""What it may give, with the value of files without it (``blocks``: the residual blocks of ``LandmarkRegressor``;
-weights from before it have none)."""
+OPTIONAL_HYPER_PARAMETERS = {"blocks": 0, "refine": 0, "refine_hidden": 384}
+"""What it may give, with the value of files without it (``blocks``, ``refine``, ``refine_hidden``: the residual
+blocks and the refinement stages of ``LandmarkRegressor``; weights from before them have none)."""
 NETWORK_PREFIX = "network."
 """State-dict prefix of the network inside a ``LandmarkRegressorSystem`` checkpoint."""
 
@@ -129,7 +129,8 @@ def load_landmark_regressor(path: str | Path, map_location: str | torch.device =
         raise ModelFileError(path, "holds no tensors of a landmark regressor")
     model = expect.model if expect is not None else load_model(arguments["face_model"])
     spec = SceneSpec(model, (arguments["image_size"], arguments["image_size"]))
-    network = LandmarkRegressor(spec, arguments["hidden"], arguments["depth"], arguments["blocks"])
+    network = LandmarkRegressor(spec, arguments["hidden"], arguments["depth"], arguments["blocks"],
+                                arguments["refine"], arguments["refine_hidden"])
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
