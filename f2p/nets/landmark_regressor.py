@@ -14,7 +14,7 @@ feeds ``nets.encoder.ParamHead`` restricted to the geometric groups: sliders sta
 is a correction of ``SceneSpec.translation_covering``.
 The groups landmarks do not determine (light, colours) are ``SceneSpec.initial``'s.
 
-Cascaded refinement (``refine`` stages, 0 by default, as in the first shipped network): each ``RefinementStage``
+Cascaded refinement (``refine`` stages, 0 by default, as in both shipped networks): each ``RefinementStage``
 reads the reprojection residuals of the current answer (observed minus projected 68 and 468 points, in the face's
 frame, amplified as the offsets are) next to the previous stage's features, and corrects the head's unconstrained
 outputs (``ParamHead.raw``), a learned step of supervised descent (Xiong and De la Torre, CVPR 2013) trained end to
@@ -180,19 +180,21 @@ class LandmarkRegressor(nn.Module):
         features = self.net(self.features(landmarks, confidence, dense, dense_confidence))
         raw = self.head.raw(features)
         params = {**initial, **self.head.decode(raw, initial)}
+        if self.refinement:
+            _, spread = landmark_frame(landmarks, self.weights)  # (B,) the residuals' unit, once for every stage
         for stage in self.refinement:
-            correction, features = stage(self.residuals(params, landmarks, confidence, dense, dense_confidence),
-                                         features)
+            correction, features = stage(
+                self.residuals(params, landmarks, confidence, dense, dense_confidence, spread), features)
             raw = {name: value + correction[name] for name, value in raw.items()}
             params = {**initial, **self.head.decode(raw, initial)}
         return rolled(params, rotation)
 
     def residuals(self, params: dict[str, Tensor], landmarks: Tensor, confidence: Tensor, dense: Tensor,
-                  dense_confidence: Tensor) -> Tensor:
+                  dense_confidence: Tensor, spread: Tensor) -> Tensor:
         """(B, (68 + 468) * 2) observed minus projected points of ``params`` (upright crop pixels), in units of the
-        observed face's spread times ``LANDMARK_GAIN``, zero where a point is absent."""
+        observed face's (B,) ``spread`` (``scene.params.landmark_frame``) times ``LANDMARK_GAIN``, zero where a point
+        is absent."""
         projected = render_scene(self.spec, params, None, dense=True)
-        _, spread = landmark_frame(landmarks, self.weights)  # (B,)
         parts = []
         for points, present, estimate in ((landmarks, confidence > 0, projected.landmarks2d),
                                           (dense, dense_confidence > 0, projected.dense2d)):
