@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import Tensor
 
 from f2p.cli import main
 from f2p.data.landmark_synthetic import (CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS, LandmarkFaceBatches,
@@ -83,6 +84,29 @@ def test_synthetic_faces_follow_the_crop_convention_and_the_measured_noise(ict_s
     torch.testing.assert_close(again[DENSE], noisy[DENSE])
 
 
+def test_synthetic_faces_can_be_cropped_from_their_noisy_points_and_placed_loosely(ict_spec):
+    def shifts(batch: dict) -> Tensor:  # (B,) pixels that re-aligning the observed points would move the face by
+        matrix = crop_matrix(batch[LANDMARKS], size=224)
+        centre = torch.full((1, 2, 1), 111.5)
+        return ((matrix[:, :, :2] @ centre + matrix[:, :, 2:]) - centre).norm(dim=(1, 2))
+
+    tight = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 64, seed=3)[0]
+    photo_like = LandmarkFaceBatches(ict_spec, LandmarkSampler(crop_from_noisy=True), 1, 64, seed=3)[0]
+    loose = LandmarkFaceBatches(ict_spec, LandmarkSampler(crop_from_noisy=True, placement_px=8.0), 1, 64, seed=3)[0]
+    # a photo's crop comes from its detections: its observed points, not the true face, sit on the template
+    assert float(shifts(photo_like).median()) < 0.25 * float(shifts(tight).median())
+    assert float(shifts(loose).median()) > 6.0
+    for batch in (photo_like, loose):  # the truth still projects to the observed points up to the detector noise
+        exact = render_scene(ict_spec, batch[PARAMS], None, dense=True)
+        tight_exact = render_scene(ict_spec, tight[PARAMS], None, dense=True)
+        noise = (batch[DENSE] - exact.dense2d).norm(dim=-1).mean()
+        assert abs(float(noise / (tight[DENSE] - tight_exact.dense2d).norm(dim=-1).mean()) - 1) < 0.1
+    with pytest.raises(ValueError, match="crop_from_noisy needs a detector noise"):
+        LandmarkSampler(noise=None, crop_from_noisy=True)
+    with pytest.raises(ValueError, match="placement_px"):
+        LandmarkSampler(placement_px=-1.0)
+
+
 def save_tiny_weights(spec: SceneSpec, path: Path, hidden: int = 32) -> LandmarkRegressor:
     network = LandmarkRegressor(spec, hidden=hidden, depth=1)
     torch.save(network.state_dict(), path)
@@ -112,6 +136,17 @@ def test_weights_load_weights_only_and_bad_files_are_one_line(ict_spec, tmp_path
         load_landmark_regressor(code)
     for error in (wrong_shape, truncated, pickled):
         assert "\n" not in str(error.value) and str(error.value).startswith(str(tmp_path))
+
+
+def test_evaluate_instant_answers_from_the_network_given_with_init(ict_spec, tmp_path, capsys):
+    path = tmp_path / "tiny.pt"
+    save_tiny_weights(ict_spec, path)
+    args = ["evaluate", "--synthetic", "1", "--dense", "--quality", "instant", "--steps", "0", "--threads", "1"]
+    assert main([*args, "--init", str(path), "--out", str(tmp_path / "report")]) == 0
+    summary = json.loads((tmp_path / "report" / "report.json").read_text())["summary"]
+    assert summary["settings"]["method"] == f"regressor {path}"  # not the shipped weights
+    assert main([*args, "--init", str(path), "--checkpoint", str(path)]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_a_tiny_cli_training_run_writes_a_loadable_checkpoint(models_dir, tmp_path, monkeypatch, capsys):

@@ -14,6 +14,10 @@ same in every run and process, and the splits (seeds ``seed + SPLIT_SEEDS[split]
   similarity of ``crop_matrix`` is applied as camera changes (its rotation as a roll of the camera about the
   optical axis, its scale as focal length, its shift as a sideways move of the head), so faces sit in the crop
   as detected faces do (upright, same size), and the landmarks are projected from those final parameters (exact);
+  optionally (``crop_from_noisy``) the crop is aligned again from the noisy 68 points of the next step, as a
+  photo's crop comes from its detected points (the true face then sits off the template by the detector's error,
+  the observed points on it), and moved by a further random placement (``placement_px``,
+  ``placement_log_scale``), for faces as loosely placed as crops made any other way;
 - visibility from the pose: a dense point whose surface faces away from the camera (``hidden``) gets the noise of
   the face oval (MediaPipe still returns it, as a guess);
 - detector noise (``DetectorNoise``), measured: MediaPipe's 468 points on 37 f2p renders of ICT faces (seed 5,
@@ -46,7 +50,7 @@ from f2p.perception.crop import crop_matrix
 from f2p.perception.crop_size import CROP_SIZE
 from f2p.render.rotations import euler_to_axis_angle
 from f2p.scene.camera_roll import rolled
-from f2p.scene.compose import render_scene
+from f2p.scene.compose import SceneOutput, render_scene
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec
 
 log = logging.getLogger("f2p")
@@ -123,6 +127,9 @@ class LandmarkSampler:
         noise_levels: each face's noise is ``noise`` times a level uniform in this range (detectors and photos
             differ: dlib's 68 points on visible-contour photos score about half MediaPipe's NME, README
             "Perception"); ``(1, 1)`` for the measured noise alone.
+        crop_from_noisy: align the crop again from the noisy 68 points (module docstring); needs ``noise``.
+        placement_px: standard deviation of a further random shift of the face in the crop, pixels per axis.
+        placement_log_scale: standard deviation of the log of a further random scale of the face in the crop.
     """
 
     yaw_deg: float = 50.0
@@ -136,6 +143,16 @@ class LandmarkSampler:
     dense_drop: float = 0.1
     noise: DetectorNoise | None = DetectorNoise()
     noise_levels: tuple[float, float] = (1.0, 1.0)
+    crop_from_noisy: bool = False
+    placement_px: float = 0.0
+    placement_log_scale: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.crop_from_noisy and self.noise is None:
+            raise ValueError("LandmarkSampler: crop_from_noisy needs a detector noise (noise is None)")
+        if self.placement_px < 0 or self.placement_log_scale < 0:
+            raise ValueError(f"LandmarkSampler: placement_px and placement_log_scale must be >= 0, got "
+                             f"{self.placement_px} and {self.placement_log_scale}")
 
     def model_params(self, model: MorphableModel, B: int, g: torch.Generator) -> dict[str, Tensor]:
         """{group: (B, K)} of the model's groups (module docstring)."""
@@ -211,7 +228,7 @@ class LandmarkFaceBatches(Dataset):
         log_focal = torch.randn(B, 1, generator=g) * sampler.log_focal_std
         params[LOG_FOCAL] = log_focal
         params[TRANSLATION] = self.aligned.expand(B, 3) * torch.cat([torch.ones(B, 2), log_focal.exp()], 1)
-        params = self._as_cropped(params)
+        params = self._moved(params, crop_matrix(render_scene(spec, params, None).landmarks2d, size=spec.image_size[0]))
         scene = render_scene(spec, params, None, dense=True)
         R, t = scene.camera.R, scene.camera.t  # (B, 3, 3), (B, 3)
         eye_px = scene.camera.fx * self.eye_m / t[:, 2]  # (B,)
@@ -225,15 +242,38 @@ class LandmarkFaceBatches(Dataset):
             dense = sampler.noise.apply(dense, eye_px, yaw, hidden | self.contour, level, g)
             landmarks = sampler.noise.apply(landmarks, eye_px, yaw, torch.zeros(landmarks.shape[:2], dtype=torch.bool),
                                             level, g)
+        params, landmarks, dense = self._placed(params, scene, landmarks, dense, g)
         return {LANDMARKS: landmarks, CONFIDENCE: torch.ones(landmarks.shape[:2]), DENSE: dense,
                 DENSE_CONFIDENCE: dense_conf.contiguous(), PARAMS: params}
 
-    def _as_cropped(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
-        """``params`` with the crop's 5-point similarity applied as camera changes (module docstring)."""
+    def _placed(self, params: dict[str, Tensor], scene: SceneOutput, landmarks: Tensor, dense: Tensor,
+                g: torch.Generator) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """The face re-aligned from its (B, 68, 2) noisy ``landmarks`` and randomly placed, as the sampler asks
+        (module docstring): ``params`` moved, and the (B, 68, 2) ``landmarks`` and (B, 468, 2) ``dense`` points
+        projected from them with their noise (their offsets from ``scene``'s exact points) moved along; unchanged
+        if the sampler asks neither."""
+        sampler, S = self.sampler, self.spec.image_size[0]
+        if not (sampler.crop_from_noisy or sampler.placement_px > 0 or sampler.placement_log_scale > 0):
+            return params, landmarks, dense
+        B = landmarks.shape[0]
+        matrix = (crop_matrix(landmarks, size=S) if sampler.crop_from_noisy
+                  else torch.eye(2, 3).expand(B, 2, 3))  # (B, 2, 3)
+        if sampler.placement_px > 0 or sampler.placement_log_scale > 0:  # p -> centre + s (p - centre) + d
+            s = (torch.randn(B, generator=g) * sampler.placement_log_scale).exp()[:, None, None]
+            centre = torch.full((B, 2, 1), (S - 1) / 2)
+            d = torch.randn(B, 2, 1, generator=g) * sampler.placement_px
+            matrix = torch.cat([s * matrix[:, :, :2], s * (matrix[:, :, 2:] - centre) + centre + d], dim=2)
+        params = self._moved(params, matrix)
+        moved = render_scene(self.spec, params, None, dense=True)
+        linear = matrix[:, :, :2].transpose(1, 2)  # (B, 2, 2), acting on rows
+        return (params, moved.landmarks2d + (landmarks - scene.landmarks2d) @ linear,
+                moved.dense2d + (dense - scene.dense2d) @ linear)
+
+    def _moved(self, params: dict[str, Tensor], matrix: Tensor) -> dict[str, Tensor]:
+        """``params`` with the (B, 2, 3) similarity ``matrix`` of crop pixels applied as camera changes (module
+        docstring): the scene's projections move by ``matrix``."""
         spec = self.spec
         S = spec.image_size[0]
-        landmarks = render_scene(spec, params, None).landmarks2d  # (B, 68, 2)
-        matrix = crop_matrix(landmarks, size=S)  # (B, 2, 3)
         A, b = matrix[:, :, :2], matrix[:, :, 2]
         scale = torch.linalg.det(A).sqrt()  # (B,)
         B = A.shape[0]
