@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="predict with this network instead of fitting (landmark-regressor weights or an "
                                 "image regressor's checkpoint, as reconstruct --init)")
     synthetic.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
-                           help="start the fits from this network's prediction (as reconstruct --init)")
+                           help="start the fits (with --quality instant: answer) from this network's prediction "
+                                "(as reconstruct --init)")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the faces and the landmark noise")
     synthetic.add_argument("--dense", action="store_true",
                            help="also observe the 468 dense landmarks (MediaPipe's face mesh, same noise)")
@@ -127,7 +128,9 @@ def run_synthetic(args: argparse.Namespace) -> int:
         return _fail(str(error))
     spec = SceneSpec(model, (args.size, args.size))
     renderer = MeshRenderer(backend=args.backend)
-    network = args.checkpoint or (shipped_weights(model.name) if instant else None)
+    if args.checkpoint is not None and args.init is not None:
+        return _fail("give --checkpoint (predict with a network) or --init (start the fits from one), not both")
+    network = args.checkpoint or ((args.init or shipped_weights(model.name)) if instant else None)
     try:
         start = args.init if network is None else network
         initializer = None if start is None else load_initializer(start, map_location=device, expect=spec)
