@@ -41,6 +41,7 @@ def test_the_scene_projects_dense_landmarks_like_the_mesh(models_dir):
     rendered = render_scene(spec, params, MeshRenderer(), dense=True)
     assert landmark_only.dense2d.shape == (2, 468, 2)
     assert torch.allclose(landmark_only.dense2d, rendered.dense2d, atol=1e-4)
+    assert torch.allclose(landmark_only.landmarks2d, rendered.landmarks2d, atol=1e-4)  # one blend for both sets
     assert render_scene(spec, params, None).dense2d is None  # only when asked for
 
 

@@ -36,14 +36,14 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacfwd
 
-from f2p.conventions import MODEL_TO_OPENCV
+from f2p.conventions import MODEL_TO_OPENCV, NUM_LANDMARKS
 from f2p.fitting.schedule import LM_TERMS
 from f2p.losses.landmark import face_size
 from f2p.losses.priors import slider_pair_jacobian, slider_pair_residuals
 from f2p.morphable.base import LinearMorphableModel
 from f2p.morphable.contour import (ContourCandidates, candidate_points, choose_silhouette, chosen_vertices,
                                    vertex_points)
-from f2p.morphable.dense import dense_landmarks, restricted_bases
+from f2p.morphable.dense import landmark_points, point_bases
 from f2p.render.cameras import PinholeCamera
 from f2p.render.rasterize.fragments import MIN_DEPTH
 from f2p.render.rotations import axis_angle_to_matrix_jacobian
@@ -267,10 +267,7 @@ class LandmarkLeastSquares:
     def _points(self, model_params: dict[str, Tensor], rows: Tensor | None = None) -> Tensor:
         """(B', N, 3) model-space points of the 68 then (when used) the 468 dense landmarks; with a sliding
         contour and ``rows`` given (long (B',)), the outline points at the vertices chosen for those photos."""
-        points = [self.spec.model.landmarks(**model_params)]
-        if self.use_dense:
-            points.append(dense_landmarks(self.spec.model, **model_params))
-        points = torch.cat(points, dim=1)
+        points = landmark_points(self.spec.model, self.use_dense, **model_params)
         if self.contour is not None and rows is not None:
             sliding = vertex_points(self.spec.model, self.choice[rows][:, :self.sliding], **model_params)
             points = points.index_copy(1, self.contour_rows, sliding)
@@ -364,12 +361,9 @@ class LandmarkLeastSquares:
 
 def _point_basis(model: LinearMorphableModel, group: str, dense: bool) -> Tensor:
     """(N, 3, K) model-space offsets of the 68 (then, with ``dense``, the 468 dense) points per unit of a linear
-    model's shape group's coefficients: its bases restricted to the points (the model's 68-point bases and
-    ``morphable.dense.restricted_bases``)."""
-    basis = getattr(model, f"landmark_basis_{group}")  # (K, 68, 3)
-    if dense:
-        basis = torch.cat([basis, restricted_bases(model)[1][group]], 1)  # (K, 68 + 468, 3)
-    return basis.permute(1, 2, 0)
+    model's shape group's coefficients: its bases restricted to the points (``morphable.dense.point_bases``)."""
+    basis = point_bases(model)[1][group]  # (K, 68 + 468, 3)
+    return (basis if dense else basis[:, :NUM_LANDMARKS]).permute(1, 2, 0)
 
 
 @dataclass(frozen=True)

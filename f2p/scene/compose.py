@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from f2p.morphable.base import MeshOutput, MorphableModel
-from f2p.morphable.dense import dense_landmarks
+from f2p.conventions import NUM_LANDMARKS
+from f2p.morphable.dense import dense_landmarks, landmark_points
 from f2p.render.cameras import PinholeCamera
 from f2p.render.renderer import MeshRenderer, RenderOutput
 from f2p.render.rotations import head_pose_extrinsics
@@ -111,9 +112,11 @@ def render_scene(spec: SceneSpec, params: dict[str, Tensor], renderer: MeshRende
     """
     model_params = _model_params(spec, params)
     camera = scene_camera(spec, params)
+    if renderer is None:  # the 68 and the dense points in one blend and one projection
+        points = camera.project(landmark_points(spec.model, dense, **model_params))
+        return SceneOutput(camera, points[:, :NUM_LANDMARKS], None, None, None,
+                           points[:, NUM_LANDMARKS:] if dense else None)
     dense2d = camera.project(dense_landmarks(spec.model, **model_params)) if dense else None
-    if renderer is None:
-        return SceneOutput(camera, camera.project(spec.model.landmarks(**model_params)), None, None, None, dense2d)
     mesh = spec.model(**model_params)
     colors = scene_colors(spec, params, mesh)
     render = renderer(mesh.verts, spec.model.faces if faces is None else faces, camera, spec.lighting(params),
