@@ -7,7 +7,8 @@ against fitting, plus its speed; and the export of a training checkpoint to ship
 
 Faces: ``f2p.data.landmark_synthetic.LandmarkFaceBatches`` with the training distribution (``LandmarkSampler()``:
 yaw within +-50 degrees, 30 % of faces within +-90, dense and 68 landmarks with ``DetectorNoise`` times
-``--noise-level``; every face with dense points unless ``--dense-drop``), seed ``--seed`` (default 2, the test split of the training config's seed 0). Methods:
+``--noise-level``; every face with dense points unless ``--dense-drop``; cropped from the exact points, or with
+``--crop-from-noisy`` from the noisy ones as photos are), seed ``--seed`` (default 2, the test split of the training config's seed 0). Methods:
 
     prior       the mean face placed over the landmarks (``SceneSpec.initial``: what a fit starts from)
     network     the landmark regressor alone (``reconstruct --quality instant --steps 0``)
@@ -121,6 +122,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="share of faces without dense points (default 0: every face has them)")
     parser.add_argument("--noise-level", type=float, default=1.0,
                         help="detector noise as a multiple of the measured (default 1; 0: exact landmarks)")
+    parser.add_argument("--crop-from-noisy", action="store_true",
+                        help="crop each face from its noisy 68 points, as a photo is from its detections "
+                             "(LandmarkSampler.crop_from_noisy; default: from the exact points)")
     parser.add_argument("--repeats", type=int, default=50, help="timing repeats (default 50)")
     parser.add_argument("--train-steps", type=int, default=5, help="steps of the throughput run (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -155,8 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     spec = SceneSpec(load_model(args.model), (224, 224))
     predictor = load_landmark_regressor(weights, expect=spec)
     level = (args.noise_level, args.noise_level)
-    sampler = LandmarkSampler(dense_drop=args.dense_drop, noise_levels=level) if args.noise_level > 0 else \
-        LandmarkSampler(dense_drop=args.dense_drop, noise=None)
+    if args.crop_from_noisy and args.noise_level <= 0:
+        raise SystemExit("--crop-from-noisy needs detector noise (--noise-level > 0)")
+    sampler = LandmarkSampler(dense_drop=args.dense_drop, noise_levels=level, crop_from_noisy=args.crop_from_noisy) \
+        if args.noise_level > 0 else LandmarkSampler(dense_drop=args.dense_drop, noise=None)
     batch = LandmarkFaceBatches(spec, sampler, 1, args.faces, args.seed)[0]
     B = args.faces
     obs = Observations(image=torch.zeros(B, 3, 224, 224), landmarks=batch[LANDMARKS], confidence=batch[CONFIDENCE],
@@ -184,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
             results[name] = errors(spec, fitted, few_truth)
     print(f"{weights}: {B} held-out {args.model} faces (seed {args.seed}), detector noise {args.noise_level:g} x "
           "measured, "
-          f"{int((obs.dense_confidence[:, 0] > 0).sum())} with dense points; fits on the first {args.fit_faces}\n")
+          f"{int((obs.dense_confidence[:, 0] > 0).sum())} with dense points, cropped from their "
+          f"{'noisy' if args.crop_from_noisy else 'exact'} points; fits on the first {args.fit_faces}\n")
     columns = [c for c in results["network"] if c != "vertex_mm" and c != "rotation_deg"]
     header = f"{'method':8s} {'faces':>5s} {'vertex mm':>9s} {'rot deg':>7s} " + " ".join(
         f"{c.replace('expr_', ''):>8s}" for c in columns) + f" {'s/face':>7s}"
