@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacfwd
 
-from f2p.conventions import MODEL_TO_OPENCV, NUM_LANDMARKS
+from f2p.conventions import MODEL_TO_OPENCV
 from f2p.fitting.schedule import LM_TERMS
 from f2p.losses.landmark import face_size
 from f2p.losses.priors import slider_pair_jacobian, slider_pair_residuals
@@ -361,9 +361,10 @@ class LandmarkLeastSquares:
 
 def _point_basis(model: LinearMorphableModel, group: str, dense: bool) -> Tensor:
     """(N, 3, K) model-space offsets of the 68 (then, with ``dense``, the 468 dense) points per unit of a linear
-    model's shape group's coefficients: its bases restricted to the points (``morphable.dense.point_bases``)."""
-    basis = point_bases(model)[1][group]  # (K, 68 + 468, 3)
-    return (basis if dense else basis[:, :NUM_LANDMARKS]).permute(1, 2, 0)
+    model's shape group's coefficients: its bases restricted to the points (the model's 68-point bases, or
+    ``morphable.dense.point_bases``)."""
+    basis = point_bases(model)[1][group] if dense else getattr(model, f"landmark_basis_{group}")  # (K, N, 3)
+    return basis.permute(1, 2, 0)
 
 
 @dataclass(frozen=True)
