@@ -13,7 +13,7 @@ from f2p.data.landmark_synthetic import (CONFIDENCE, DENSE, DENSE_CONFIDENCE, LA
                                          LandmarkSampler)
 from f2p.morphable.registry import load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
-from f2p.scene.params import SceneSpec, landmark_frame
+from f2p.scene.params import SceneSpec
 from f2p.systems.landmark_regressor import LandmarkRegressorSystem
 from f2p.systems.landmark_weights import export_weights, load_landmark_regressor
 from regressor_support import one_thread  # noqa: F401 (autouse fixture)
@@ -78,14 +78,14 @@ def test_stages_survive_export_and_loading(ict_spec, exact_faces, tmp_path):
 def test_stages_read_the_reprojection_residuals(ict_spec, exact_faces):
     network = LandmarkRegressor(ict_spec, hidden=32, depth=1, refine=1, refine_hidden=16)
     landmarks, confidence, dense, dense_confidence = inputs(exact_faces)
-    _, spread = landmark_frame(landmarks, network.weights)
-    at_truth = network.residuals(exact_faces[PARAMS], landmarks, confidence, dense, dense_confidence, spread)
+    observed = network.observed(landmarks, confidence, dense, dense_confidence)
+    at_truth = network.residuals(exact_faces[PARAMS], *observed)
     assert at_truth.shape == (4, (68 + 468) * 2)
     assert float(at_truth.abs().max()) < 1e-2  # the true face explains exact landmarks
     mean_face = ict_spec.initial(4, landmarks)
-    off = network.residuals(mean_face, landmarks, confidence, dense, dense_confidence, spread)
+    off = network.residuals(mean_face, *observed)
     assert float(off.abs().mean()) > 20 * float(at_truth.abs().mean())
-    absent = network.residuals(mean_face, landmarks, confidence, dense, torch.zeros_like(dense_confidence),
-                               spread)
+    absent = network.residuals(mean_face, *network.observed(landmarks, confidence, dense,
+                                                            torch.zeros_like(dense_confidence)))
     assert torch.equal(absent[:, 68 * 2:], torch.zeros_like(absent[:, 68 * 2:]))  # absent points say nothing
     torch.testing.assert_close(absent[:, :68 * 2], off[:, :68 * 2])

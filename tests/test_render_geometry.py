@@ -13,11 +13,15 @@ from f2p.render.normals import vertex_normals
 from f2p.render.rotations import (
     axis_angle_to_euler,
     axis_angle_to_matrix,
+    axis_angle_to_quaternion,
     euler_to_axis_angle,
     euler_to_matrix,
     head_pose_extrinsics,
     matrix_to_axis_angle,
     matrix_to_euler,
+    matrix_to_quaternion,
+    quaternion_multiply,
+    quaternion_to_axis_angle,
 )
 
 f64 = torch.float64
@@ -42,6 +46,16 @@ def test_axis_angle_matrix_round_trip_and_orthonormality():
     assert torch.allclose(matrix_to_axis_angle(axis_angle_to_matrix(small)), small, atol=1e-15)
     half_turns = euler_to_matrix(torch.tensor([[180.0, 0, 0], [0, 180, 0], [0, 0, 180]], dtype=f64))
     assert torch.allclose(axis_angle_to_matrix(matrix_to_axis_angle(half_turns)), half_turns, atol=1e-12)
+
+
+def test_quaternions_compose_rotations_as_matrices_do():
+    a, b = torch.randn(200, 3, dtype=f64) * 1.2, torch.randn(200, 3, dtype=f64) * 1.2
+    b[:5] *= 1e-7  # the small-angle series
+    qa, qb = axis_angle_to_quaternion(a), axis_angle_to_quaternion(b)
+    q = matrix_to_quaternion(axis_angle_to_matrix(b))
+    assert torch.allclose(torch.where(qb[:, :1] < 0, -qb, qb), q, atol=1e-12)
+    composed = axis_angle_to_matrix(quaternion_to_axis_angle(quaternion_multiply(qa, qb)))
+    assert torch.allclose(composed, axis_angle_to_matrix(a) @ axis_angle_to_matrix(b), atol=1e-12)
 
 
 def test_axis_angle_matches_a_rotation_about_a_known_axis():

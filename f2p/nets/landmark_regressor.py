@@ -31,7 +31,8 @@ from f2p.face_mesh import NUM_MESH_POINTS
 from f2p.nets.encoder import ParamHead
 from f2p.nets.landmarks import LANDMARK_GAIN
 from f2p.scene.camera_roll import rolled
-from f2p.scene.compose import render_scene
+from f2p.morphable.dense import landmark_points
+from f2p.scene.compose import render_scene, scene_camera
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec, landmark_frame
 
 GEOMETRY_GROUPS = (POSE, TRANSLATION, LOG_FOCAL)
@@ -180,27 +181,30 @@ class LandmarkRegressor(nn.Module):
         features = self.net(self.features(landmarks, confidence, dense, dense_confidence))
         raw = self.head.raw(features)
         params = {**initial, **self.head.decode(raw, initial)}
-        if self.refinement:
-            _, spread = landmark_frame(landmarks, self.weights)  # (B,) the residuals' unit, once for every stage
+        if self.refinement:  # what every stage's residuals share: the observed points and their unit
+            observed, unit = self.observed(landmarks, confidence, dense, dense_confidence)
         for stage in self.refinement:
-            correction, features = stage(
-                self.residuals(params, landmarks, confidence, dense, dense_confidence, spread), features)
+            correction, features = stage(self.residuals(params, observed, unit), features)
             raw = {name: value + correction[name] for name, value in raw.items()}
             params = {**initial, **self.head.decode(raw, initial)}
         return rolled(params, rotation)
 
-    def residuals(self, params: dict[str, Tensor], landmarks: Tensor, confidence: Tensor, dense: Tensor,
-                  dense_confidence: Tensor, spread: Tensor) -> Tensor:
-        """(B, (68 + 468) * 2) observed minus projected points of ``params`` (upright crop pixels), in units of the
-        observed face's (B,) ``spread`` (``scene.params.landmark_frame``) times ``LANDMARK_GAIN``, zero where a point
-        is absent."""
-        projected = render_scene(self.spec, params, None, dense=True)
-        parts = []
-        for points, present, estimate in ((landmarks, confidence > 0, projected.landmarks2d),
-                                          (dense, dense_confidence > 0, projected.dense2d)):
-            scale = LANDMARK_GAIN * present.to(points.dtype)[..., None] / spread.clamp_min(1e-6)[:, None, None]
-            parts.append(((points - estimate) * scale).flatten(1))
-        return torch.cat(parts, dim=1)
+    def observed(self, landmarks: Tensor, confidence: Tensor, dense: Tensor,
+                 dense_confidence: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, 68 + 468, 2) observed points (upright crop pixels) and (B, 68 + 468, 1) the unit of their residuals:
+        ``LANDMARK_GAIN`` over the observed face's spread (``scene.params.landmark_frame``), zero where a point is
+        absent."""
+        _, spread = landmark_frame(landmarks, self.weights)  # (B,)
+        present = torch.cat([confidence, dense_confidence], dim=1) > 0  # (B, 68 + 468)
+        unit = LANDMARK_GAIN * present.to(landmarks.dtype)[..., None] / spread.clamp_min(1e-6)[:, None, None]
+        return torch.cat([landmarks, dense], dim=1), unit
+
+    def residuals(self, params: dict[str, Tensor], observed: Tensor, unit: Tensor) -> Tensor:
+        """(B, (68 + 468) * 2) observed minus projected points of ``params``, times ``unit`` (``observed``'s
+        outputs)."""
+        model_params = {name: params[name] for name in self.spec.model.groups}
+        projected = scene_camera(self.spec, params).project(landmark_points(self.spec.model, True, **model_params))
+        return ((observed - projected) * unit).flatten(1)
 
 
 def _dense_or_absent(landmarks: Tensor, dense: Tensor | None,

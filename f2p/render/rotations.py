@@ -116,6 +116,26 @@ def matrix_to_quaternion(R: Tensor) -> Tensor:
     return torch.where(q[..., :1] < 0, -q, q)
 
 
+def axis_angle_to_quaternion(axis_angle: Tensor) -> Tensor:
+    """(..., 3) axis * angle (radians) -> (..., 4) unit quaternions (w, x, y, z), ``(cos(theta / 2),
+    sin(theta / 2) / theta * v)`` (its Taylor series at small angles)."""
+    _check_vectors("axis_angle", axis_angle)
+    theta_sq = (axis_angle * axis_angle).sum(-1, keepdim=True)
+    small = theta_sq < SMALL_ANGLE_SQ
+    theta = torch.where(small, torch.ones_like(theta_sq), theta_sq).sqrt()
+    factor = torch.where(small, 0.5 - theta_sq / 48.0, torch.sin(0.5 * theta) / theta)
+    w = torch.where(small, 1.0 - theta_sq / 8.0, torch.cos(0.5 * theta))
+    return torch.cat([w, axis_angle * factor], -1)
+
+
+def quaternion_multiply(a: Tensor, b: Tensor) -> Tensor:
+    """(..., 4) quaternions (w, x, y, z) -> (..., 4) Hamilton product ``a b``: the rotation ``b``, then ``a``."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
+
+
 def quaternion_to_axis_angle(q: Tensor) -> Tensor:
     """(..., 4) unit quaternions (w, x, y, z) -> (..., 3) axis-angle with angle in [0, pi]."""
     if q.ndim < 1 or q.shape[-1] != 4:

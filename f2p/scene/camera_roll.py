@@ -12,16 +12,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from f2p.conventions import MODEL_TO_OPENCV
-from f2p.render.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from f2p.render.rotations import axis_angle_to_quaternion, quaternion_multiply, quaternion_to_axis_angle
 from f2p.scene.params import POSE, TRANSLATION
 
 
 def rolled(params: dict[str, Tensor], rotation: Tensor) -> dict[str, Tensor]:
     """``params`` ({group: (B, K)}) seen through a camera rolled by ``rotation`` (B, 2, 2) (module docstring)."""
-    B = rotation.shape[0]
-    roll = torch.eye(3, device=rotation.device, dtype=rotation.dtype).repeat(B, 1, 1)
-    roll[:, :2, :2] = rotation
-    flip = MODEL_TO_OPENCV.to(rotation)
-    pose = matrix_to_axis_angle(flip @ roll @ flip @ axis_angle_to_matrix(params[POSE]))
-    return {**params, POSE: pose, TRANSLATION: (roll @ params[TRANSLATION][..., None])[..., 0]}
+    # MODEL_TO_OPENCV flips y and z, so MODEL_TO_OPENCV @ Rz(angle) @ MODEL_TO_OPENCV is Rz(-angle) in model space:
+    # the head turns by -angle about the optical axis, composed as quaternions (cheaper than through matrices).
+    half = -0.5 * torch.atan2(rotation[:, 1, 0], rotation[:, 0, 0])  # (B,)
+    zero = torch.zeros_like(half)
+    roll = torch.stack([half.cos(), zero, zero, half.sin()], -1)  # (B, 4)
+    pose = quaternion_to_axis_angle(quaternion_multiply(roll, axis_angle_to_quaternion(params[POSE])))
+    translation = params[TRANSLATION]
+    xy = (rotation @ translation[:, :2, None])[..., 0]
+    return {**params, POSE: pose, TRANSLATION: torch.cat([xy, translation[:, 2:]], dim=1)}

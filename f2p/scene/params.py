@@ -9,6 +9,7 @@ unflattened shape, the fitting prior and the regressor's output scale. Parameter
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -225,19 +226,14 @@ class SceneSpec:
 
         Depth from the ratio of model and image landmark spreads, x/y from the centroids.
         """
-        mean = self.model.landmarks(**self.model.zero_params(1))[0]  # (68, 3) model space, without the mesh
-        weights = self.model.landmark_confidence  # (68,)
-        w = weights / weights.sum()
-        model_xy = mean[:, :2] * mean.new_tensor([1.0, -1.0])  # model y up -> image y down
-        model_center, model_spread = landmark_frame(model_xy[None], weights)
-        image_center, image_spread = landmark_frame(landmarks2d, weights)  # (B, 2), (B,)
-        model_center, model_spread = model_center[0], model_spread[0]
+        model_center, model_spread, mean_depth = _neutral_frame(self.model)
+        image_center, image_spread = landmark_frame(landmarks2d, self.model.landmark_confidence)  # (B, 2), (B,)
         H, W = self.image_size
         principal = landmarks2d.new_tensor([(W - 1) / 2, (H - 1) / 2])
         camera_depth = self.base_focal * model_spread / image_spread.clamp_min(1e-3)  # (B,) of the landmarks
         xy = (image_center - principal) * camera_depth[:, None] / self.base_focal - model_center
         # camera z = t_z - model z for a frontal face
-        return torch.cat([xy, (camera_depth + (w * mean[:, 2]).sum())[:, None]], dim=1)
+        return torch.cat([xy, (camera_depth + mean_depth)[:, None]], dim=1)
 
     def clamp_(self, params: dict[str, Tensor]) -> None:
         """Project bounded model groups into their bounds, in place (no gradient)."""
@@ -245,3 +241,22 @@ class SceneSpec:
             for name, group in self.model.groups.items():
                 if group.bounded and name in params:
                     params[name].copy_(group.clamp(params[name]))
+
+
+_neutral_frames: weakref.WeakKeyDictionary[MorphableModel, tuple[Tensor, Tensor, Tensor]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _neutral_frame(model: MorphableModel) -> tuple[Tensor, Tensor, Tensor]:
+    """The neutral face's 68 landmarks in image axes (model y up -> image y down, metres): their (2,) weighted
+    centroid, () spread (``landmark_frame``) and () weighted mean depth, on the model's device (once per model)."""
+    cached = _neutral_frames.get(model)
+    if cached is not None and cached[0].device == model.device:
+        return cached
+    with torch.no_grad():
+        mean = model.landmarks(**model.zero_params(1))[0]  # (68, 3) model space, without the mesh
+        weights = model.landmark_confidence  # (68,)
+        center, spread = landmark_frame((mean[:, :2] * mean.new_tensor([1.0, -1.0]))[None], weights)
+        frame = (center[0], spread[0], (weights / weights.sum() * mean[:, 2]).sum())
+    _neutral_frames[model] = frame
+    return frame
