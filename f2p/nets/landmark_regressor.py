@@ -14,7 +14,7 @@ feeds ``nets.encoder.ParamHead`` restricted to the geometric groups: sliders sta
 is a correction of ``SceneSpec.translation_covering``.
 The groups landmarks do not determine (light, colours) are ``SceneSpec.initial``'s.
 
-Cascaded refinement (``refine`` stages, 0 by default, as in both shipped networks): each ``RefinementStage``
+Cascaded refinement (``refine`` stages, 0 by default; the shipped ICT network has 2, the SFM one none): each ``RefinementStage``
 reads the reprojection residuals of the current answer (observed minus projected 68 and 468 points, in the face's
 frame, amplified as the offsets are) next to the previous stage's features, and corrects the head's unconstrained
 outputs (``ParamHead.raw``), a learned step of supervised descent (Xiong and De la Torre, CVPR 2013) trained end to
