@@ -5,20 +5,21 @@ The landmarks are first turned upright: the in-plane rotation of the 68 points a
 (weighted Procrustes) is undone about the principal point, and the prediction is rolled back with
 ``scene.camera_roll.rolled`` (exact for f2p's cameras), so an in-plane turn of the photo changes nothing but the
 predicted roll. Then they are brought into the face's own frame as ``nets.landmarks.LandmarkEncoder`` does (weighted
-centroid and spread of the 68 points, ``scene.params.landmark_frame``), as offsets from the neutral frontal face's points amplified by ``LANDMARK_GAIN``,
-each multiplied by its presence (confidence > 0: a photo without dense points gives zeros there), next to the
-presences and the frame's offset from the neutral face's (log spread ratio, centre shift). An MLP (``depth``
-layers of ``hidden`` units, LayerNorm and GELU, then ``blocks`` pre-norm residual blocks ``x + W2 GELU(W1 LN(x))``
-of the same width and a final LayerNorm; ``blocks=0``, the shipped ICT network, has neither; the SFM one has 3)
-feeds ``nets.encoder.ParamHead`` restricted to the geometric groups: sliders stay in their bounds, the translation
-is a correction of ``SceneSpec.translation_covering``.
+centroid and spread of the 68 points, ``scene.params.landmark_frame``), as offsets from the neutral frontal face's
+points amplified by ``LANDMARK_GAIN``, each multiplied by its presence (confidence > 0: a photo without dense points
+gives zeros there), next to the presences and the frame's offset from the neutral face's (log spread ratio, centre
+shift). An MLP (``depth`` layers of ``hidden`` units, LayerNorm and GELU, then ``blocks`` pre-norm residual blocks
+``x + W2 GELU(W1 LN(x))`` of the same width and a final LayerNorm; ``blocks=0``, the shipped ICT network, has
+neither; the SFM one has 3) feeds ``nets.encoder.ParamHead`` restricted to the geometric groups: sliders stay in
+their bounds, the translation is a correction of ``SceneSpec.translation_covering``.
 The groups landmarks do not determine (light, colours) are ``SceneSpec.initial``'s.
 
-Cascaded refinement (``refine`` stages, 0 by default; the shipped ICT network has 2, the SFM one none): each ``RefinementStage``
-reads the reprojection residuals of the current answer (observed minus projected 68 and 468 points, in the face's
-frame, amplified as the offsets are) next to the previous stage's features, and corrects the head's unconstrained
-outputs (``ParamHead.raw``), a learned step of supervised descent (Xiong and De la Torre, CVPR 2013) trained end to
-end; it learns how far to follow residuals that detector noise makes, which a Gauss-Newton step cannot.
+Cascaded refinement (``refine`` stages, 0 by default; the shipped ICT network has 2, the SFM one none): each
+``RefinementStage`` reads the reprojection residuals of the current answer (observed minus projected 68 and 468
+points, in the face's frame, amplified as the offsets are) next to the previous stage's features, and corrects the
+head's unconstrained outputs (``ParamHead.raw``), a learned step of supervised descent (Xiong and De la Torre, CVPR
+2013) trained end to end; it learns how far to follow residuals that detector noise makes, which a Gauss-Newton step
+cannot.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from torch import Tensor, nn
 
 from f2p.conventions import NUM_LANDMARKS
 from f2p.face_mesh import NUM_MESH_POINTS
+from f2p.morphable.dense import landmark_points
 from f2p.nets.encoder import ParamHead
 from f2p.nets.landmarks import LANDMARK_GAIN
 from f2p.scene.camera_roll import rolled
-from f2p.morphable.dense import landmark_points
 from f2p.scene.compose import render_scene, scene_camera
 from f2p.scene.params import LOG_FOCAL, POSE, TRANSLATION, SceneSpec, landmark_frame
 

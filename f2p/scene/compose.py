@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from f2p.morphable.base import MeshOutput, MorphableModel
 from f2p.conventions import NUM_LANDMARKS
+from f2p.morphable.base import MeshOutput, MorphableModel
 from f2p.morphable.dense import dense_landmarks, landmark_points
 from f2p.render.cameras import PinholeCamera
 from f2p.render.renderer import MeshRenderer, RenderOutput
