@@ -7,8 +7,10 @@ against fitting, plus its speed; and the export of a training checkpoint to ship
 
 Faces: ``f2p.data.landmark_synthetic.LandmarkFaceBatches`` with the training distribution (``LandmarkSampler()``:
 yaw within +-50 degrees, 30 % of faces within +-90, dense and 68 landmarks with ``DetectorNoise`` times
-``--noise-level``; every face with dense points unless ``--dense-drop``; cropped from the exact points, or with
-``--crop-from-noisy`` from the noisy ones as photos are), seed ``--seed`` (default 2, the test split of the training config's seed 0). Methods:
+``--noise-level``, or only its per-point part or only its per-face affine warp and shift with ``--noise-part``;
+every face with dense points unless ``--dense-drop``; cropped from the exact points, or with ``--crop-from-noisy``
+from the noisy ones as photos are), seed ``--seed`` (default 2, the test split of the training config's seed 0).
+Methods:
 
     prior       the mean face placed over the landmarks (``SceneSpec.initial``: what a fit starts from)
     network     the landmark regressor alone (``reconstruct --quality instant --steps 0``)
@@ -20,6 +22,9 @@ Columns: similarity-aligned face-region vertex error of the unposed meshes (medi
 mm; the protocol of ``evaluate --synthetic``), head rotation error (median, degrees), identity RMSE shape-weighted
 (prior standard deviations), expression RMSE (slider units) over all sliders and per slider group (the name's
 prefix: brow, eye, jaw, mouth, ...), seconds per face; then the same vertex and rotation errors per yaw bin.
+``--placement`` adds where the face sits in the crop: the same faces with exact landmarks, moved in the crop (7 px
+up, 3 px sideways, +-4 % in scale about the crop's centre, as faces cropped any other way than the crop convention
+are), and the mean distance in pixels of the network's projected 68 points to the moved input points.
 Speed: the network after detection (``LandmarkPredictor`` on ``Observations``) at batch 1 and per face at batch 64,
 medians of ``--repeats``; training throughput in faces per second (drawing a batch of 256, forward, losses,
 backward, AdamW step, one thread; the benchmarked network's architecture, ``LandmarkLossWeights``' default terms).
@@ -110,6 +115,51 @@ def training_throughput(network, steps: int, batch_size: int = 256) -> float:
     return steps * batch_size / (time.perf_counter() - began)
 
 
+PLACEMENTS = (("centred", (0.0, 0.0), 1.0), ("7 px up", (0.0, -7.0), 1.0), ("3 px sideways", (3.0, 0.0), 1.0),
+              ("+4 % scale", (0.0, 0.0), 1.04), ("-4 % scale", (0.0, 0.0), 0.96))
+"""``--placement``'s moves of the face in the crop: (name, (dx, dy) pixels, scale about the crop's centre)."""
+NOISE_PARTS = ("all", "point", "warp")
+"""``--noise-part`` choices: the measured noise, its per-point part alone, its per-face warp and shift alone."""
+
+
+def detector_noise(part: str):
+    """``DetectorNoise()`` or the part of it ``--noise-part`` names."""
+    from dataclasses import replace
+
+    from f2p.data.landmark_synthetic import DetectorNoise
+
+    noise = DetectorNoise()
+    if part == "point":
+        return replace(noise, linear_std=0.0, shift_std=0.0)
+    return replace(noise, point_std=0.0) if part == "warp" else noise
+
+
+def placement_errors(spec, predictor, batch: dict) -> dict[str, float]:
+    """{move: mean pixel distance of the network's projected 68 points to the moved input} over ``batch``'s faces
+    (exact landmarks) moved by each of ``PLACEMENTS``."""
+    import torch
+
+    from f2p.data.landmark_synthetic import CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS
+    from f2p.scene.compose import render_scene
+    from f2p.scene.observations import Observations
+
+    B, S = len(batch[LANDMARKS]), spec.image_size[0]
+    centre = (S - 1) / 2
+    present = batch[CONFIDENCE] > 0
+    found = {}
+    for name, shift, scale in PLACEMENTS:
+        def move(points):
+            return (points - centre) * scale + centre + points.new_tensor(shift)
+
+        landmarks = move(batch[LANDMARKS])
+        obs = Observations(image=torch.zeros(B, 3, S, S), landmarks=landmarks, confidence=batch[CONFIDENCE],
+                           dense=move(batch[DENSE]), dense_confidence=batch[DENSE_CONFIDENCE])
+        with torch.no_grad():
+            projected = render_scene(spec, predictor(obs), None).landmarks2d
+        found[name] = float((projected - landmarks).norm(dim=-1)[present].mean())
+    return found
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, default=None, help="weights (.pt + .json) or checkpoint (default: "
@@ -122,6 +172,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="share of faces without dense points (default 0: every face has them)")
     parser.add_argument("--noise-level", type=float, default=1.0,
                         help="detector noise as a multiple of the measured (default 1; 0: exact landmarks)")
+    parser.add_argument("--noise-part", choices=NOISE_PARTS, default="all",
+                        help="all of the measured noise (default), its per-point part alone (point) or its per-face "
+                             "affine warp and shift alone (warp)")
+    parser.add_argument("--placement", action="store_true",
+                        help="also measure where the face sits in the crop (module docstring)")
     parser.add_argument("--crop-from-noisy", action="store_true",
                         help="crop each face from its noisy 68 points, as a photo is from its detections "
                              "(LandmarkSampler.crop_from_noisy; default: from the exact points)")
@@ -161,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     level = (args.noise_level, args.noise_level)
     if args.crop_from_noisy and args.noise_level <= 0:
         raise SystemExit("--crop-from-noisy needs detector noise (--noise-level > 0)")
-    sampler = LandmarkSampler(dense_drop=args.dense_drop, noise_levels=level, crop_from_noisy=args.crop_from_noisy) \
+    sampler = LandmarkSampler(dense_drop=args.dense_drop, noise=detector_noise(args.noise_part), noise_levels=level,
+                              crop_from_noisy=args.crop_from_noisy) \
         if args.noise_level > 0 else LandmarkSampler(dense_drop=args.dense_drop, noise=None)
     batch = LandmarkFaceBatches(spec, sampler, 1, args.faces, args.seed)[0]
     B = args.faces
@@ -188,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
             fitted = FittingEstimator(fitter, initializer)(few).params
             seconds[name], counts[name] = (time.perf_counter() - began) / F, F
             results[name] = errors(spec, fitted, few_truth)
+    part = {"all": "", "point": " (its per-point part)", "warp": " (its warp and shift)"}[args.noise_part]
     print(f"{weights}: {B} held-out {args.model} faces (seed {args.seed}), detector noise {args.noise_level:g} x "
-          "measured, "
+          f"measured{part}, "
           f"{int((obs.dense_confidence[:, 0] > 0).sum())} with dense points, cropped from their "
           f"{'noisy' if args.crop_from_noisy else 'exact'} points; fits on the first {args.fit_faces}\n")
     columns = [c for c in results["network"] if c != "vertex_mm" and c != "rotation_deg"]
@@ -211,6 +268,11 @@ def main(argv: list[str] | None = None) -> None:
             cells.append(f"{float(row['vertex_mm'][chosen].median()):8.2f} {float(row['rotation_deg'][chosen].median()):6.2f}"
                          f" ({int(chosen.sum()):3d})" if chosen.any() else f"{'-':>24s}")
         print(f"{name:8s} " + " ".join(f"{c:>24s}" for c in cells))
+    if args.placement:
+        exact = LandmarkFaceBatches(spec, LandmarkSampler(dense_drop=args.dense_drop, noise=None), 1, B, args.seed)[0]
+        moved = placement_errors(spec, predictor, exact)
+        print("\nwhere the face sits in the crop (exact landmarks; the network's 68 points vs the moved input, mean px): "
+              + "; ".join(f"{name} {value:.2f}" for name, value in moved.items()))
     one = obs.select(torch.tensor([0]))
     many = obs.select(torch.arange(min(64, B)))
     print(f"\nnetwork after detection: {median_ms(lambda: predictor(one), args.repeats):.2f} ms at batch 1, "
