@@ -107,6 +107,31 @@ def test_synthetic_faces_can_be_cropped_from_their_noisy_points_and_placed_loose
         LandmarkSampler(placement_px=-1.0)
 
 
+def test_training_faces_can_be_drawn_towards_the_canonical_face(ict_spec):
+    from f2p.morphable.canonical_identity import canonical_coefficients
+    from f2p.morphable.correspondence import load_canonical_face, similarity_align
+    from f2p.morphable.dense import dense_landmarks
+
+    model = ict_spec.model
+    canonical = canonical_coefficients(model)["identity"]
+    face = load_canonical_face()
+
+    def distance_mm(identity: Tensor) -> float:  # mean distance of the model's dense points to the canonical face
+        points = dense_landmarks(model, identity=identity[None])[0].double()
+        s, R, t = similarity_align(points, face)
+        return float((s * points @ R.T + t - face).norm(dim=1).mean()) * 1000
+
+    assert distance_mm(canonical) < 0.6 * distance_mm(torch.zeros_like(canonical))
+    plain = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 256, seed=3)[0][PARAMS]["identity"]
+    shifted = LandmarkFaceBatches(ict_spec, LandmarkSampler(canonical_shift=1.0), 1, 256, seed=3)[0][PARAMS]["identity"]
+    # on average half the canonical face's coefficients are added, and the prior's spread is kept around them
+    along = (shifted.mean(0) - plain.mean(0)) @ canonical / canonical.norm() ** 2
+    assert 0.4 < float(along) < 0.6
+    assert abs(float((shifted - shifted.mean(0)).std() / plain.std()) - 1) < 0.15
+    with pytest.raises(ValueError, match="canonical_shift"):
+        LandmarkSampler(canonical_shift=-0.5)
+
+
 def save_tiny_weights(spec: SceneSpec, path: Path, hidden: int = 32) -> LandmarkRegressor:
     network = LandmarkRegressor(spec, hidden=hidden, depth=1)
     torch.save(network.state_dict(), path)

@@ -4,7 +4,9 @@
 A batch is drawn as a whole from a generator seeded by ``item_seed(seed, index)``: batch ``index`` of a split is the
 same in every run and process, and the splits (seeds ``seed + SPLIT_SEEDS[split]``) are disjoint. Each face:
 
-- identity from its Gaussian prior; expression sliders sparse and in range (each active with probability
+- identity from its Gaussian prior, optionally moved towards MediaPipe's canonical face (``canonical_shift``: plus
+  a uniform fraction in [0, ``canonical_shift``] of the canonical face's coefficients,
+  ``morphable.canonical_identity``), as faces on photos sit off the prior's mean in that direction; expression sliders sparse and in range (each active with probability
   ``expression_active``, then ``|N(0, prior_std)|`` clamped into its bounds; a ``_R`` slider copies its ``_L``
   partner with probability ``expression_symmetry``);
 - head pose: yaw uniform in +-``yaw_deg`` (+-``profile_yaw_deg`` for a fraction ``profile_fraction`` of the faces,
@@ -42,7 +44,8 @@ from torch.utils.data import DataLoader, Dataset
 from f2p.conventions import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from f2p.data import batch as keys
 from f2p.data.synthetic import SPLIT_SEEDS, aligned_translation, item_seed
-from f2p.morphable.base import MorphableModel
+from f2p.morphable.base import LinearMorphableModel, MorphableModel
+from f2p.morphable.canonical_identity import canonical_coefficients
 from f2p.morphable.correspondence import dense_correspondence
 from f2p.morphable.dense import dense_landmarks
 from f2p.morphable.registry import load_model
@@ -130,6 +133,8 @@ class LandmarkSampler:
         crop_from_noisy: align the crop again from the noisy 68 points (module docstring); needs ``noise``.
         placement_px: standard deviation of a further random shift of the face in the crop, pixels per axis.
         placement_log_scale: standard deviation of the log of a further random scale of the face in the crop.
+        canonical_shift: largest fraction of MediaPipe's canonical face's coefficients added to the unbounded shape
+            groups (module docstring); 0 for the prior alone. Linear models only.
     """
 
     yaw_deg: float = 50.0
@@ -146,6 +151,7 @@ class LandmarkSampler:
     crop_from_noisy: bool = False
     placement_px: float = 0.0
     placement_log_scale: float = 0.0
+    canonical_shift: float = 0.0
 
     def __post_init__(self) -> None:
         if self.crop_from_noisy and self.noise is None:
@@ -153,6 +159,8 @@ class LandmarkSampler:
         if self.placement_px < 0 or self.placement_log_scale < 0:
             raise ValueError(f"LandmarkSampler: placement_px and placement_log_scale must be >= 0, got "
                              f"{self.placement_px} and {self.placement_log_scale}")
+        if self.canonical_shift < 0:
+            raise ValueError(f"LandmarkSampler: canonical_shift must be >= 0, got {self.canonical_shift}")
 
     def model_params(self, model: MorphableModel, B: int, g: torch.Generator) -> dict[str, Tensor]:
         """{group: (B, K)} of the model's groups (module docstring)."""
@@ -172,6 +180,12 @@ class LandmarkSampler:
                 copy = torch.rand(B, 1, generator=g) < self.expression_symmetry
                 values[:, right] = torch.where(copy, values[:, left], values[:, right])
             params[name] = group.clamp(values)
+        if self.canonical_shift > 0:
+            if not isinstance(model, LinearMorphableModel):
+                raise ValueError(f"LandmarkSampler: canonical_shift needs a linear model, not {model.name}")
+            fraction = torch.rand(B, 1, generator=g) * self.canonical_shift
+            for name, coefficients in canonical_coefficients(model).items():
+                params[name] = params[name] + fraction * coefficients.cpu()
         return params
 
     def pose(self, B: int, g: torch.Generator) -> Tensor:
