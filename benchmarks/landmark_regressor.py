@@ -271,8 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.placement:
         exact = LandmarkFaceBatches(spec, LandmarkSampler(dense_drop=args.dense_drop, noise=None), 1, B, args.seed)[0]
         moved = placement_errors(spec, predictor, exact)
-        print("\nwhere the face sits in the crop (exact landmarks; the network's 68 points vs the moved input, mean px): "
-              + "; ".join(f"{name} {value:.2f}" for name, value in moved.items()))
+        print("\nwhere the face sits in the crop (exact landmarks; the network's 68 points vs the moved input, mean "
+              "px): " + "; ".join(f"{name} {value:.2f}" for name, value in moved.items()))
     one = obs.select(torch.tensor([0]))
     many = obs.select(torch.arange(min(64, B)))
     print(f"\nnetwork after detection: {median_ms(lambda: predictor(one), args.repeats):.2f} ms at batch 1, "

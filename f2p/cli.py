@@ -141,12 +141,10 @@ def regressor_checkpoint_config(path: Path) -> dict:
     Raises:
         ModelFileError: not a regressor checkpoint, or one naming a class outside the allow-list (one line).
     """
-    import torch
-
     from f2p.morphable.registry import MODEL_NAMES
-    from f2p.systems.checkpoints import allowed_arguments
+    from f2p.systems.checkpoints import allowed_arguments, read_weights_only
 
-    content = torch.load(path, map_location="cpu", weights_only=True)
+    content = read_weights_only(path, "a checkpoint")
     hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
     if not isinstance(hparams, dict):
         raise ModelFileError(path, "not a regressor checkpoint (no hyper_parameters)")

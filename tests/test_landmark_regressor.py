@@ -26,7 +26,7 @@ from f2p.evaluation.pose import pose_errors
 from f2p.scene.compose import render_scene
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
-from f2p.systems.landmark_weights import load_landmark_regressor, shipped_weights
+from f2p.systems.landmark_weights import load_initializer, load_landmark_regressor, shipped_weights
 from regressor_support import one_thread  # noqa: F401 (autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +123,8 @@ def test_training_faces_can_be_drawn_towards_the_canonical_face(ict_spec):
 
     assert distance_mm(canonical) < 0.6 * distance_mm(torch.zeros_like(canonical))
     plain = LandmarkFaceBatches(ict_spec, LandmarkSampler(), 1, 256, seed=3)[0][PARAMS]["identity"]
-    shifted = LandmarkFaceBatches(ict_spec, LandmarkSampler(canonical_shift=1.0), 1, 256, seed=3)[0][PARAMS]["identity"]
+    shifted = LandmarkFaceBatches(ict_spec, LandmarkSampler(canonical_shift=1.0), 1, 256,
+                                  seed=3)[0][PARAMS]["identity"]
     # on average half the canonical face's coefficients are added, and the prior's spread is kept around them
     along = (shifted.mean(0) - plain.mean(0)) @ canonical / canonical.norm() ** 2
     assert 0.4 < float(along) < 0.6
@@ -159,7 +160,11 @@ def test_weights_load_weights_only_and_bad_files_are_one_line(ict_spec, tmp_path
     code.with_suffix(".json").write_text(path.with_suffix(".json").read_text())
     with pytest.raises(ModelFileError) as pickled:
         load_landmark_regressor(code)
-    for error in (wrong_shape, truncated, pickled):
+    junk = tmp_path / "junk.pt"  # bytes that are no torch file: the unpickler fails with a KeyError on these
+    junk.write_text("junk\n")
+    with pytest.raises(ModelFileError, match="can load") as not_torch:
+        load_initializer(junk, expect=ict_spec)
+    for error in (wrong_shape, truncated, pickled, not_torch):
         assert "\n" not in str(error.value) and str(error.value).startswith(str(tmp_path))
 
 

@@ -6,9 +6,9 @@ same in every run and process, and the splits (seeds ``seed + SPLIT_SEEDS[split]
 
 - identity from its Gaussian prior, optionally moved towards MediaPipe's canonical face (``canonical_shift``: plus
   a uniform fraction in [0, ``canonical_shift``] of the canonical face's coefficients,
-  ``morphable.canonical_identity``), as faces on photos sit off the prior's mean in that direction; expression sliders sparse and in range (each active with probability
-  ``expression_active``, then ``|N(0, prior_std)|`` clamped into its bounds; a ``_R`` slider copies its ``_L``
-  partner with probability ``expression_symmetry``);
+  ``morphable.canonical_identity``), as faces on photos sit off the prior's mean in that direction; expression
+  sliders sparse and in range (each active with probability ``expression_active``, then ``|N(0, prior_std)|``
+  clamped into its bounds; a ``_R`` slider copies its ``_L`` partner with probability ``expression_symmetry``);
 - head pose: yaw uniform in +-``yaw_deg`` (+-``profile_yaw_deg`` for a fraction ``profile_fraction`` of the faces,
   up to profile), pitch and roll uniform in their ranges; focal length ``exp(N(0, log_focal_std))`` times the
   base, the distance following so that the face keeps its size;

@@ -4,8 +4,9 @@ lies in the model's identity space.
 Fitted once per model: the model's 468 dense points (``morphable.dense.restricted_bases``, the correspondence of
 ``morphable.correspondence``) are taken close to MediaPipe's canonical face (``load_canonical_face``), alternating
 the placement of the canonical face on the current points (the least-squares rotation, the points' centroid and
-RMS spread: a least-squares scale would shrink it) with a ridge solve of the unbounded shape groups' coefficients (bounded groups, expression sliders, stay 0: the
-canonical face is neutral), until the coefficients settle (``CANONICAL_TOLERANCE``).
+RMS spread: a least-squares scale would shrink it) with a ridge solve of the unbounded shape groups' coefficients
+(bounded groups, expression sliders, stay 0: the canonical face is neutral), until the coefficients settle
+(``CANONICAL_TOLERANCE``).
 
 Why: faces on photos, as detected, sit far from ICT's identity prior in one shared direction (the mean of fitted
 identities over different people is several prior standard deviations from 0), and so does the canonical face, an

@@ -12,7 +12,6 @@ checkpoint's state dict, and the face model is the caller's (``expect``) or a re
 from __future__ import annotations
 
 import inspect
-import pickle
 from pathlib import Path
 
 import torch
@@ -59,10 +58,7 @@ def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device
     path = Path(checkpoint_path)
     if not path.is_file():
         raise ModelFileError(path, "no such regressor checkpoint")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
-        raise ModelFileError(path, f"not a checkpoint f2p can load ({_one_line(error)})") from error
+    content = read_weights_only(path, "a checkpoint")
     if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict) or not isinstance(
             content.get("hyper_parameters"), dict):
         raise ModelFileError(path, "not a regressor checkpoint (no state_dict and hyper_parameters)")
@@ -146,6 +142,21 @@ def _build(path: Path, role: str, entry: dict) -> nn.Module:
         return ALLOWED_NETWORKS[role][entry["class_path"]](**entry["init_args"])
     except (TypeError, ValueError) as error:
         raise ModelFileError(path, f"{role} arguments {entry['init_args']!r}: {_one_line(error)}") from error
+
+
+def read_weights_only(path: Path, what: str) -> object:
+    """The content of a torch file read with ``torch.load(weights_only=True)`` (tensors and plain containers, no
+    code), on the CPU.
+
+    Raises:
+        ModelFileError: the file cannot be read that way, one line naming it and ``what`` it should have been. Any
+            error counts: on bytes that are not a torch file the weights-only unpickler fails in many ways
+            (``KeyError`` and ``IndexError`` as well as ``UnpicklingError``).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 (see the docstring)
+        raise ModelFileError(path, f"not {what} f2p can load ({type(error).__name__}: {_one_line(error)})") from error
 
 
 def _one_line(error: BaseException) -> str:

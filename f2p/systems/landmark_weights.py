@@ -14,7 +14,6 @@ regressor's checkpoint (``systems.checkpoints.load_regressor``), as an ``Initial
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ from f2p.morphable.registry import MODEL_NAMES, load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
-from f2p.systems.checkpoints import _one_line, load_regressor
+from f2p.systems.checkpoints import _one_line, load_regressor, read_weights_only
 from f2p.systems.regressor import RegressorSystem
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -84,8 +83,8 @@ def is_landmark_weights(path: Path) -> bool:
     if path.with_suffix(".json").is_file() and path.suffix == ".pt":
         return True
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError):
+        content = read_weights_only(path, "a weights file")
+    except ModelFileError:
         return False  # not ours; the image regressor's loader reports what is wrong with it
     hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
     return isinstance(hparams, dict) and "hidden" in hparams and "depth" in hparams and "encoder" not in hparams
@@ -107,7 +106,7 @@ def load_landmark_regressor(path: str | Path, map_location: str | torch.device =
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(path, "no such landmark-regressor weights file")
-    content = _load(path)
+    content = read_weights_only(path, "a weights file")
     if path.suffix == ".pt" and path.with_suffix(".json").is_file():
         try:
             hparams = json.loads(path.with_suffix(".json").read_text())
@@ -167,18 +166,11 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]
     """
     checkpoint, out = Path(checkpoint), Path(out)
     predictor = load_landmark_regressor(checkpoint)
-    hparams = _hyper_parameters(checkpoint, _load(checkpoint)["hyper_parameters"])
+    hparams = _hyper_parameters(checkpoint, read_weights_only(checkpoint, "a weights file")["hyper_parameters"])
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(predictor.network.state_dict(), out)
     out.with_suffix(".json").write_text(json.dumps(hparams, indent=2) + "\n")
     return out, out.with_suffix(".json")
-
-
-def _load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as error:
-        raise ModelFileError(path, f"not a weights file f2p can load ({_one_line(error)})") from error
 
 
 def _hyper_parameters(path: Path, hparams: object) -> dict:
