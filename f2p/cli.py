@@ -142,7 +142,8 @@ def regressor_checkpoint_config(path: Path) -> dict:
         ModelFileError: not a regressor checkpoint, or one naming a class outside the allow-list (one line).
     """
     from f2p.morphable.registry import MODEL_NAMES
-    from f2p.systems.checkpoints import allowed_arguments, read_weights_only
+    from f2p.systems.checkpoints import allowed_arguments
+    from f2p.torch_files import read_weights_only
 
     content = read_weights_only(path, "a checkpoint")
     hparams = content.get("hyper_parameters") if isinstance(content, dict) else None

@@ -16,3 +16,9 @@ class PathError(ValueError):
 
 class ModelFileError(PathError):
     """A model or weights file that is missing, truncated, corrupt, inconsistent or of an unsupported kind."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (whitespace collapsed, at most 300 characters), or its type's name when it
+    has none."""
+    return " ".join(str(error).split())[:300] or type(error).__name__

@@ -9,6 +9,9 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from f2p.errors import ModelFileError
+from f2p.torch_files import read_weights_only
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCHVISION = "torchvision"
@@ -21,17 +24,21 @@ def torchvision_state_dict(arch: str, weights: str) -> dict[str, Tensor]:
         arch: torchvision model name (resnet18, vgg16, ...).
         weights: "torchvision" for torchvision's default ImageNet weights from torch hub's cache
             (``$TORCH_HOME/hub/checkpoints``; downloaded there only when online), or the path of a state dict
-            (loaded with ``weights_only=True``; a Lightning-style ``{"state_dict": ...}`` is unwrapped).
+            (read weights-only, ``torch_files.read_weights_only``; a Lightning-style ``{"state_dict": ...}`` is
+            unwrapped).
 
     Raises:
         FileNotFoundError: the file is missing, or the torchvision weights are neither cached nor downloadable; the
             message says where to put them.
+        ModelFileError: the file is not a torch file of tensors (one line naming it).
     """
     if weights != TORCHVISION:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{arch} weights {path} not found (use weights: null for random initialisation)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_weights_only(path, f"a state dict of {arch} weights")
+        if not isinstance(state, dict):
+            raise ModelFileError(path, f"not a state dict of {arch} weights (a {type(state).__name__})")
         return state.get("state_dict", state)
     default = torchvision.models.get_model_weights(arch).DEFAULT
     try:

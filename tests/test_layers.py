@@ -13,8 +13,9 @@ LAYERS = (
     ("scene",),
     ("perception",),
     ("morphable", "render", "losses"),
-    ("conventions", "errors", "atomic", "naming", "model_names", "pretrained", "face_mesh", "quality", "output_sets",
-     "weights"),
+    ("pretrained",),
+    ("torch_files",),
+    ("conventions", "errors", "atomic", "naming", "model_names", "face_mesh", "quality", "output_sets", "weights"),
 )
 """README's table, top to bottom; the last line holds the leaves, which import no other part of f2p."""
 SIBLING_IMPORTS = {

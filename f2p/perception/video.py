@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from f2p.errors import PathError
+from f2p.errors import PathError, one_line
 from f2p.perception.image_io import IMAGE_SUFFIXES, ImageReadError, load_image
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -93,7 +93,7 @@ class Clip:
                 rate = stream.average_rate or stream.guessed_rate
                 self.frame_count = int(stream.frames) or None
         except (av.FFmpegError, OSError) as error:
-            raise VideoError(self.path, f"cannot be decoded as a video ({_one_line(error)})") from None
+            raise VideoError(self.path, f"cannot be decoded as a video ({one_line(error)})") from None
         self.fps = float(fps or (rate if rate else FRAMES_FPS))
 
     def frames(self) -> Iterator[VideoFrame]:
@@ -131,16 +131,12 @@ class Clip:
                     yield VideoFrame(index, float(stamp - first), rgb_tensor(frame.to_ndarray(format="rgb24")))
                     index += 1
         except (av.FFmpegError, OSError) as error:
-            raise VideoError(self.path, f"cannot be decoded after frame {index} ({_one_line(error)})") from None
+            raise VideoError(self.path, f"cannot be decoded after frame {index} ({one_line(error)})") from None
 
 
 def rgb_tensor(pixels: np.ndarray) -> Tensor:
     """(H, W, 3) uint8 RGB -> (3, H, W) float32 in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div_(255.0)
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 __all__ = ["Clip", "FRAMES_FPS", "VIDEO_SUFFIXES", "VideoError", "VideoFrame", "frame_files", "is_video_file",

@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from f2p.errors import ModelFileError
+from f2p.errors import ModelFileError, one_line
 from f2p.morphable.registry import MODEL_NAMES
 from f2p.nets.encoder import ResNetEncoder
 from f2p.nets.refiner import UNetRefiner
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.params import SceneSpec
 from f2p.systems.regressor import LossWeights, RegressorSystem
+from f2p.torch_files import read_weights_only
 
 ALLOWED_NETWORKS: dict[str, dict[str, type[nn.Module]]] = {
     "encoder": {"f2p.nets.ResNetEncoder": ResNetEncoder, "f2p.nets.encoder.ResNetEncoder": ResNetEncoder},
@@ -85,7 +86,7 @@ def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device
         system.load_state_dict(content["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
         raise ModelFileError(path, f"not a regressor checkpoint this f2p version can load "
-                                   f"({_one_line(error)})") from error
+                                   f"({one_line(error)})") from error
     return system.to(map_location).eval()
 
 
@@ -141,23 +142,4 @@ def _build(path: Path, role: str, entry: dict) -> nn.Module:
     try:
         return ALLOWED_NETWORKS[role][entry["class_path"]](**entry["init_args"])
     except (TypeError, ValueError) as error:
-        raise ModelFileError(path, f"{role} arguments {entry['init_args']!r}: {_one_line(error)}") from error
-
-
-def read_weights_only(path: Path, what: str) -> object:
-    """The content of a torch file read with ``torch.load(weights_only=True)`` (tensors and plain containers, no
-    code), on the CPU.
-
-    Raises:
-        ModelFileError: the file cannot be read that way, one line naming it and ``what`` it should have been. Any
-            error counts: on bytes that are not a torch file the weights-only unpickler fails in many ways
-            (``KeyError`` and ``IndexError`` as well as ``UnpicklingError``).
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 (see the docstring)
-        raise ModelFileError(path, f"not {what} f2p can load ({type(error).__name__}: {_one_line(error)})") from error
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300]
+        raise ModelFileError(path, f"{role} arguments {entry['init_args']!r}: {one_line(error)}") from error

@@ -19,14 +19,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from f2p.errors import ModelFileError
+from f2p.errors import ModelFileError, one_line
 from f2p.fitting.estimate import Initializer
 from f2p.morphable.registry import MODEL_NAMES, load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
-from f2p.systems.checkpoints import _one_line, load_regressor, read_weights_only
+from f2p.systems.checkpoints import load_regressor
 from f2p.systems.regressor import RegressorSystem
+from f2p.torch_files import read_weights_only
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 """The package folder of shipped weights."""
@@ -111,7 +112,7 @@ def load_landmark_regressor(path: str | Path, map_location: str | torch.device =
         try:
             hparams = json.loads(path.with_suffix(".json").read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ModelFileError(path.with_suffix(".json"), f"not readable JSON ({_one_line(error)})") from error
+            raise ModelFileError(path.with_suffix(".json"), f"not readable JSON ({one_line(error)})") from error
         state = content
     elif isinstance(content, dict) and isinstance(content.get("hyper_parameters"), dict):
         hparams = content["hyper_parameters"]
@@ -134,7 +135,7 @@ def load_landmark_regressor(path: str | Path, map_location: str | torch.device =
         network.load_state_dict(state)
     except RuntimeError as error:
         raise ModelFileError(path, f"not the weights of f2p's landmark regressor with {arguments} "
-                                   f"({_one_line(error)})") from error
+                                   f"({one_line(error)})") from error
     return LandmarkPredictor(network.to(map_location))
 
 

@@ -8,9 +8,7 @@ chips aligned with the standard 5-point ArcFace template, scaled to [-1, 1]; out
 
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
@@ -20,6 +18,7 @@ from f2p.conventions import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, NUM_LAN
 from f2p.perception.align import similarity_transform, warp_image
 from f2p.perception.identity.base import FaceEmbedder
 from f2p.perception.identity.dlib_format import ModelFileError
+from f2p.torch_files import read_weights_only
 
 ARCFACE_CHIP_SIZE = 112
 ARCFACE_EMBEDDING_DIM = 512
@@ -151,15 +150,12 @@ class ArcFaceEmbedder(FaceEmbedder):
     def from_file(cls, path: str | Path) -> ArcFaceEmbedder:
         """Load an arcface_torch backbone state dict; the depth (iresnet50, 100, ...) is read from its keys.
 
-        Only tensors are unpickled (``torch.load(weights_only=True)``).
+        Only tensors are unpickled (``torch_files.read_weights_only``).
 
         Raises:
             ModelFileError: unreadable file, not a state dict, or keys/shapes of another network.
         """
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError) as err:
-            raise ModelFileError(path, f"cannot load as a weights-only torch file ({err})") from err
+        state = read_weights_only(path, "an arcface_torch backbone state dict")
         if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
             raise ModelFileError(path, "not a state dict of tensors (save backbone.state_dict())")
         layers = IResNet.layers_of(state)
