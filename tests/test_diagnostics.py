@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from f2p import conventions as C
-from f2p.export.diagnostics import DOUBTFUL_RESIDUAL, region_residuals
+from f2p.export.diagnostics import DOUBTFUL_RESIDUAL, MIN_RELIABLE_FACE_PX, region_residuals
 from f2p.export.photo import PhotoOutcome
 from f2p.export.summary import summary_row
 
@@ -43,3 +43,14 @@ def test_summary_flags_a_fit_whose_worst_region_is_off():
         rows[name] = summary_row(PhotoOutcome(name, "ok", "", metrics))
     failed = summary_row(PhotoOutcome("broken", "failed", "no face found", {}))
     assert (rows["good"]["doubtful"], rows["bad"]["doubtful"], failed["doubtful"]) == ("no", "yes", "")
+
+
+def test_summary_flags_a_face_too_small_to_trust_even_when_the_fit_follows_it():
+    for scale, flagged in ((0.3, "yes"), (1.0, "no")):  # 30 and 100 px faces, fitted exactly onto their points
+        detected = face() * scale
+        metrics = region_residuals(detected.clone(), detected) | {"landmark_rmse_px": 0.0}
+        assert abs(metrics["face_size_px"] - 100 * scale) < 1e-4
+        assert summary_row(PhotoOutcome("f", "ok", "", metrics))["doubtful"] == flagged
+    assert 30 < MIN_RELIABLE_FACE_PX <= 100
+    old = region_residuals(face(), face()) | {"face_size_px": None}  # metrics written before face_size_px
+    assert summary_row(PhotoOutcome("f", "ok", "", old))["doubtful"] == "no"

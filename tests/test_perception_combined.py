@@ -16,7 +16,8 @@ from f2p.perception.combined import CombinedDetector, mesh_box
 from f2p.perception.detection import FaceDetection, to_uint8_hwc
 from f2p.perception.dlib_detector import DlibDetector
 from f2p.perception.image_io import load_image
-from f2p.perception.landmark_metrics import box_iou, box_size, nme
+from f2p.perception.detection import box_iou
+from f2p.perception.landmark_metrics import box_size, nme
 from f2p.perception.mediapipe import models
 from f2p.perception.mediapipe.detector import MediaPipeDetector
 

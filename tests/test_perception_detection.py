@@ -3,6 +3,7 @@ photos, several faces, and the detector choice."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import Tensor
 
 import f2p.perception.detectors as detectors
 from f2p.perception.annotations import read_face_set
 from f2p.perception.crop import five_points
-from f2p.perception.detection import DetectionFailure, FaceDetection, PhotoFaces, detect_faces, detect_photo
+from f2p.perception.detection import (DetectionFailure, FaceDetection, PhotoFaces, _detect_scaled, detect_faces,
+                                      detect_photo, second_look_tiles)
 from f2p.perception.dlib_detector import DlibDetector
 from f2p.perception.fan_detector import DetectorUnavailableError, fan_weight_files
 from f2p.perception.image_io import load_image
@@ -117,6 +120,44 @@ def test_large_photo_is_downscaled_and_mapped_back(faces_dir: Path, dlib_detecto
     assert error.mean() < 3.0 and error.max() < 9.0  # 3 px = 1 px of the detector's whole-pixel output, scaled
     assert ((on_big.landmarks[:, 0] - expected[:, 0]).mean()).abs() < 1.0  # no half-pixel bias
     torch.testing.assert_close(on_big.box, (on_original.box + 0.5) * 3 - 0.5, atol=6.0, rtol=0)
+
+
+def test_second_look_tiles_cover_the_photo_and_every_small_face_whole() -> None:
+    H, W = 1080, 1920
+    tiles = second_look_tiles(H, W)
+    covered = torch.zeros(H, W, dtype=torch.bool)
+    for x0, y0, x1, y1 in tiles:
+        assert (x1 - x0, y1 - y0) == (1280, 720) and 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    for y, x in ((0, 0), (500, 900), (1080 - 360, 1920 - 640), (300, 700)):  # a third of the side fits in a tile
+        assert any(x0 <= x and x + 640 <= x1 and y0 <= y and y + 360 <= y1 for x0, y0, x1, y1 in tiles)
+
+
+def _small_face_photo(faces_dir: Path, face_px: float, corner: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """lfpw_image_0010 scaled so that its annotated face box is ``face_px`` wide, pasted at ``corner`` (x, y) into a
+    grey 1920 x 1080 photo; returns the photo and its 68 annotated points in photo pixels."""
+    annotation = json.loads((faces_dir / "annotations.json").read_text())["images/lfpw_image_0010.png"]
+    truth = torch.tensor(annotation["lm68"]) - annotation["origin"]
+    image = load_image(faces_dir / "images" / "lfpw_image_0010.png")
+    scale = face_px / float(box_size(truth))
+    small = torch.nn.functional.interpolate(image[None], scale_factor=scale, mode="area",
+                                            recompute_scale_factor=False)[0]
+    photo = torch.full((3, 1080, 1920), 0.45)
+    x, y = corner
+    photo[:, y:y + small.shape[1], x:x + small.shape[2]] = small[:, :1080 - y, :1920 - x]
+    ratio = torch.tensor([small.shape[2] / image.shape[2], small.shape[1] / image.shape[1]])
+    return photo, (truth + 0.5) * ratio - 0.5 + torch.tensor([x, y], dtype=torch.float32)
+
+
+def test_a_face_too_small_for_the_whole_photo_is_found_by_the_second_look_once(faces_dir: Path,
+                                                                              dlib_detector: DlibDetector) -> None:
+    photo, truth = _small_face_photo(faces_dir, 45, (800, 400))  # in the overlap of all five tiles
+    assert _detect_scaled(photo, dlib_detector, 1024) == []  # 24 px once the photo is downscaled to 1024
+    faces = detect_faces(photo, dlib_detector)
+    assert len(faces) == 1  # seen in several tiles, reported once
+    assert float(nme(faces[0].landmarks, truth)) < 0.05  # mapped back into the photo's pixels
+    assert detect_faces(torch.full((3, 1080, 1920), 0.45), dlib_detector) == []
 
 
 def test_all_faces_are_sorted_largest_first(faces_dir: Path, dlib_detector: DlibDetector, tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ from f2p.evaluation.summary import landmark_summary, statistics
 from f2p.evaluation.truth import GroundTruth, truth_matcher
 from f2p.perception.annotations import Annotation
 from f2p.perception.crop import five_points
-from f2p.perception.landmark_metrics import box_iou, points_box
+from f2p.perception.detection import box_iou
+from f2p.perception.landmark_metrics import points_box
 from f2p.render.rotations import matrix_to_euler
 
 MARKUP_3D = "3d-contour"

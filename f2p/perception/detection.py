@@ -3,6 +3,15 @@
 Coordinates are f2p pixels (0-based, centre of the top-left pixel at (0, 0)) of the photo as loaded by
 ``load_image`` (upright after EXIF orientation). Large photos are downscaled for detection and the results mapped
 back with the pixel-centre rule ``x_photo = (x_small + 0.5) * W / w_small - 0.5``.
+
+Second look: a photo larger than the detection size loses detail in the downscale, and a face of a few per cent
+of its side (a person far away in a wide shot or a video frame) becomes too small for the detectors. When such a
+photo gives no face, ``detect_faces`` runs the detector again on five overlapping tiles, each ``TILE_FRACTION`` of
+the photo's side (the four corners and the centre), downscaled less, and keeps each face once (the copy seen
+nearest its tile's centre, whose surroundings the landmark models saw whole). Photos at or under the detection
+size get no second look: upsampling adds no detail, and on a 23 px face in a 204 x 256 photo MediaPipe's mesh
+was found 14 % of the face size off, a worse answer than none. It costs nothing when a face is found; a
+1920 x 1080 photo without a face takes about 1.4 s instead of 0.26 s with ``auto`` (2-core CPU).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from f2p.perception.detector_options import DETECTION_MAX_SIDE
+from f2p.perception.detector_options import DETECTION_MAX_SIDE, TILE_FRACTION
 from f2p.perception.image_io import ImageReadError, load_image
 
 
@@ -60,6 +69,13 @@ class FaceDetection:
 
         return replace(self, box=resize(self.box.view(2, 2)).view(4), landmarks=resize(self.landmarks),
                        dense_landmarks=None if self.dense_landmarks is None else resize(self.dense_landmarks))
+
+    def shifted(self, dx: float, dy: float) -> FaceDetection:
+        """The detection in an image whose origin is (dx, dy) pixels up and left of this one's (a tile's
+        detection in its photo)."""
+        offset = torch.tensor([dx, dy], dtype=self.landmarks.dtype)
+        return replace(self, box=self.box + offset.repeat(2), landmarks=self.landmarks + offset,
+                       dense_landmarks=None if self.dense_landmarks is None else self.dense_landmarks + offset)
 
 
 @runtime_checkable
@@ -114,16 +130,56 @@ def to_uint8_hwc(image: Tensor) -> np.ndarray:
 
 
 def detect_faces(image: Tensor, detector: LandmarkDetector, max_side: int = DETECTION_MAX_SIDE) -> list[FaceDetection]:
-    """Detect faces, downscaling first when the longest side exceeds ``max_side``.
+    """Detect faces, downscaling first when the longest side exceeds ``max_side``; when such an image gives none,
+    look again at overlapping tiles (``second_look_tiles``, see the module docstring).
 
     Args:
         image: (3, H, W) RGB in [0, 1].
         detector: any ``LandmarkDetector``.
-        max_side: longest side used for detection (antialiased bilinear downscale).
+        max_side: longest side used for detection (antialiased bilinear downscale), of the image and of each tile.
 
     Returns:
         Detections in the pixel coordinates of ``image``, largest box first.
     """
+    faces = _detect_scaled(image, detector, max_side)
+    _, H, W = image.shape
+    if faces or max(H, W) <= max_side:
+        return faces
+    seen = []  # (distance of the box centre from its tile's centre in tile sides, detection in photo pixels)
+    for x0, y0, x1, y1 in second_look_tiles(H, W):
+        centre = torch.tensor([(x1 - x0) / 2, (y1 - y0) / 2])
+        for face in _detect_scaled(image[:, y0:y1, x0:x1].contiguous(), detector, max_side):
+            off_centre = float(((face.box.view(2, 2).mean(0) - centre) / centre.mul(2)).abs().max())
+            seen.append((off_centre, face.shifted(x0, y0)))
+    kept: list[FaceDetection] = []
+    for _, face in sorted(seen, key=lambda item: item[0]):
+        if all(float(box_iou(face.box, other.box)) < DUPLICATE_IOU for other in kept):
+            kept.append(face)
+    return largest_first(kept)
+
+
+DUPLICATE_IOU = 0.3
+"""Two detections of the second look whose boxes overlap by more than this (intersection over union) are one face."""
+
+
+def second_look_tiles(H: int, W: int) -> list[tuple[int, int, int, int]]:
+    """The tiles of the second look in an (H, W) image: (x0, y0, x1, y1) pixel bounds (end exclusive) of the four
+    corner tiles and the centre one, each ``TILE_FRACTION`` of the image's height and width."""
+    th, tw = max(1, round(H * TILE_FRACTION)), max(1, round(W * TILE_FRACTION))
+    starts = [(x, y) for y in (0, H - th) for x in (0, W - tw)] + [((W - tw) // 2, (H - th) // 2)]
+    return [(x, y, x + tw, y + th) for x, y in starts]
+
+
+def box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """(..., 4) boxes x0, y0, x1, y1 -> (...) intersection over union."""
+    lo, hi = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
+    intersection = (hi - lo).clamp_min(0).prod(-1)
+    area = lambda box: (box[..., 2:] - box[..., :2]).clamp_min(0).prod(-1)  # noqa: E731
+    return intersection / (area(a) + area(b) - intersection).clamp_min(1e-8)
+
+
+def _detect_scaled(image: Tensor, detector: LandmarkDetector, max_side: int) -> list[FaceDetection]:
+    """``detector`` on ``image``, downscaled first when its longest side exceeds ``max_side``."""
     _, H, W = image.shape
     factor = max(H, W) / max_side
     if factor <= 1.0:

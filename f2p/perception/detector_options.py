@@ -8,3 +8,6 @@ DETECTOR_NAMES: tuple[str, ...] = ("auto", "fan", "dlib", "dlib-mmod", "mediapip
 
 DETECTION_MAX_SIDE = 1024
 """Photos whose longest side exceeds this many pixels are downscaled to it for detection."""
+TILE_FRACTION = 2 / 3
+"""Side of the second look's tiles (``detection.second_look_tiles``) as a fraction of the photo's: faces up to a
+third of the photo's side lie whole in one tile, and the detector sees them with up to 1.5 times more pixels."""

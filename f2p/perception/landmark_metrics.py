@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from f2p.perception.detection import FaceDetection
+from f2p.perception.detection import FaceDetection, box_iou
 
 
 def points_box(points: Tensor) -> Tensor:
@@ -37,14 +37,6 @@ def nme(prediction: Tensor, target: Tensor, size: Tensor | None = None) -> Tenso
     """
     size = box_size(target) if size is None else size
     return (prediction - target).norm(dim=-1).mean(-1) / size.clamp_min(1e-8)
-
-
-def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """(..., 4) boxes x0, y0, x1, y1 -> (...) intersection over union."""
-    lo, hi = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
-    intersection = (hi - lo).clamp_min(0).prod(-1)
-    area = lambda box: (box[..., 2:] - box[..., :2]).clamp_min(0).prod(-1)  # noqa: E731
-    return intersection / (area(a) + area(b) - intersection).clamp_min(1e-8)
 
 
 def match_face(faces: Sequence[FaceDetection], points: Tensor, min_iou: float = 0.3) -> FaceDetection | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from f2p.perception.landmark_metrics import box_iou
+from f2p.perception.detection import box_iou
 
 MIN_SUPPRESSION_THRESHOLD = 0.3
 """IoU above which a detection merges into a higher-scoring one (face_detection.pbtxt)."""
