@@ -9,7 +9,7 @@ aflw2000_image00050) is scaled (area filter) so that its annotated face is ``--s
 points' box area) and pasted at three places into a uniform grey photo of 1920 x 1080 (three grey levels); its
 annotation goes through the same scale and shift. Columns per face size and photo: faces found out of 3 and the mean
 NME68 (box) of the largest detection against the moved annotation, first for one pass over the whole photo
-(downscaled to the detection size, ``_detect_scaled``), then for ``detect_faces`` with its second look on tiles,
+(downscaled to the detection size, ``detect_downscaled``), then for ``detect_faces`` with its second look on tiles,
 and which detectors answered. Photos come from ``$F2P_DATA_PATH/faces`` (default ``../shared/data/faces``), models
 from ``$F2P_MODEL_PATH`` (default ``../shared/models``); nothing is downloaded.
 """
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch.nn.functional as F
 
     from f2p.perception.annotations import read_face_set
-    from f2p.perception.detection import _detect_scaled, detect_faces
+    from f2p.perception.detection import detect_downscaled, detect_faces
     from f2p.perception.detector_options import DETECTION_MAX_SIDE
     from f2p.perception.detectors import create_detector
     from f2p.perception.image_io import load_image
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     annotations = {entry.image.stem: entry for entry in read_face_set(faces).values()
                    if entry.annotation.points is not None and len(entry.annotation.points) == 68}
     detector = create_detector(args.detector)
-    passes = {"whole photo": lambda photo: _detect_scaled(photo, detector, DETECTION_MAX_SIDE),
+    passes = {"whole photo": lambda photo: detect_downscaled(photo, detector, DETECTION_MAX_SIDE),
               "with the second look": lambda photo: detect_faces(photo, detector)}
     print(f"detector {detector.name}; {PHOTO_SIZE[1]} x {PHOTO_SIZE[0]} photo, 3 places per face\n")
     print(f"{'px':>4} {'photo':22} " + " ".join(f"{name:>34}" for name in passes))

@@ -16,7 +16,7 @@ from torch import Tensor
 import f2p.perception.detectors as detectors
 from f2p.perception.annotations import read_face_set
 from f2p.perception.crop import five_points
-from f2p.perception.detection import (DetectionFailure, FaceDetection, PhotoFaces, _detect_scaled, detect_faces,
+from f2p.perception.detection import (DetectionFailure, FaceDetection, PhotoFaces, detect_downscaled, detect_faces,
                                       detect_photo, second_look_tiles)
 from f2p.perception.dlib_detector import DlibDetector
 from f2p.perception.fan_detector import DetectorUnavailableError, fan_weight_files
@@ -153,7 +153,7 @@ def _small_face_photo(faces_dir: Path, face_px: float, corner: tuple[int, int]) 
 def test_a_face_too_small_for_the_whole_photo_is_found_by_the_second_look_once(faces_dir: Path,
                                                                               dlib_detector: DlibDetector) -> None:
     photo, truth = _small_face_photo(faces_dir, 45, (800, 400))  # in the overlap of all five tiles
-    assert _detect_scaled(photo, dlib_detector, 1024) == []  # 24 px once the photo is downscaled to 1024
+    assert detect_downscaled(photo, dlib_detector, 1024) == []  # 24 px once the photo is downscaled to 1024
     faces = detect_faces(photo, dlib_detector)
     assert len(faces) == 1  # seen in several tiles, reported once
     assert float(nme(faces[0].landmarks, truth)) < 0.05  # mapped back into the photo's pixels

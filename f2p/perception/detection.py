@@ -141,14 +141,14 @@ def detect_faces(image: Tensor, detector: LandmarkDetector, max_side: int = DETE
     Returns:
         Detections in the pixel coordinates of ``image``, largest box first.
     """
-    faces = _detect_scaled(image, detector, max_side)
+    faces = detect_downscaled(image, detector, max_side)
     _, H, W = image.shape
     if faces or max(H, W) <= max_side:
         return faces
     seen = []  # (distance of the box centre from its tile's centre in tile sides, detection in photo pixels)
     for x0, y0, x1, y1 in second_look_tiles(H, W):
         centre = torch.tensor([(x1 - x0) / 2, (y1 - y0) / 2])
-        for face in _detect_scaled(image[:, y0:y1, x0:x1].contiguous(), detector, max_side):
+        for face in detect_downscaled(image[:, y0:y1, x0:x1].contiguous(), detector, max_side):
             off_centre = float(((face.box.view(2, 2).mean(0) - centre) / centre.mul(2)).abs().max())
             seen.append((off_centre, face.shifted(x0, y0)))
     kept: list[FaceDetection] = []
@@ -178,8 +178,9 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     return intersection / (area(a) + area(b) - intersection).clamp_min(1e-8)
 
 
-def _detect_scaled(image: Tensor, detector: LandmarkDetector, max_side: int) -> list[FaceDetection]:
-    """``detector`` on ``image``, downscaled first when its longest side exceeds ``max_side``."""
+def detect_downscaled(image: Tensor, detector: LandmarkDetector, max_side: int) -> list[FaceDetection]:
+    """``detector`` on ``image``, downscaled first when its longest side exceeds ``max_side``, the detections mapped
+    back to ``image``'s pixels: one pass, without ``detect_faces``' second look."""
     _, H, W = image.shape
     factor = max(H, W) / max_side
     if factor <= 1.0:
