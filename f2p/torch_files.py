@@ -30,3 +30,20 @@ def read_weights_only(path: str | os.PathLike, what: str) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 (see the docstring)
         raise ModelFileError(path, f"not {what} f2p can load ({type(error).__name__}: {one_line(error)})") from error
+
+
+def read_checkpoint(path: str | os.PathLike, what: str, tables: tuple[str, ...] = ("state_dict",)) -> dict:
+    """A Lightning-style checkpoint (``read_weights_only``) whose entries ``tables`` are all dicts.
+
+    Args:
+        path: the file.
+        what: what it should have been, for the message ("a regressor checkpoint", ...).
+        tables: entries the checkpoint must hold as dicts (``state_dict``; ``hyper_parameters`` to rebuild it).
+
+    Raises:
+        ModelFileError: ``read_weights_only``'s, or the file lacks one of ``tables`` (one line naming it).
+    """
+    content = read_weights_only(path, what)
+    if not isinstance(content, dict) or not all(isinstance(content.get(name), dict) for name in tables):
+        raise ModelFileError(path, f"not {what} (no {' and '.join(tables)})")
+    return content

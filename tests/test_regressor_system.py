@@ -8,6 +8,7 @@ from lightning.pytorch import Callback, Trainer
 from f2p.data import batch as keys
 from f2p.data.batch import batch_observations
 from f2p.data.synthetic import SyntheticFaceDataModule
+from f2p.errors import ModelFileError
 from f2p.losses.perceptual import PerceptualLoss
 from f2p.nets import ResNetEncoder, UNetRefiner
 from f2p.scene import render_scene
@@ -84,6 +85,25 @@ def test_checkpoints_hold_no_model_data_nor_frozen_networks(tmp_path):
     other = make_system(weights=LossWeights(refined_identity=0.1, perceptual=0.1), perceptual=perceptual)
     other.load_state_dict(system.state_dict())  # strict: frozen networks are not expected
     assert torch.equal(other.refiner.out.weight, system.refiner.out.weight)
+
+
+def test_init_weights_start_a_run_and_a_file_that_cannot_is_one_line_naming_it(tmp_path):
+    trained = make_system()
+    torch.nn.init.normal_(trained.refiner.out.weight)
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": trained.state_dict()}, good)
+    assert torch.equal(make_system(init_weights=str(good)).refiner.out.weight, trained.refiner.out.weight)
+    junk, no_state, wider = tmp_path / "junk.ckpt", tmp_path / "plain.ckpt", tmp_path / "wider.ckpt"
+    junk.write_text("junk\n")
+    torch.save({"epoch": 1}, no_state)
+    torch.save({"state_dict": RegressorSystem(ResNetEncoder(), UNetRefiner(channels=16, depth=2),
+                                              face_model="procedural", image_size=S).state_dict()}, wider)
+    for path, problem in ((junk, "not a regressor checkpoint f2p can load"), (no_state, "no state_dict"),
+                          (wider, "holds networks that differ"), (tmp_path / "missing.ckpt", "no such file")):
+        with pytest.raises(ModelFileError) as caught:
+            make_system(init_weights=str(path))
+        assert str(caught.value).startswith(f"{path}: ") and problem in str(caught.value)
+        assert "\n" not in str(caught.value)
 
 
 def test_identity_and_perceptual_terms_on_the_refined_portrait(tmp_path, batch):

@@ -24,7 +24,7 @@ from f2p.nets.refiner import UNetRefiner
 from f2p.render.renderer import MeshRenderer
 from f2p.scene.params import SceneSpec
 from f2p.systems.regressor import LossWeights, RegressorSystem
-from f2p.torch_files import read_weights_only
+from f2p.torch_files import read_checkpoint
 
 ALLOWED_NETWORKS: dict[str, dict[str, type[nn.Module]]] = {
     "encoder": {"f2p.nets.ResNetEncoder": ResNetEncoder, "f2p.nets.encoder.ResNetEncoder": ResNetEncoder},
@@ -57,12 +57,7 @@ def load_regressor(checkpoint_path: str | Path, map_location: str | torch.device
             (one line naming the file).
     """
     path = Path(checkpoint_path)
-    if not path.is_file():
-        raise ModelFileError(path, "no such regressor checkpoint")
-    content = read_weights_only(path, "a checkpoint")
-    if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict) or not isinstance(
-            content.get("hyper_parameters"), dict):
-        raise ModelFileError(path, "not a regressor checkpoint (no state_dict and hyper_parameters)")
+    content = read_checkpoint(path, "a regressor checkpoint", ("state_dict", "hyper_parameters"))
     arguments = allowed_arguments(path, content["hyper_parameters"])
     face_model = arguments.pop("face_model", None)
     if expect is not None:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from f2p.data import batch as keys
 from f2p.data.batch import batch_observations
-from f2p.errors import ModelFileError
+from f2p.errors import ModelFileError, one_line
 from f2p.evaluation.parameters import recovery_errors, vertex_errors_mm
 from f2p.fitting.schedule import FINAL_LR_FRACTION
 from f2p.losses.priors import gaussian_prior
@@ -36,7 +36,7 @@ from f2p.scene.compose import SceneOutput, render_scene
 from f2p.scene.objective import FittingObjective
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
-from f2p.torch_files import read_weights_only
+from f2p.torch_files import read_checkpoint
 
 FROZEN_PREFIXES = ("objective.embedder.", "perceptual.")
 """State-dict keys of frozen networks, never written to checkpoints."""
@@ -147,10 +147,12 @@ class RegressorSystem(LightningModule):
         self.register_state_dict_post_hook(_drop_frozen_keys)
         self.register_load_state_dict_post_hook(_allow_missing_frozen_keys)
         if init_weights is not None:
-            content = read_weights_only(init_weights, "a regressor checkpoint")
-            if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict):
-                raise ModelFileError(init_weights, "not a regressor checkpoint (no state_dict)")
-            self.load_state_dict(content["state_dict"])
+            state = read_checkpoint(init_weights, "a regressor checkpoint")["state_dict"]
+            try:
+                self.load_state_dict(state)
+            except RuntimeError as error:
+                raise ModelFileError(init_weights, f"holds networks that differ from this configuration's "
+                                                   f"({one_line(error)})") from error
 
     @property
     def image_size(self) -> int:
