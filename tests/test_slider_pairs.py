@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from f2p.fitting import Fitter
-from f2p.fitting.schedule import landmark_stages
+from f2p.fitting.schedule import QUALITIES, SYMMETRY_WEIGHT, landmark_stages, schedule_for
 from f2p.losses.priors import slider_pair_prior, slider_pair_residuals, slider_pairs
 from f2p.morphable import load_model
 from f2p.render.renderer import MeshRenderer
@@ -70,6 +70,12 @@ def fitted_expression(spec: SceneSpec, truth: dict[str, torch.Tensor], noise: fl
         stages = [replace(stage, weights={k: v for k, v in stage.weights.items() if k != "symmetry"})
                   for stage in stages]
     return Fitter(spec, MeshRenderer(), stages).fit(obs).params["expression"]
+
+
+def test_every_quality_fits_expression_with_the_prior():
+    for quality in QUALITIES:
+        stages = [stage for stage in schedule_for(quality) if "expression" in stage.groups]
+        assert stages and all(stage.weights.get("symmetry") == SYMMETRY_WEIGHT for stage in stages), quality
 
 
 def test_the_prior_keeps_a_symmetric_expression_symmetric_under_landmark_noise(ict):

@@ -50,8 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="start the fits (with --quality instant: answer) from this network's prediction "
                                 "(as reconstruct --init)")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the faces and the landmark noise")
-    synthetic.add_argument("--dense", action="store_true",
-                           help="also observe the 468 dense landmarks (MediaPipe's face mesh, same noise)")
+    synthetic.add_argument("--dense", action=argparse.BooleanOptionalAction, default=True,
+                           help="also observe the 468 dense landmarks, as reconstruct's default detector gives "
+                                "them (MediaPipe's face mesh, same noise); --no-dense: the 68 points alone "
+                                "(default: dense)")
     synthetic.add_argument("--landmark-noise", type=float, default=0.0,
                            help="standard deviation in pixels of noise added to the observed landmarks")
     synthetic.add_argument("--batch-size", type=int, default=8, help="faces estimated together")

@@ -102,6 +102,14 @@ class Stage:
         return sorted(set(self.groups) - set(defined) - set(OPTIONAL_GROUPS))
 
 
+SYMMETRY_WEIGHT = 1e-4
+"""Weight of the slider-pair prior (``symmetry``) in the stages that fit expression (ICT, 3 faces at 160 px,
+``tests/test_slider_pairs.py``'s cases, ``fast`` stages): a symmetric smile under 1 px landmark noise comes back
+with a mean L/R difference of 0.036 instead of 0.071 (slider RMSE 0.071 instead of 0.089), and a one-sided smile
+(0.9 / 0) the landmarks show keeps 0.72-0.77 of L/R difference (0.84-0.87 without the prior); 3e-4 gives 0.021
+but keeps only 0.57-0.65, 1e-3 0.37-0.46."""
+
+
 def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
     """Rigid pose on landmarks; shape and expression on landmarks; shape from shading at half resolution, then at
     full resolution with smaller steps (with the model's albedo, or for models without one the smooth colour field
@@ -124,10 +132,12 @@ def default_schedule(steps_scale: float = 1.0) -> list[Stage]:
         return max(1, round(n * steps_scale))
 
     shape = list(SHAPE_GROUPS)
-    shading = {"landmark": 1.0, "dense": 1.0, "photometric": 0.02, "prior": 5e-5, "bounds": 1.0}
+    shading = {"landmark": 1.0, "dense": 1.0, "photometric": 0.02, "prior": 5e-5, "symmetry": SYMMETRY_WEIGHT,
+               "bounds": 1.0}
     return [
         Stage("rigid", steps(200), ["pose", "translation"], {"landmark": 1.0, "dense": 1.0}),
-        Stage("shape", steps(200), shape, {"landmark": 1.0, "dense": 1.0, "prior": 2e-4, "bounds": 1.0}),
+        Stage("shape", steps(200), shape, {"landmark": 1.0, "dense": 1.0, "prior": 2e-4, "symmetry": SYMMETRY_WEIGHT,
+                                           "bounds": 1.0}),
         Stage("shading", steps(300), shape + ["albedo", "smooth_color", "sh"], shading, resolution_scale=0.5),
         Stage("detail", steps(100), shape + ["albedo", "smooth_color", "sh"], shading | {"identity": 0.005},
               lr_scale=0.3),
@@ -155,14 +165,6 @@ points' information; a detector's are correlated, hence not 7x) 0.58 / 1.05 mm (
 At the crop's ~100 px face these weights are a MAP estimate's for about 0.6-1.1 px of independent noise per
 coordinate; stronger priors (the detectors' measured ~2 px) or equal weights per point fit the shared photos worse
 (README, "How the fit works")."""
-
-
-SYMMETRY_WEIGHT = 1e-4
-"""Weight of the slider-pair prior (``symmetry``) in the stages that fit expression (ICT, 3 faces at 160 px,
-``tests/test_slider_pairs.py``'s cases, ``fast`` stages): a symmetric smile under 1 px landmark noise comes back
-with a mean L/R difference of 0.036 instead of 0.071 (slider RMSE 0.071 instead of 0.089), and a one-sided smile
-(0.9 / 0) the landmarks show keeps 0.72-0.77 of L/R difference (0.84-0.87 without the prior); 3e-4 gives 0.021
-but keeps only 0.57-0.65, 1e-3 0.37-0.46."""
 
 
 def landmark_stages(steps_scale: float = 1.0) -> list[Stage]:
