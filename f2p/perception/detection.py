@@ -70,14 +70,6 @@ class FaceDetection:
         return replace(self, box=resize(self.box.view(2, 2)).view(4), landmarks=resize(self.landmarks),
                        dense_landmarks=None if self.dense_landmarks is None else resize(self.dense_landmarks))
 
-    def turned_half(self, H: int, W: int) -> FaceDetection:
-        """The detection in its (H, W) image turned by 180 degrees (point ``p`` -> ``(W - 1, H - 1) - p``; the
-        landmarks keep their order, the box its corners' roles); its own inverse."""
-        far = torch.tensor([W - 1, H - 1], dtype=self.landmarks.dtype)
-        x0, y0, x1, y1 = (far.repeat(2) - self.box).tolist()
-        return replace(self, box=self.box.new_tensor([x1, y1, x0, y0]), landmarks=far - self.landmarks,
-                       dense_landmarks=None if self.dense_landmarks is None else far - self.dense_landmarks)
-
     def shifted(self, dx: float, dy: float) -> FaceDetection:
         """The detection in an image whose origin is (dx, dy) pixels up and left of this one's (a tile's
         detection in its photo)."""

@@ -20,7 +20,8 @@ image left and right, 2 the nose tip, 3 the mouth centre, 4 and 5 the ear tragio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -125,10 +126,15 @@ class BlazeFace:
         if self._model.input_size != (size, size):
             raise ModelFileError(self._model.path, f"expected a {size}x{size} input, got {self._model.input_size}")
 
-    def detect(self, image: Tensor) -> list[FaceBox]:
-        """(3, H, W) RGB in [0, 1] -> faces in its pixels, highest score first (empty if none)."""
+    def detect(self, image: Tensor, turned: bool = False) -> list[FaceBox]:
+        """(3, H, W) RGB in [0, 1] -> faces in its pixels, highest score first (empty if none).
+
+        Args:
+            image: the photo.
+            turned: show the model the photo turned by 180 degrees (the faces still come in ``image``'s pixels).
+        """
         _, H, W = image.shape
-        letterbox = whole_image_roi(H, W)
+        letterbox = replace(whole_image_roi(H, W), rotation=math.pi if turned else 0.0)
         size = self.config.anchors.input_size
         tensor = model_input(crop_roi(image, letterbox, size, border="zero"), *INPUT_RANGE)
         raw_boxes, raw_scores = (torch.from_numpy(output) for output in self._model.invoke(tensor))
@@ -137,6 +143,7 @@ class BlazeFace:
         sizes = boxes[:, 2:] - boxes[:, :2]
         keep = (scores >= self.config.min_score) & (sizes >= 0).all(dim=1)  # NaN sizes fail too
         boxes, keypoints, scores = weighted_nms(boxes[keep], keypoints[keep], scores[keep])
-        corners = letterbox.to_image(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+        corners = letterbox.to_image(boxes.reshape(-1, 2, 2))  # (N, 2, 2); turned: the opposite corners
+        corners = torch.cat([corners.amin(1), corners.amax(1)], dim=1)
         return [FaceBox(box, points, float(score))
                 for box, points, score in zip(corners, letterbox.to_image(keypoints), scores)]

@@ -15,7 +15,8 @@ video:
 Upside-down photos: BlazeFace finds faces turned by 180 degrees, but with its eye keypoints misplaced, so Face Mesh
 would mesh them as if upright (a plausible face, wrong everywhere). Each photo is therefore also shown to the
 first BlazeFace model (the short-range one) turned by 180 degrees, and when the turned photo's best face scores
-higher by ``TURNED_MARGIN``, the faces are found there and turned back (``FaceDetection.turned_half``). On the 24
+higher by ``TURNED_MARGIN``, its faces are kept (their keypoints, and so the mesh's ROIs, then turned the right
+way; Face Mesh reads a ROI at any roll). On the 24
 shared photos and 6 of them turned, the right orientation scored higher every time (0.66-0.99 against
 0.00-0.78); it costs one more BlazeFace pass per photo.
 
@@ -74,12 +75,8 @@ class MediaPipeDetector:
     def detect(self, image: Tensor) -> list[FaceDetection]:
         """(3, H, W) RGB image in [0, 1] -> faces in its pixel coordinates, largest box first (empty if none); an
         upside-down photo is read turned (module docstring)."""
-        turned = image.flip(1, 2)
-        upright_boxes, turned_boxes = (self._blazefaces[0].detect(photo) for photo in (image, turned))
-        if _best_score(turned_boxes) > _best_score(upright_boxes) + TURNED_MARGIN:
-            _, H, W = image.shape
-            return [face.turned_half(H, W) for face in self._detect(turned, turned_boxes)]
-        return self._detect(image, upright_boxes)
+        upright, turned = (self._blazefaces[0].detect(image, turned=flip) for flip in (False, True))
+        return self._detect(image, turned if _best_score(turned) > _best_score(upright) + TURNED_MARGIN else upright)
 
     def _detect(self, image: Tensor, first_boxes: list[FaceBox]) -> list[FaceDetection]:
         """The faces of ``image``, given the first BlazeFace model's boxes on it."""
