@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+
 import torch
 
 from f2p import conventions as C
-from f2p.export.diagnostics import DOUBTFUL_RESIDUAL, MIN_RELIABLE_FACE_PX, region_residuals
+from f2p.cli import main
+from f2p.export.diagnostics import (DOUBTFUL_RESIDUAL, MAX_OUTSIDE_FRACTION, MIN_RELIABLE_FACE_PX, landmarks_outside,
+                                   region_residuals)
 from f2p.export.photo import PhotoOutcome
 from f2p.export.summary import summary_row
 
@@ -54,3 +60,26 @@ def test_summary_flags_a_face_too_small_to_trust_even_when_the_fit_follows_it():
     assert 30 < MIN_RELIABLE_FACE_PX <= 100
     old = region_residuals(face(), face()) | {"face_size_px": None}  # metrics written before face_size_px
     assert summary_row(PhotoOutcome("f", "ok", "", old))["doubtful"] == "no"
+
+
+def test_landmarks_outside_the_photo_are_counted():
+    points = torch.tensor([[-0.4, 0.0], [-0.6, 5.0], [9.4, 9.6], [5.0, 5.0]])
+    assert landmarks_outside(points, (10, 10)) == 0.5  # x -0.6 and y 9.6 lie beyond the pixels' edges
+
+
+def test_a_face_cut_off_by_the_photo_border_is_doubtful(tmp_path, faces_dir, models_dir):
+    from PIL import Image
+
+    photo = Image.open(faces_dir / "images" / "aflw2000_image00050.jpg").convert("RGB")
+    width, height = photo.size
+    photo.save(tmp_path / "whole.png")
+    photo.crop((0, height // 2, width, height)).save(tmp_path / "eyes_cut_off.png")  # the detector guesses the eyes
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(tmp_path / "whole.png"), str(tmp_path / "eyes_cut_off.png"), "--out", str(out),
+                 "--model", "procedural", "--quality", "fast", "--crop-size", "64", "--no-identity",
+                 "--outputs", "data"]) == 0
+    metrics = {path.parent.name.rsplit("-", 1)[0]: json.loads(path.read_text()) for path in out.glob("*/metrics.json")}
+    assert metrics["whole"]["landmarks_outside"] == 0.0
+    assert metrics["eyes_cut_off"]["landmarks_outside"] > MAX_OUTSIDE_FRACTION
+    rows = {Path(row["image"]).stem: row for row in csv.DictReader((out / "summary.csv").open())}
+    assert rows["eyes_cut_off"]["doubtful"] == "yes"

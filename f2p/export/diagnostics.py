@@ -10,7 +10,9 @@ landmark losses use), the worst region's fraction (``residual_worst_face``) and 
 A fit is ``doubtful`` when its worst region is off by more than ``DOUBTFUL_RESIDUAL`` of the face size: the fit
 could not follow its detector there (a wrong detection, a pose or expression the model does not reach); or when
 the face is smaller than ``MIN_RELIABLE_FACE_PX``, where the detectors' points can be far off while the fit
-follows them closely. Calibrated on the 24 shared photos and on them scaled down (README, Fit diagnostics).
+follows them closely; or when more than ``MAX_OUTSIDE_FRACTION`` of the detected 68 points lie outside the photo
+(``landmarks_outside``: a face cut off by the photo's border, whose missing part the detector guessed and the fit
+followed). Calibrated on the 24 shared photos, on them scaled down and cut (README, Fit diagnostics).
 """
 
 from __future__ import annotations
@@ -33,6 +35,22 @@ of 13 to 24 px came out 1.8 to 3.9 % off except one at 14 %, a fit whose residua
 shared photos' faces are all larger."""
 
 
+MAX_OUTSIDE_FRACTION = 0.1
+"""Fraction of the detected 68 points outside the photo above which a fit is flagged doubtful. None of the 24 shared
+photos has a point outside; the frontal aflw2000_image00050 cut at its left or top edge had 4.4 % (cut at 40 % of
+its width) and 2.9 % (40 % of its height) outside, fitted as the whole photo is, and 57 % and 32 % (cut at half),
+whose missing eyes and brows MediaPipe and dlib had placed in the void."""
+
+
+def landmarks_outside(detected: Tensor, photo_size: tuple[int, int]) -> float:
+    """Fraction of the (68, 2) ``detected`` landmarks (photo pixels) outside the (H, W) photo, whose pixels span
+    -0.5 to W - 0.5 and -0.5 to H - 0.5."""
+    H, W = photo_size
+    x, y = detected[:, 0], detected[:, 1]
+    outside = (x < -0.5) | (x > W - 0.5) | (y < -0.5) | (y > H - 0.5)
+    return float(outside.float().mean())
+
+
 def region_residuals(fitted: Tensor, detected: Tensor) -> dict[str, float]:
     """Per-region RMS residuals of (68, 2) ``fitted`` against (68, 2) ``detected`` landmarks, photo pixels.
 
@@ -53,9 +71,10 @@ def region_residuals(fitted: Tensor, detected: Tensor) -> dict[str, float]:
 def is_doubtful(metrics: dict) -> bool | None:
     """Whether a photo's ``metrics.json`` content marks a doubtful fit; None when it has no residuals (a regressor
     run written before the diagnostics, or a failed photo). Metrics written before ``face_size_px`` are judged by
-    their residual alone."""
+    their residual alone, those before ``landmarks_outside`` without it."""
     worst = metrics.get("residual_worst_face")
     if not isinstance(worst, float):
         return None
-    size = metrics.get("face_size_px")
-    return worst > DOUBTFUL_RESIDUAL or (isinstance(size, float) and size < MIN_RELIABLE_FACE_PX)
+    size, outside = metrics.get("face_size_px"), metrics.get("landmarks_outside")
+    return (worst > DOUBTFUL_RESIDUAL or (isinstance(size, float) and size < MIN_RELIABLE_FACE_PX)
+            or (isinstance(outside, float) and outside > MAX_OUTSIDE_FRACTION))

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from f2p.conventions import MODEL_TO_OPENCV
 from f2p.export.arkit import ArkitMap, arkit_document, arkit_map, unavailable_document
-from f2p.export.diagnostics import region_residuals
+from f2p.export.diagnostics import landmarks_outside, region_residuals
 from f2p.export.figures import ShapeView
 from f2p.export.gltf import HeadGlb
 from f2p.export.results import PhotoPictures, PhotoResult, write_photo_outputs
@@ -201,6 +201,7 @@ class PhotoExporter:
         colors = display_colors(self.spec.model, scene.colors)
         metrics = {"landmark_rmse_px": float(((fitted - sample.landmarks) ** 2).sum(-1).mean().sqrt()),
                    **region_residuals(fitted, sample.landmarks),
+                   "landmarks_outside": landmarks_outside(sample.landmarks, tuple(sample.photo.shape[-2:])),
                    "landmarks_from": sample.source, **metrics}
         if self.embedder is not None and photo_embedding is not None:
             rendered = (self.render_embeddings(scene.render.image, fitted_crop[None]) if render_embedding is None
