@@ -13,12 +13,11 @@ video:
    whose iBUG-68 view (``f2p.face_mesh.ibug68_view``) gives ``FaceDetection.landmarks``.
 
 Upside-down photos: BlazeFace finds faces turned by 180 degrees, but with its eye keypoints misplaced, so Face Mesh
-would mesh them as if upright (a plausible face, wrong everywhere). Each photo is therefore also shown to the
-first BlazeFace model (the short-range one) turned by 180 degrees, and when the turned photo's best face scores
-higher by ``TURNED_MARGIN``, its faces are kept (their keypoints, and so the mesh's ROIs, then turned the right
-way; Face Mesh reads a ROI at any roll). On the 24
-shared photos and 6 of them turned, the right orientation scored higher every time (0.66-0.99 against
-0.00-0.78); it costs one more BlazeFace pass per photo.
+would mesh them as if upright (a plausible face, wrong everywhere). Each photo is therefore also shown to the first
+BlazeFace model (the short-range one) turned by 180 degrees, and when the turned photo's best face scores higher by
+``TURNED_MARGIN``, its faces are kept (their keypoints, and so the mesh's ROIs, then turned the right way; Face Mesh
+reads a ROI at any roll). On the 24 shared photos and 6 of them turned, the right orientation scored higher every
+time (0.66-0.99 against 0.00-0.78); it costs one more BlazeFace pass per photo.
 
 Confidences are the second pass's presence score for every point (the models give no per-point confidence).
 ``FaceDetection.box`` and ``score`` are BlazeFace's.
