@@ -104,7 +104,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from f2p.errors import ModelFileError
     from f2p.evaluation.figures import synthetic_figures
     from f2p.evaluation.report import synthetic_tables, write_report
-    from f2p.evaluation.synthetic import FACE_FIELDS, VERTEX_TARGET_MM, evaluate_synthetic
+    from f2p.evaluation.synthetic import FACE_FIELDS, evaluate_synthetic, similarity_target_mm
     from f2p.fitting.estimate import FittingEstimator, PredictionEstimator
     from f2p.fitting.fitter import Fitter
     from f2p.fitting.instant import quality_stages, quality_steps
@@ -155,7 +155,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_SYNTHETIC_OUT
     fields = [*FACE_FIELDS, *(f"{name}_rmse_{kind}" for kind in ("std", "shape") for name in model.groups)]
     write_report(out, evaluation.summary, evaluation.records, fields)
-    figures = synthetic_figures(out, evaluation.records, evaluation.worst, VERTEX_TARGET_MM)
+    figures = synthetic_figures(out, evaluation.records, evaluation.worst, similarity_target_mm(args.landmark_noise))
     print(synthetic_tables(evaluation.summary))
     _print_written(out, figures)
     return 0

@@ -181,12 +181,14 @@ def _yaw_group(yaw_deg: float) -> str:
 
 
 def synthetic_figures(out_dir: Path, records: list[dict], worst: list[tuple[Image.Image, str]],
-                      target_mm: float) -> list[Path]:
-    """CED of vertex and landmark errors, per-face vertex-error bars and the worst fits of a synthetic evaluation."""
+                      target_mm: float | None) -> list[Path]:
+    """CED of vertex and landmark errors, per-face vertex-error bars and the worst fits of a synthetic evaluation;
+    ``target_mm``: the similarity-aligned error's target, drawn as a line (None: no line)."""
     ok = [r for r in records if r["status"] == "ok"]
     spaces = ("vertex_median_mm", "aligned_vertex_median_mm", "similarity_vertex_median_mm")
     largest = max([r[key] for r in ok for key in spaces], default=1.0)
-    limit = min(max(2.0 * target_mm, 1.1 * largest), 20.0 * target_mm)
+    scale = target_mm or 1.0
+    limit = min(max(2.0 * scale, 1.1 * largest), 20.0 * scale)
 
     def values(key: str) -> list[float | None]:
         return [r[key] if r["status"] == "ok" else None for r in records]
