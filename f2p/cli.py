@@ -143,12 +143,9 @@ def regressor_checkpoint_config(path: Path) -> dict:
     """
     from f2p.morphable.registry import MODEL_NAMES
     from f2p.systems.checkpoints import allowed_arguments
-    from f2p.torch_files import read_weights_only
+    from f2p.torch_files import read_checkpoint
 
-    content = read_weights_only(path, "a checkpoint")
-    hparams = content.get("hyper_parameters") if isinstance(content, dict) else None
-    if not isinstance(hparams, dict):
-        raise ModelFileError(path, "not a regressor checkpoint (no hyper_parameters)")
+    hparams = read_checkpoint(path, "a checkpoint", ("hyper_parameters",))["hyper_parameters"]
     if hparams.get("_class_path", REGRESSOR_CLASS) != REGRESSOR_CLASS:
         raise ModelFileError(path, f"a checkpoint of {hparams['_class_path']!r}, not of {REGRESSOR_CLASS}")
     kept = allowed_arguments(path, hparams)

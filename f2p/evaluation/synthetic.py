@@ -58,12 +58,6 @@ SIMILARITY_TARGETS_MM = ((0.0, 0.8), (1.0, 1.0))
 """(landmark noise up to, px; target, mm) of the fitting issue: the median over faces of the similarity-aligned
 median face-region vertex error (the protocol of monocular shape benchmarks: one photo does not fix a face's size)
 <= 0.8 mm with exact landmarks, <= 1.0 mm with 1 px of noise; no target with more noise."""
-
-
-def similarity_target_mm(landmark_noise: float) -> float | None:
-    """The similarity-aligned target (``SIMILARITY_TARGETS_MM``) for landmarks with ``landmark_noise`` px of noise,
-    None above 1 px."""
-    return next((target for noise, target in SIMILARITY_TARGETS_MM if landmark_noise <= noise), None)
 NOISE_SEED = 2**62
 """Landmark noise is drawn with seed ``NOISE_SEED + seed``, apart from the faces' own seeds."""
 VERTEX_SPACES = {"model_space": ("", "model space"), "aligned": ("aligned_", "rigidly aligned"),
@@ -89,6 +83,12 @@ class SyntheticEvaluation:
     records: list[dict]
     summary: dict
     worst: list[tuple[Image.Image, str]]
+
+
+def similarity_target_mm(landmark_noise: float) -> float | None:
+    """The similarity-aligned target (``SIMILARITY_TARGETS_MM``) for landmarks with ``landmark_noise`` px of noise,
+    None above 1 px."""
+    return next((target for noise, target in SIMILARITY_TARGETS_MM if landmark_noise <= noise), None)
 
 
 def synthetic_sampler() -> SceneSampler:
