@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import av
@@ -94,6 +95,17 @@ def test_clip_recovers_curves_and_writes_every_output(ict, clip, tmp_path):
     with av.open(str(out / "overlay.mp4")) as video:
         assert sum(1 for _ in video.decode(video=0)) == FRAMES
     assert not (out / "progress").exists() and (out / "clip.json").is_file()
+
+
+def test_a_clip_fits_with_the_sliding_contour_and_records_it(ict, clip, tmp_path):
+    rendered, path = clip
+    outcome = clip_run(ict, truth_perceiver(rendered), smooth=0.0, sliding_contour=True).process(path, tmp_path)
+    assert outcome.status == "ok", outcome.error
+    assert json.loads((tmp_path / "clip.json").read_text())["settings"]["sliding_contour"] is True
+    data = np.load(tmp_path / "frames.npz")
+    errors = slider_errors(data["expression"], rendered, ict.groups["expression"].component_names)
+    assert max(errors[name] for name in ("jawOpen", "mouthSmile_L", "mouthSmile_R")) < 0.1, errors
+    assert float(identity_error_mm(ict, torch.from_numpy(data["identity"])[None].float(), rendered)[0]) < 2.0
 
 
 def test_frames_without_a_face_are_bridged_and_marked(ict, clip, tmp_path):

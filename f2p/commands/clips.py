@@ -87,7 +87,7 @@ def clip_options(args: argparse.Namespace) -> ClipOptions:
 
     return ClipOptions(quality=args.quality, smooth=args.smooth, keyframes=args.keyframes,
                        batch_size=args.batch_size, crop_size=args.crop_size,
-                       overlay=not args.no_overlay and args.outputs == "all")
+                       overlay=not args.no_overlay and args.outputs == "all", sliding_contour=args.sliding_contour)
 
 
 def _failed_all(clips: list[Path], reason: str) -> dict[str, dict[str, str]]:

@@ -17,7 +17,9 @@ import logging
 import sys
 from pathlib import Path
 
+from f2p.commands.options import SLIDING_CONTOUR_HELP
 from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
+from f2p.evaluation import OUTLINES
 from f2p.perception.crop_size import CROP_SIZE
 from f2p.quality import DEFAULT_QUALITY, INSTANT, INSTANT_HELP, QUALITIES, QUALITY_HELP
 
@@ -54,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="also observe the 468 dense landmarks, as reconstruct's default detector gives "
                                 "them (MediaPipe's face mesh, same noise); --no-dense: the 68 points alone "
                                 "(default: dense)")
+    synthetic.add_argument("--outline", choices=OUTLINES, default="fixed",
+                           help="the observed jaw and face-oval points: fixed (the model's landmark vertices, as the "
+                                "3D-consistent markup has them; default) or silhouette (the true face's occluding "
+                                "contour, as a detector marking the visible outline of a turned face gives them)")
+    synthetic.add_argument("--sliding-contour", action="store_true", help=SLIDING_CONTOUR_HELP)
     synthetic.add_argument("--landmark-noise", type=float, default=0.0,
                            help="standard deviation in pixels of noise added to the observed landmarks")
     synthetic.add_argument("--batch-size", type=int, default=8, help="faces estimated together")
@@ -140,16 +147,17 @@ def run_synthetic(args: argparse.Namespace) -> int:
         return _fail(str(error))
     stages = [] if args.checkpoint is not None and not instant else quality_stages(args.quality, args.steps)
     if stages:
-        estimate = FittingEstimator(Fitter(spec, renderer, stages), initializer)
+        estimate = FittingEstimator(Fitter(spec, renderer, stages, sliding_contour=args.sliding_contour), initializer)
         origin = "the mean face" if start is None else str(start)
-        method = f"fit from {origin}, {args.quality} quality, {args.steps} steps"
+        method = (f"fit from {origin}, {args.quality} quality, {args.steps} steps"
+                  f"{', sliding contour' if args.sliding_contour else ''}")
     else:
         estimate = PredictionEstimator(initializer)
         method = f"regressor {network}"
     set_threads(args.threads)
     evaluation = evaluate_synthetic(
         spec, renderer, estimate, method, args.synthetic, seed=args.seed, landmark_noise=args.landmark_noise,
-        dense=args.dense,
+        dense=args.dense, outline=args.outline,
         batch_size=args.batch_size, worst=args.worst,
         on_batch=lambda done, total: print(f"  {done}/{total} faces", file=sys.stderr, flush=True))
     out = args.out or DEFAULT_SYNTHETIC_OUT

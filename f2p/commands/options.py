@@ -1,4 +1,5 @@
-"""Option values shared by the commands, checked once: the torch device. Torch-free at import (help stays fast)."""
+"""Option values shared by the commands, checked once: the torch device; help texts of shared options. Torch-free at
+import (help stays fast)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
+SLIDING_CONTOUR_HELP = ("match the jaw and face-oval points to the model's current silhouette instead of fixed "
+                        "vertices, chosen again as the pose changes: for detectors that mark the visible outline of "
+                        "turned faces (off by default: with the default detector it fitted the shared photos worse; "
+                        "README, How the fit works)")
 
 
 def resolve_device(name: str) -> torch.device:

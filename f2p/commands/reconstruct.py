@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from f2p.commands.clips import add_clip_arguments, run_clips, split_clips
-from f2p.commands.options import DEVICE_HELP
+from f2p.commands.options import DEVICE_HELP, SLIDING_CONTOUR_HELP
 from f2p.commands.threads import THREADS_HELP, set_threads, thread_count
 from f2p.output_sets import DEFAULT_OUTPUTS, OUTPUTS, OUTPUTS_HELP
 from f2p.perception.crop_size import CROP_SIZE, MIN_CROP_SIZE
@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="photos optimised together")
     parser.add_argument("--crop-size", type=int, default=CROP_SIZE, help="side of the aligned crop that is fitted")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity loss and metric")
+    parser.add_argument("--sliding-contour", action="store_true", help=SLIDING_CONTOUR_HELP)
     parser.add_argument("--outputs", choices=tuple(OUTPUTS), default=DEFAULT_OUTPUTS, help=OUTPUTS_HELP)
     parser.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                         help="start each fit (or, with --quality instant, answer) from a trained network's "
@@ -131,7 +132,8 @@ def _run(args: argparse.Namespace) -> int:
     except (AnnotationError, OSError) as error:
         return _fail(f"--landmarks {args.landmarks}: {error}")
     set_threads(args.threads)
-    estimator = (FittingEstimator(Fitter(spec, renderer, stages, embedder, final_render=renders), initializer)
+    estimator = (FittingEstimator(Fitter(spec, renderer, stages, embedder, sliding_contour=args.sliding_contour,
+                                         final_render=renders), initializer)
                  if stages else PredictionEstimator(initializer, method="landmark-regressor"))
     names = output_names(images)
     try:
@@ -196,4 +198,5 @@ def settings(args: argparse.Namespace) -> dict[str, str | int | bool | None]:
     """The options that change a photo's results (recorded in metrics.json; a rerun with others redoes it)."""
     return {"model": str(args.model), "landmarks": str(args.landmarks), "quality": args.quality, "steps": args.steps,
             "crop_size": args.crop_size, "identity": not args.no_identity,
-            "init": None if args.init is None else str(args.init.resolve()), "outputs": args.outputs}
+            "init": None if args.init is None else str(args.init.resolve()), "outputs": args.outputs,
+            "sliding_contour": args.sliding_contour}

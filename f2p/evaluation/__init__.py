@@ -15,3 +15,7 @@ Modules, one job each:
     report      report.json, report.csv and the printed table
     figures     cumulative error curves, per-photo bars, contact sheet of the worst fits
 """
+
+OUTLINES = ("fixed", "silhouette")
+"""What the synthetic evaluation's observations mark as the face's outline (``synthetic.observe``): the model's fixed
+jaw and face-oval points, or the true face's occluding contour. Here, torch-free, for the command line's choices."""

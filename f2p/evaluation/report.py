@@ -125,7 +125,9 @@ def synthetic_tables(summary: dict) -> str:
     parts = [f"{counts['faces']} synthetic faces of {settings['model']} at {settings['image_size'][0]} px "
              f"({counts['ok']} ok, {counts['failed']} failed), yaw up to +-{settings['yaw_limit_deg']:g} deg, "
              f"{'68 and 468 dense' if settings.get('dense_landmarks') else '68'} landmarks observed with "
-             f"{settings['landmark_noise_px']:g} px noise, seed {settings['seed']}; {settings['method']}", ""]
+             f"{settings['landmark_noise_px']:g} px noise"
+             f"{', outline on the silhouette' if settings.get('outline') == 'silhouette' else ''}, seed "
+             f"{settings['seed']}; {settings['method']}", ""]
     rows = []
     for space, (_, label) in VERTEX_SPACES.items():
         for per_face in ("median", "mean"):

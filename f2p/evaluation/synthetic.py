@@ -6,7 +6,11 @@ a smooth random per-vertex colour for models without one, random SH light and ba
 ``perception.crop`` aligns photo faces) drawn with ``synthetic_sampler``: yaw uniform in +-YAW_LIMIT_DEG, pitch and
 roll moderate, no specular highlight, and the focal length fixed because ``default_schedule`` does not fit it.
 Observations are the render, its projected landmarks plus optional Gaussian pixel noise and the face-region mask of
-the noisy landmarks: what ``reconstruct`` gives the fitter for a photo crop, without identity embedding.
+the noisy landmarks: what ``reconstruct`` gives the fitter for a photo crop, without identity embedding. The observed
+outline (``OUTLINES``) is the model's fixed jaw and face-oval points, or with ``silhouette`` the occluding contour of
+the true face at its pose (each sliding point moved to its silhouette candidate, ``scene.objective.slide_contour``),
+as a detector that marks the visible outline of a turned face does; the fitted landmarks are scored against the fixed
+ones either way (what f2p reports).
 
 Scores per face: per-vertex error over ``model.face_region`` in mm, (a) in model space as fitted, (b) after a
 rigid Procrustes alignment (rotation + translation) of the region and (c) after a similarity alignment (with a
@@ -33,6 +37,7 @@ from f2p import face_mesh
 from f2p.conventions import MM_PER_M
 from f2p.data import batch as keys
 from f2p.data.synthetic import SceneSampler, SyntheticFaces
+from f2p.evaluation import OUTLINES
 from f2p.evaluation.geometry import ALIGNMENTS
 from f2p.evaluation.landmarks import LANDMARK_METRICS, landmark_nme
 from f2p.evaluation.parameters import prior_scales, recovery_errors
@@ -42,12 +47,13 @@ from f2p.export.figures import side_by_side
 from f2p.fitting.estimate import Estimator
 from f2p.losses.priors import slider_pair_stats
 from f2p.morphable.base import MorphableModel
+from f2p.morphable.contour import contour_candidates
 from f2p.perception.masks import face_region_mask
 from f2p.perception.photo import MASK_SOFTNESS
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_matrix, matrix_to_euler
 from f2p.scene.compose import render_scene
-from f2p.scene.objective import model_slider_pairs
+from f2p.scene.objective import model_slider_pairs, slide_contour
 from f2p.scene.observations import Observations
 from f2p.scene.params import POSE, TRANSLATION, SceneSpec
 
@@ -100,20 +106,32 @@ def synthetic_sampler() -> SceneSampler:
 
 
 def observe(items: list[dict], landmark_noise: Tensor, device: torch.device, dense_noise: Tensor | None = None,
-            spec: SceneSpec | None = None, truth: dict[str, Tensor] | None = None) -> tuple[Observations, Tensor]:
+            spec: SceneSpec | None = None, truth: dict[str, Tensor] | None = None, outline: str = "fixed"
+            ) -> tuple[Observations, Tensor]:
     """``SyntheticFaces`` items -> observations on ``device`` with ``landmark_noise`` (B, 68, 2) pixels added to the
-    landmarks (and the face mask made from the noisy ones), and the (B, 68, 2) true landmarks.
+    landmarks (and the face mask made from the noisy ones), and the (B, 68, 2) true (fixed) landmarks.
 
     With ``dense_noise`` ((B, 468, 2) pixels), the observations also carry the true dense landmarks of the items'
     parameters ``truth`` in ``spec`` (``morphable.dense`` projected through their cameras) plus that noise: a
-    perfect dense detector up to the noise, for measuring the dense-landmark pipeline."""
+    perfect dense detector up to the noise, for measuring the dense-landmark pipeline. With ``outline``
+    ``silhouette`` (``OUTLINES``; needs ``spec`` and ``truth``) the observed jaw and face-oval points are the true
+    face's occluding contour."""
+    if outline not in OUTLINES:
+        raise ValueError(f"unknown outline {outline!r}; use one of {OUTLINES}")
     images = torch.stack([item[keys.IMAGE] for item in items]).to(device)
     true_landmarks = torch.stack([item[keys.LANDMARKS] for item in items]).to(device)
-    landmarks = true_landmarks + landmark_noise.to(device)
+    observed, dense_points = true_landmarks, None
+    if dense_noise is not None or outline == "silhouette":
+        scene = render_scene(spec, truth, None, dense=dense_noise is not None)
+        dense_points = scene.dense2d
+        if outline == "silhouette":
+            observed, dense_points = slide_contour(spec.model, contour_candidates(spec.model), truth, scene.camera,
+                                                   scene.landmarks2d, dense_points)
+    landmarks = observed + landmark_noise.to(device)
     H, W = images.shape[-2:]
-    dense_points = dense_confidence = None
+    dense_confidence = None
     if dense_noise is not None:
-        dense_points = render_scene(spec, truth, None, dense=True).dense2d + dense_noise.to(device)
+        dense_points = dense_points + dense_noise.to(device)
         dense_confidence = torch.ones_like(dense_points[..., 0])
     obs = Observations(image=images, landmarks=landmarks, confidence=torch.ones_like(landmarks[..., 0]),
                        face_mask=face_region_mask(landmarks, H, W, softness=MASK_SOFTNESS), dense=dense_points,
@@ -163,8 +181,8 @@ def score_faces(spec: SceneSpec, truth: dict[str, Tensor], fitted: dict[str, Ten
 
 def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estimator, method: str, count: int,
                        seed: int = 0, landmark_noise: float = 0.0, batch_size: int = 8, worst: int = 6,
-                       dense: bool = False, on_batch: Callable[[int, int], None] | None = None
-                       ) -> SyntheticEvaluation:
+                       dense: bool = False, outline: str = "fixed",
+                       on_batch: Callable[[int, int], None] | None = None) -> SyntheticEvaluation:
     """Render ``count`` synthetic faces, estimate their parameters and score the recovery.
 
     Args:
@@ -179,6 +197,7 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
         batch_size: faces fitted together.
         worst: how many of the worst fits to draw.
         dense: also observe the 468 dense landmarks (with the same noise level), as MediaPipe gives them.
+        outline: the observed outline, one of ``OUTLINES`` (``observe``).
         on_batch: called as ``on_batch(faces done, count)`` after each batch.
     """
     device = spec.model.device
@@ -196,7 +215,7 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
         batch_truth = {name: torch.stack([item[keys.PARAMS][name] for item in items]).to(device)
                        for name in items[0][keys.PARAMS]}
         obs, true_landmarks = observe(items, noise[indices], device, dense_noise[indices] if dense else None, spec,
-                                      batch_truth)
+                                      batch_truth, outline)
         began = time.perf_counter()
         estimated = estimate(obs)
         seconds = (time.perf_counter() - began) / len(indices)
@@ -208,13 +227,14 @@ def evaluate_synthetic(spec: SceneSpec, renderer: MeshRenderer, estimate: Estima
                             **scores, "seconds": seconds})
         if on_batch is not None:
             on_batch(indices[-1] + 1, count)
-    summary = summarise_faces(spec, records, method=method, seed=seed, landmark_noise=landmark_noise, dense=dense)
+    summary = summarise_faces(spec, records, method=method, seed=seed, landmark_noise=landmark_noise, dense=dense,
+                              outline=outline)
     figures = draw_worst(spec, renderer, faces, {k: torch.cat(v) for k, v in fitted.items()}, records, worst)
     return SyntheticEvaluation(records, summary, figures)
 
 
 def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int, landmark_noise: float,
-                    dense: bool = False) -> dict:
+                    dense: bool = False, outline: str = "fixed") -> dict:
     """Aggregate of ``score_faces`` records over the faces that did not fail (landmark CED counts failures)."""
     ok = [r for r in records if r["status"] == "ok"]
 
@@ -229,6 +249,7 @@ def summarise_faces(spec: SceneSpec, records: list[dict], method: str, seed: int
     return {
         "settings": {"model": spec.model.name, "faces": len(records), "image_size": list(spec.image_size),
                      "method": method, "seed": seed, "landmark_noise_px": landmark_noise, "dense_landmarks": dense,
+                     "outline": outline,
                      "yaw_limit_deg": YAW_LIMIT_DEG, "face_region_vertices": int(spec.model.face_region.sum()),
                      "sampler": asdict(synthetic_sampler())},
         "counts": {"faces": len(records), "ok": len(ok), "failed": len(records) - len(ok)},

@@ -30,6 +30,7 @@ from torch import Tensor
 from f2p.fitting.schedule import Stage
 from f2p.fitting.solver import (DIAGONAL_FLOOR, INITIAL_DAMPING, MAX_DAMPING, RELATIVE_TOLERANCE,
                                 LandmarkLeastSquares)
+from f2p.morphable.contour import ContourCandidates
 from f2p.scene.objective import dense_point_weights
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
@@ -53,7 +54,7 @@ class SharedFit:
 
 
 def fit_shared_identity(spec: SceneSpec, obs: Observations, params: dict[str, Tensor], stage: Stage,
-                        shared: str, max_iterations: int) -> SharedFit:
+                        shared: str, max_iterations: int, contour: ContourCandidates | None = None) -> SharedFit:
     """Solve one ``shared`` group for all views of ``obs`` jointly with each view's own groups of ``stage``.
 
     Args:
@@ -64,6 +65,8 @@ def fit_shared_identity(spec: SceneSpec, obs: Observations, params: dict[str, Te
         stage: an ``lm`` landmark stage: its weights and trainable groups (which must include ``shared``).
         shared: the group the views share (``identity``).
         max_iterations: linear solves at most.
+        contour: the model's ``contour_candidates`` when the outline points slide along the silhouette (as in the
+            views' own fits, ``Fitter(sliding_contour=True)``), else None for fixed points.
 
     Raises:
         ValueError: ``shared`` is not one of the stage's groups, or the stage is not a Levenberg-Marquardt one.
@@ -76,13 +79,16 @@ def fit_shared_identity(spec: SceneSpec, obs: Observations, params: dict[str, Te
     start = {**params, shared: params[shared].mean(0, keepdim=True).expand(B, -1)}
     uses_dense = obs.dense is not None and stage.weights.get("dense", 0.0) > 0
     problem = LandmarkLeastSquares(spec, obs, start, groups, stage.weights,
-                                   dense_point_weights(spec.model) if uses_dense else None)
+                                   dense_point_weights(spec.model) if uses_dense else None, contour)
     K = params[shared].shape[1]
     prior_sq = problem.prior[:K].double() ** 2  # (K,) the identity's prior, counted B times by the views' costs
 
+    def total(views: Tensor, x: Tensor) -> Tensor:
+        return views.double().sum() - (B - 1) * (prior_sq * x[0, :K].double() ** 2).sum()
+
     def joint(x: Tensor) -> tuple[Tensor, Tensor]:
         views = problem.cost(x)
-        return views, views.double().sum() - (B - 1) * (prior_sq * x[0, :K].double() ** 2).sum()
+        return views, total(views, x)
 
     x = problem.project(problem.pack(start))
     views, cost = joint(x)
@@ -92,6 +98,8 @@ def fit_shared_identity(spec: SceneSpec, obs: Observations, params: dict[str, Te
     while iterations < max_iterations and mu < MAX_DAMPING and math.isfinite(float(cost)):
         if model is None:
             model = problem.linearise(x)
+            if model.cost is not None:  # a sliding contour chose its silhouette vertices again at x
+                views, cost = model.cost, total(model.cost, x)
         delta, predicted = _joint_step(model.hessian, model.gradient, prior_sq, mu, x.double(),
                                        problem.lower.double(), problem.upper.double())
         iterations += 1

@@ -126,6 +126,8 @@ class ClipOptions:
         batch_size: frames fitted together after that.
         crop_size: side of the aligned crop.
         overlay: write overlay.mp4.
+        sliding_contour: fit the outline points to the model's silhouette (``Fitter``'s ``sliding_contour``), in
+            the keyframes, the joint identity solve and the frames.
     """
 
     quality: str = DEFAULT_QUALITY
@@ -134,11 +136,12 @@ class ClipOptions:
     batch_size: int = 8
     crop_size: int = CROP_SIZE
     overlay: bool = True
+    sliding_contour: bool = False
 
     def settings(self) -> Settings:
         """What of these options changes the results (recorded and compared on resume)."""
         return {"quality": self.quality, "smooth": self.smooth, "keyframes": self.keyframes,
-                "batch_size": self.batch_size, "crop_size": self.crop_size}
+                "batch_size": self.batch_size, "crop_size": self.crop_size, "sliding_contour": self.sliding_contour}
 
 
 def clip_line(outcome: PhotoOutcome) -> str:
@@ -288,9 +291,10 @@ class ClipRun:
         stages = schedule_for(options.quality)
         self.renders = any(stage.needs_render for stage in stages)
         fit_renderer = renderer if self.renders else None  # a landmark-only schedule renders nothing
-        self.keyframe_fitter = Fitter(spec, fit_renderer, stages)
-        self.first_fitter = Fitter(spec, fit_renderer, frame_stages(stages, continuing=False))
-        self.frame_fitter = Fitter(spec, fit_renderer, frame_stages(stages, continuing=True))
+        sliding = options.sliding_contour
+        self.keyframe_fitter = Fitter(spec, fit_renderer, stages, sliding_contour=sliding)
+        self.first_fitter = Fitter(spec, fit_renderer, frame_stages(stages, continuing=False), sliding_contour=sliding)
+        self.frame_fitter = Fitter(spec, fit_renderer, frame_stages(stages, continuing=True), sliding_contour=sliding)
         self.joint_stage = joint_stage(stages)
         self.unfitted_colors = [g for g in COLOR_GROUPS if not any(g in stage.groups for stage in stages)]
         self.overlay_faces = face_triangles(spec.model)
@@ -402,7 +406,7 @@ class ClipRun:
             if self.joint_stage is not None and len(rows) > 1:
                 views = {g: v[rows] for g, v in result.params.items()}
                 joint = fit_shared_identity(self.spec, obs.select(rows), views, self.joint_stage, SHARED_GROUP,
-                                            JOINT_ITERATIONS)
+                                            JOINT_ITERATIONS, self.keyframe_fitter.objective.contour)
                 mean_params[SHARED_GROUP] = joint.params[SHARED_GROUP][0]
             stored = {name: value.cpu().numpy() for name, value in mean_params.items()}
             stored["keyframes"] = keys[rows.cpu().numpy()]

@@ -43,12 +43,14 @@ class FittingSystem(L.LightningModule):
         init_checkpoint: a trained regressor checkpoint whose predictions start each fit, or None for the mean face.
         outputs: the files per photo (``f2p.output_sets.OUTPUTS``, as ``reconstruct --outputs``): all, or data (no
             pictures, no head.glb).
+        sliding_contour: fit the jaw and face-oval points to the model's current silhouette (as ``reconstruct
+            --sliding-contour``), for detectors that mark the visible outline of turned faces.
     """
 
     def __init__(self, model: str = "ict", output_dir: str = "outputs/fit", crop_size: int = CROP_SIZE,
                  quality: Quality = DEFAULT_QUALITY, stages: list[Stage] | None = None, backend: str = "auto",
                  identity: bool = True, init_checkpoint: str | None = None,
-                 outputs: OutputSet = DEFAULT_OUTPUTS) -> None:
+                 outputs: OutputSet = DEFAULT_OUTPUTS, sliding_contour: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -60,6 +62,7 @@ class FittingSystem(L.LightningModule):
         self.crop_size = crop_size
         self.init_checkpoint = init_checkpoint
         self.outputs = outputs
+        self.sliding_contour = sliding_contour
         self.estimator: FittingEstimator | None = None
         self.run: PhotoRun | None = None
         self.exit_code = 0
@@ -80,9 +83,11 @@ class FittingSystem(L.LightningModule):
             initializer = load_initializer(self.init_checkpoint, map_location=self.device, expect=spec)
         renders = run_renders(self.stages, self.outputs, identity=self.embedder is not None)
         self.estimator = FittingEstimator(Fitter(spec, self.renderer, self.stages, self.embedder,
-                                                 final_render=renders), initializer)
+                                                 sliding_contour=self.sliding_contour, final_render=renders),
+                                          initializer)
         settings = {"model": str(self.hparams.model), "crop_size": self.crop_size, "identity": self.embedder is not None,
-                    "steps": self.estimator.steps, "init": self.init_checkpoint, "outputs": self.outputs}
+                    "steps": self.estimator.steps, "init": self.init_checkpoint, "outputs": self.outputs,
+                    "sliding_contour": self.sliding_contour}
         self.run = PhotoRun(self.output_dir, PhotoExporter(spec, self.renderer, self.embedder, self.outputs),
                             self.embedder, settings)
 
