@@ -33,7 +33,7 @@ from torch import Tensor
 from f2p.conventions import INNER_51, NUM_LANDMARKS
 from f2p.face_mesh import NUM_MESH_POINTS, ibug68_view
 from f2p.perception.align import apply_affine, invert_affine, warp_image
-from f2p.perception.detection import FaceDetection, largest_first, to_uint8_hwc
+from f2p.perception.detection import FaceDetection, largest_first
 from f2p.perception.dlib_detector import DlibDetector
 from f2p.perception.landmark_metrics import box_size, points_box
 from f2p.perception.mediapipe.detector import MediaPipeDetector
@@ -192,14 +192,16 @@ class CombinedDetector:
 
     def _predict(self, image: Tensor, mesh: Tensor) -> Tensor:
         """dlib's (68, 2) points of the face with ``mesh`` points, in photo pixels; predicted in an upright crop when
-        the face is rolled by more than ``MAX_DIRECT_ROLL``."""
+        the face is rolled by more than ``MAX_DIRECT_ROLL``, the contrast of an underexposed face raised
+        (``DlibDetector.predict_face``)."""
         box = mesh_box(mesh)
         if abs(face_roll(mesh)) <= MAX_DIRECT_ROLL:
-            return self._dlib.predict(to_uint8_hwc(image), box)
+            return self._dlib.predict_face(image, box)
         size = math.ceil(CROP_SCALE * float(box[2] - box[0]))
         to_crop = upright_transform(mesh, size)[None]  # (1, 2, 3)
         crop = warp_image(image[None], to_crop, (size, size))[0]
-        points = self._dlib.predict(to_uint8_hwc(crop), mesh_box(apply_affine(to_crop, mesh[None])[0]))
+        crop_box = mesh_box(apply_affine(to_crop, mesh[None])[0])
+        points = self._dlib.predict_face(crop, crop_box)
         return apply_affine(invert_affine(to_crop), points[None])[0]
 
     def _fell_back(self, kind: str, detail: str = "") -> None:

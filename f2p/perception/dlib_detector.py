@@ -18,6 +18,7 @@ from torch import Tensor
 
 from f2p.conventions import NUM_LANDMARKS
 from f2p.perception.detection import FaceDetection, largest_first, to_uint8_hwc
+from f2p.perception.exposure import raise_low_contrast
 
 
 class DlibDetector:
@@ -66,10 +67,18 @@ class DlibDetector:
         shape = self._predictor(array, box_rectangle(box))
         return torch.tensor([[shape.part(i).x, shape.part(i).y] for i in range(NUM_LANDMARKS)], dtype=torch.float32)
 
+    def predict_face(self, image: Tensor, box: Tensor, array: np.ndarray | None = None) -> Tensor:
+        """``predict`` on the (3, H, W) RGB ``image`` in [0, 1], an underexposed face's contrast raised first
+        (``exposure.raise_low_contrast``); ``array``: ``to_uint8_hwc(image)`` when the caller has it."""
+        raised = raise_low_contrast(image, box)
+        if raised is not image or array is None:
+            array = to_uint8_hwc(raised)
+        return self.predict(array, box)
+
     def detect(self, image: Tensor) -> list[FaceDetection]:
         """(3, H, W) RGB image in [0, 1] -> faces, largest box first."""
         array = to_uint8_hwc(image)
-        faces = [FaceDetection(box, score, self.predict(array, box), torch.ones(NUM_LANDMARKS), self.name)
+        faces = [FaceDetection(box, score, self.predict_face(image, box, array), torch.ones(NUM_LANDMARKS), self.name)
                  for box, score in self.find_boxes(array)]
         return largest_first(faces)
 

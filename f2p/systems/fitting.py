@@ -85,9 +85,9 @@ class FittingSystem(L.LightningModule):
         self.estimator = FittingEstimator(Fitter(spec, self.renderer, self.stages, self.embedder,
                                                  sliding_contour=self.sliding_contour, final_render=renders),
                                           initializer)
-        settings = {"model": str(self.hparams.model), "crop_size": self.crop_size, "identity": self.embedder is not None,
-                    "steps": self.estimator.steps, "init": self.init_checkpoint, "outputs": self.outputs,
-                    "sliding_contour": self.sliding_contour}
+        settings = {"model": str(self.hparams.model), "crop_size": self.crop_size,
+                    "identity": self.embedder is not None, "steps": self.estimator.steps, "init": self.init_checkpoint,
+                    "outputs": self.outputs, "sliding_contour": self.sliding_contour}
         self.run = PhotoRun(self.output_dir, PhotoExporter(spec, self.renderer, self.embedder, self.outputs),
                             self.embedder, settings)
 
