@@ -20,7 +20,6 @@ image left and right, 2 the nose tip, 3 the mouth centre, 4 and 5 the ear tragio
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -126,15 +125,17 @@ class BlazeFace:
         if self._model.input_size != (size, size):
             raise ModelFileError(self._model.path, f"expected a {size}x{size} input, got {self._model.input_size}")
 
-    def detect(self, image: Tensor, turned: bool = False) -> list[FaceBox]:
+    def detect(self, image: Tensor, rotation: float = 0.0) -> list[FaceBox]:
         """(3, H, W) RGB in [0, 1] -> faces in its pixels, highest score first (empty if none).
 
         Args:
             image: the photo.
-            turned: show the model the photo turned by 180 degrees (the faces still come in ``image``'s pixels).
+            rotation: show the model its letterbox turned by this angle (radians; ``math.pi``: upside down; between
+                multiples of 90 degrees the photo's corners fall outside it); the faces still come in ``image``'s
+                pixels, each box the model's square about its centre.
         """
         _, H, W = image.shape
-        letterbox = replace(whole_image_roi(H, W), rotation=math.pi if turned else 0.0)
+        letterbox = replace(whole_image_roi(H, W), rotation=rotation)
         size = self.config.anchors.input_size
         tensor = model_input(crop_roi(image, letterbox, size, border="zero"), *INPUT_RANGE)
         raw_boxes, raw_scores = (torch.from_numpy(output) for output in self._model.invoke(tensor))
@@ -143,7 +144,8 @@ class BlazeFace:
         sizes = boxes[:, 2:] - boxes[:, :2]
         keep = (scores >= self.config.min_score) & (sizes >= 0).all(dim=1)  # NaN sizes fail too
         boxes, keypoints, scores = weighted_nms(boxes[keep], keypoints[keep], scores[keep])
-        corners = letterbox.to_image(boxes.reshape(-1, 2, 2))  # (N, 2, 2); turned: the opposite corners
-        corners = torch.cat([corners.amin(1), corners.amax(1)], dim=1)
+        centres = letterbox.to_image(((boxes[:, :2] + boxes[:, 2:]) / 2)[:, None])[:, 0]  # (N, 2)
+        half = (boxes[:, 2:] - boxes[:, :2]) * letterbox.size / 2  # (N, 2) half the sides, in image pixels
+        corners = torch.cat([centres - half, centres + half], dim=1)
         return [FaceBox(box, points, float(score))
                 for box, points, score in zip(corners, letterbox.to_image(keypoints), scores)]

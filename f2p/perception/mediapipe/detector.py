@@ -19,12 +19,17 @@ BlazeFace model (the short-range one) turned by 180 degrees, and when the turned
 reads a ROI at any roll). On the 24 shared photos and 6 of them turned, the right orientation scored higher every
 time (0.66-0.99 against 0.00-0.78); it costs one more BlazeFace pass per photo.
 
+Rolled faces: BlazeFace misses some faces rolled by about 45 degrees (its training faces are mostly upright, the
+full-range model's all), so a photo in which no model finds a face is shown to both turned by ``ROTATIONS_ON_MISS``
+and the best-scoring turn's faces are meshed (README, "Perception").
+
 Confidences are the second pass's presence score for every point (the models give no per-point confidence).
 ``FaceDetection.box`` and ``score`` are BlazeFace's.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -42,6 +47,12 @@ TURNED_MARGIN = 0.1
 """How much higher the best BlazeFace score of a photo turned by 180 degrees must be for the photo to be read
 turned: upside-down photos are rare, so an upright photo keeps its orientation when in doubt (measured gaps on
 the shared photos and six of them turned, the right orientation's score minus the other's: at least 0.16 on both)."""
+
+
+ROTATIONS_ON_MISS = tuple(math.radians(angle) for angle in (45.0, -45.0, 135.0, -135.0))
+"""Turns of a photo in which no BlazeFace model finds a face that the models are shown next (module docstring):
+faces rolled by about 45 degrees either way, upright or upside down, which they miss otherwise (the full-range model
+finds upright faces only)."""
 
 
 class MediaPipeDetector:
@@ -74,17 +85,22 @@ class MediaPipeDetector:
     def detect(self, image: Tensor) -> list[FaceDetection]:
         """(3, H, W) RGB image in [0, 1] -> faces in its pixel coordinates, largest box first (empty if none); an
         upside-down photo is read turned (module docstring)."""
-        upright, turned = (self._blazefaces[0].detect(image, turned=flip) for flip in (False, True))
+        upright, turned = (self._blazefaces[0].detect(image, rotation) for rotation in (0.0, math.pi))
         return self._detect(image, turned if _best_score(turned) > _best_score(upright) + TURNED_MARGIN else upright)
 
     def _detect(self, image: Tensor, first_boxes: list[FaceBox]) -> list[FaceDetection]:
-        """The faces of ``image``, given the first BlazeFace model's boxes on it."""
+        """The faces of ``image``, given the first BlazeFace model's boxes on it; when no model finds one, the
+        models' faces on the photo turned by ``ROTATIONS_ON_MISS`` (the best-scoring turn and model)."""
         for index, blazeface in enumerate(self._blazefaces):
-            boxes = first_boxes if index == 0 else blazeface.detect(image)
-            faces = [self._landmarks(image, box) for box in boxes]
-            if found := [face for face in faces if face is not None]:
-                return largest_first(found)
-        return []
+            if found := self._meshed(image, first_boxes if index == 0 else blazeface.detect(image)):
+                return found
+        turns = [blazeface.detect(image, rotation) for rotation in ROTATIONS_ON_MISS for blazeface in self._blazefaces]
+        return self._meshed(image, max(turns, key=_best_score, default=[]))
+
+    def _meshed(self, image: Tensor, boxes: list[FaceBox]) -> list[FaceDetection]:
+        """The faces of BlazeFace ``boxes`` that Face Mesh confirms, largest first."""
+        faces = [self._landmarks(image, box) for box in boxes]
+        return largest_first([face for face in faces if face is not None])
 
     def _landmarks(self, image: Tensor, face: FaceBox) -> FaceDetection | None:
         """The landmarks of one BlazeFace face, or None when Face Mesh finds no face there."""
