@@ -15,7 +15,7 @@ from f2p.evaluation.landmarks import LANDMARK_METRICS
 from f2p.evaluation.photos import MARKUP_VISIBLE
 from f2p.evaluation.report import FAILURE_RULE, photo_tables
 from f2p.evaluation.summary import landmark_summary
-from f2p.export.figures import PANEL_SIZE, SHAPE_BACKGROUND, side_by_side
+from f2p.export.figures import PANEL_SIZE, SHAPE_BACKGROUND, blend, overlay, side_by_side
 from f2p.export.photo import SHAPE_YAWS_DEG, PhotoExporter, display_colors
 from f2p.morphable import ict
 from f2p.morphable.base import LinearMorphableModel
@@ -131,6 +131,22 @@ def test_ict_render_panel_with_grey_sockets_is_that_of_a_full_render(ict_model, 
     with Image.open(outcome.out_dir / "fit.png") as image:
         panel = np.asarray(image.convert("RGB"), dtype=np.int16)[:, PANEL_SIZE:2 * PANEL_SIZE]
     assert np.abs(panel - expected).max() <= 1
+
+
+@pytest.mark.parametrize("photo_size, render_size", [((900, 600), (300, 200)), ((4500, 3000), (1024, 683)),
+                                                     ((37, 53), (37, 53))])
+def test_overlay_is_the_render_resized_onto_the_photo_and_blended(photo_size, render_size):
+    # overlay.png of a large photo blends only where the render's coverage reaches; it must equal resizing the
+    # whole render to the photo and blending everywhere
+    generator = torch.Generator().manual_seed(0)
+    (H, W), (h, w) = photo_size, render_size
+    photo, render = torch.rand(3, H, W, generator=generator), torch.rand(3, h, w, generator=generator)
+    mask = torch.zeros(1, h, w)
+    mask[:, h // 4:h // 2, w // 3:w // 2] = torch.rand(1, h // 2 - h // 4, w // 2 - w // 3, generator=generator)
+    resized = [torch.nn.functional.interpolate(x[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+               for x in (render, mask)]
+    assert torch.allclose(overlay(photo, render, mask), blend(photo, *resized), atol=1e-4)
+    assert torch.equal(overlay(photo, render, torch.zeros(1, h, w)), photo)
 
 
 def test_ced_figure_and_console_state_the_same_failure_rule(tmp_path):

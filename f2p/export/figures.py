@@ -3,6 +3,7 @@ followed by untextured views of the fitted shape."""
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageDraw
+import torch
 from torch import Tensor
 
 DETECTED_COLOR = (40, 220, 60)  # green
@@ -47,14 +49,37 @@ class ShapeView:
 
 def to_pil(image: Tensor) -> Image.Image:
     """(3, H, W) float tensor in [0, 1] -> RGB PIL image."""
-    array = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(array, mode="RGB")
+    levels = image.detach().clamp(0, 1).mul(255.0).add_(0.5).to(torch.uint8)  # rounded, as + 0.5 then truncated
+    return Image.fromarray(levels.permute(1, 2, 0).contiguous().cpu().numpy(), mode="RGB")
 
 
 def blend(photo: Tensor, render: Tensor, mask: Tensor, alpha: float = OVERLAY_ALPHA) -> Tensor:
     """(3, H, W) photo and render, (1, H, W) coverage -> (3, H, W) render blended over the photo."""
-    weight = alpha * mask
-    return photo * (1 - weight) + render * weight
+    return torch.lerp(photo, render, alpha * mask)  # photo (1 - w) + render w in one pass
+
+
+def overlay(photo: Tensor, render: Tensor, mask: Tensor, alpha: float = OVERLAY_ALPHA) -> Tensor:
+    """The (3, H, W) photo with a (3, h, w) render and its (1, h, w) coverage, made at a smaller size of the same
+    aspect, blended over it: ``blend`` of the photo and the render resized to the photo (bilinear, half-pixel
+    centres, as ``F.interpolate(align_corners=False)``), computed only in the window of the photo the coverage can
+    reach (the render of a face covers a part of a large photo; the rest of the photo is untouched)."""
+    _, H, W = photo.shape
+    _, h, w = render.shape
+    rows, cols = (mask[0] > 0).any(1).nonzero()[:, 0], (mask[0] > 0).any(0).nonzero()[:, 0]
+    if len(rows) == 0:
+        return photo.clone()
+    sy, sx = H / h, W / w  # photo pixels per render pixel
+    # a render pixel reaches photo pixels within one render pixel of its centre (bilinear weights)
+    y0, y1 = max(0, math.floor((int(rows[0]) - 0.5) * sy)), min(H, math.ceil((int(rows[-1]) + 1.5) * sy))
+    x0, x1 = max(0, math.floor((int(cols[0]) - 0.5) * sx)), min(W, math.ceil((int(cols[-1]) + 1.5) * sx))
+    ys = ((torch.arange(y0, y1, dtype=torch.float32) + 0.5) / sy - 0.5).clamp(0, h - 1)  # render rows sampled
+    xs = ((torch.arange(x0, x1, dtype=torch.float32) + 0.5) / sx - 0.5).clamp(0, w - 1)
+    grid = torch.stack(torch.meshgrid((xs + 0.5) / w * 2 - 1, (ys + 0.5) / h * 2 - 1, indexing="xy"), -1)
+    layers = torch.nn.functional.grid_sample(torch.cat([render, mask])[None], grid[None].to(render), mode="bilinear",
+                                             padding_mode="border", align_corners=False)[0]
+    out = photo.clone()
+    out[:, y0:y1, x0:x1] = blend(photo[:, y0:y1, x0:x1], layers[:3], layers[3:], alpha)
+    return out
 
 
 def draw_landmarks(image: Image.Image, points: np.ndarray, color: tuple[int, int, int], scale: float = 1.0) -> None:

@@ -272,9 +272,9 @@ class PhotoExporter:
 
     def _render_photo(self, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor, to_photo: Tensor,
                       photo_size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
-        """Render with (1, V, 3) ``colors`` in the photo's pixels (at most OVERLAY_MAX_SIDE, resized up) -> (3, H, W)
-        image, (1, H, W) mask, and the render's (h, w) depth at the size it was rendered (for the texture bake's
-        visibility test)."""
+        """Render with (1, V, 3) ``colors`` in the photo's pixels, at most OVERLAY_MAX_SIDE on a side (the photo's
+        aspect) -> (3, h, w) image, (1, h, w) mask and (h, w) depth at that size (``figures.overlay`` resizes
+        the first two onto the photo; the texture bake's visibility test reads the depth)."""
         H, W = photo_size
         factor = min(1.0, OVERLAY_MAX_SIDE / max(H, W))
         size = (max(1, round(H * factor)), max(1, round(W * factor)))
@@ -284,8 +284,4 @@ class PhotoExporter:
         camera = uncrop_camera(scene.camera, to_small, size)
         render = self.renderer(scene.mesh.verts, self.spec.model.faces, camera, self.spec.lighting(params),
                                colors=colors)
-        image, mask = render.image, render.mask
-        if size != (H, W):
-            image = F.interpolate(image, size=(H, W), mode="bilinear", align_corners=False)
-            mask = F.interpolate(mask, size=(H, W), mode="bilinear", align_corners=False)
-        return image[0], mask[0], render.depth[0, 0]
+        return render.image[0], render.mask[0], render.depth[0, 0]

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import Tensor
 
 from f2p.atomic import atomic_writer
-from f2p.export.figures import ShapeView, blend, save_png, side_by_side, to_pil
+from f2p.export.figures import ShapeView, overlay, save_png, side_by_side, to_pil
 from f2p.export.gltf import HeadGlb
 from f2p.morphable.base import MorphableModel
 from f2p.morphable.obj_io import format_obj
@@ -54,7 +54,8 @@ class PhotoPictures:
     """What overlay.png, fit.png and head.glb's texture show of one photo (``--outputs all``).
 
     Attributes:
-        photo: (3, Hp, Wp) the photo; photo_render: (3, Hp, Wp) render in photo pixels; photo_mask: (1, Hp, Wp).
+        photo: (3, Hp, Wp) the photo; photo_render: (3, h, w) render in photo pixels, at a smaller size of the same
+            aspect where the photo is large (``figures.overlay`` resizes it); photo_mask: (1, h, w) its coverage.
         crop, crop_render: (3, H, W) aligned crop and its render; crop_mask: (1, H, W).
         crop_detected, crop_fitted: (68, 2) landmarks in crop pixels.
         shape_views: untextured views of the fitted mesh for fit.png, after its photo | render | overlay panels.
@@ -134,7 +135,7 @@ def write_photo_outputs(out_dir: Path, model: MorphableModel, result: PhotoResul
         "detected": result.detected.tolist(), "fitted": result.fitted.tolist(),
         "convention": "original photo pixels, 0-based, centre of the top-left pixel at (0, 0)"}))
     if pictures is not None:
-        _write_png(out_dir / "overlay.png", to_pil(blend(pictures.photo, pictures.photo_render, pictures.photo_mask)))
+        _write_png(out_dir / "overlay.png", to_pil(overlay(pictures.photo, pictures.photo_render, pictures.photo_mask)))
         figure = side_by_side(pictures.crop, pictures.crop_render, pictures.crop_mask,
                               pictures.crop_detected.cpu().numpy(), pictures.crop_fitted.cpu().numpy(),
                               pictures.shape_views)

@@ -86,11 +86,15 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Tensor:
         raise ImageReadError(path, "permission denied") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(path, f"truncated or corrupt image data ({error})") from error
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    channels_first = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    if array.dtype == np.uint8:  # converted here, on the channels-first copy: one float image, not three
+        return channels_first.float().div_(255.0)
+    return channels_first
 
 
 def _to_rgb_array(image: Image.Image, path: Path) -> np.ndarray:
-    """Pillow image of any mode -> (H, W, 3) float32 RGB in [0, 1] (see the module docstring)."""
+    """Pillow image of any mode -> (H, W, 3) RGB: uint8 (0-255), or float32 in [0, 1] for 16-bit grey (see the
+    module docstring)."""
     if image.mode == "F":
         raise ImageReadError(path, "floating-point image (mode F) has no defined value range")
     if image.mode in _SIXTEEN_BIT_MODES:
@@ -101,7 +105,7 @@ def _to_rgb_array(image: Image.Image, path: Path) -> np.ndarray:
     if image.mode in _ALPHA_MODES:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return np.array(image.convert("RGB"))  # writable (torch.from_numpy warns on a read-only array)
 
 
 def find_photos(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> list[Path]:
