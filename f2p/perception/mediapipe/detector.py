@@ -17,7 +17,8 @@ would mesh them as if upright (a plausible face, wrong everywhere). Each photo i
 BlazeFace model (the short-range one) turned by 180 degrees, and when the turned photo's best face scores higher by
 ``TURNED_MARGIN``, its faces are kept (their keypoints, and so the mesh's ROIs, then turned the right way; Face Mesh
 reads a ROI at any roll). On the 24 shared photos and 6 of them turned, the right orientation scored higher every
-time (0.66-0.99 against 0.00-0.78); it costs one more BlazeFace pass per photo.
+time (0.66-0.99 against 0.00-0.78); it costs one more BlazeFace pass per photo whose upright score is under
+1 - ``TURNED_MARGIN`` (at or above it, no turned score can win).
 
 Rolled faces: BlazeFace misses some faces rolled by about 45 degrees (its training faces are mostly upright, the
 full-range model's all), so a photo in which no model finds a face is shown to both turned by ``ROTATIONS_ON_MISS``
@@ -85,7 +86,10 @@ class MediaPipeDetector:
     def detect(self, image: Tensor) -> list[FaceDetection]:
         """(3, H, W) RGB image in [0, 1] -> faces in its pixel coordinates, largest box first (empty if none); an
         upside-down photo is read turned (module docstring)."""
-        upright, turned = (self._blazefaces[0].detect(image, rotation) for rotation in (0.0, math.pi))
+        upright = self._blazefaces[0].detect(image)
+        if _best_score(upright) + TURNED_MARGIN >= 1.0:  # no score of the turned photo (at most 1) can beat it
+            return self._detect(image, upright)
+        turned = self._blazefaces[0].detect(image, math.pi)
         return self._detect(image, turned if _best_score(turned) > _best_score(upright) + TURNED_MARGIN else upright)
 
     def _detect(self, image: Tensor, first_boxes: list[FaceBox]) -> list[FaceDetection]:
