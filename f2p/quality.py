@@ -14,7 +14,7 @@ one short shading stage; ``best`` the full photometric and identity schedule."""
 DEFAULT_QUALITY = "default"
 """The level used unless told otherwise."""
 QUALITY_HELP = ("fitting quality: fast (landmark solver only) | default (plus a short colour-and-light stage; "
-                "both about 0.4 s per photo on a 2-core CPU with every output; fast 0.07 s with --outputs data "
+                "both about 0.3 s per photo on a 2-core CPU with every output; fast 0.05 s with --outputs data "
                 "--no-identity) | best (full photometric and identity schedule, about 5 s per photo)")
 INSTANT = "instant"
 """Not a fitting schedule: the shipped landmark network's one-pass prediction, then two Levenberg-Marquardt
