@@ -61,7 +61,8 @@ RELATIVE_TOLERANCE = 1e-3
 fraction. Measured (``--quality fast``, 8 shared photos in one batch, one thread): 1e-3 instead of 1e-5 takes
 the rigid and shape stages from 5.75 and 7.25 iterations per photo to 3.9 and 4.6 (0.021 -> 0.013 s per photo)
 with the same fits: NME68 2.92 % on the shared photos (visible contour 2.19 instead of 2.18 %), 0.73 / 1.14 mm
-on ``evaluate --synthetic 20`` exact / 1 px noise (1e-2: 3.1 and 3.3 iterations, 0.71 / 1.14 mm, NME68 2.92 %)."""
+on ``evaluate --synthetic 20`` exact / 1 px noise (1e-2: 3.1 and 3.3 iterations, 0.71 / 1.14 mm, NME68 2.92 %);
+SFM's synthetic faces 0.64 / 0.86 mm (0.64 / 0.87 mm at 1e-5)."""
 BOUND_PASSES = 4
 """Solves per step at most: each pins the components the previous one carried past a bound."""
 DIAGONAL_FLOOR = 1e-12
