@@ -2,6 +2,7 @@
 
     python benchmarks/landmarks.py                          # dlib (HOG), mediapipe, auto; fan when its weights exist
     python benchmarks/landmarks.py --detectors dlib-mmod    # dlib's CNN detector: 10 s or more per photo on a CPU
+    python benchmarks/landmarks.py --darken                 # the same photos underexposed (``darkened``)
 
 Photos come from ``$F2P_DATA_PATH/faces`` (default ``../shared/data/faces`` beside the repository), landmarks from
 ``f2p.perception.annotations.read_face_set``: the markup family and the kind of jaw of each photo are the ``markup``
@@ -68,6 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         choices=DETECTORS,
                         help=f"detectors to compare (default: {' '.join(DEFAULT_DETECTORS)}; fan only with its weights;"
                              " mediapipe-short: BlazeFace short range only, as MediaPipe's Face Mesh)")
+    parser.add_argument("--darken", action="store_true",
+                        help="show the detectors the photos underexposed, as an indoor shot: I ** 1.5 * 0.3 plus "
+                             "Gaussian noise of 0.02 (seeded)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads of torch and LiteRT (default 1; auto: LiteRT on 1 thread, as create_detector "
                              "builds it)")
@@ -99,17 +103,27 @@ class Scores:
     fallbacks: dict[str, int] = field(default_factory=dict)
 
 
-def load_photos(folder: Path) -> list[Photo]:
-    """The shared photos that load, with their annotations."""
+def darkened(image, seed: int):
+    """An underexposed, noisy copy of a (3, H, W) photo in [0, 1]: ``I ** 1.5 * 0.3`` plus Gaussian noise of 0.02."""
+    import torch
+
+    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(seed)) * 0.02
+    return (image**1.5 * 0.3 + noise).clamp(0.0, 1.0)
+
+
+def load_photos(folder: Path, darken: bool = False) -> list[Photo]:
+    """The shared photos that load, with their annotations (``darkened`` with ``darken``)."""
     from f2p.perception.annotations import read_face_set
     from f2p.perception.image_io import ImageReadError, load_image
 
     photos = []
-    for key, item in read_face_set(folder).items():
+    for index, (key, item) in enumerate(read_face_set(folder).items()):
         try:
-            photos.append(Photo(key, load_image(item.image), item.annotation))
+            image = load_image(item.image)
         except ImageReadError as error:
             print(f"skipped {error}")
+            continue
+        photos.append(Photo(key, darkened(image, index) if darken else image, item.annotation))
     return photos
 
 
@@ -186,8 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     names = args.detectors or [name for name in DEFAULT_DETECTORS if name != "fan" or fan_weights_available()]
     factories = detector_factories(args.threads)
-    photos = load_photos(faces_dir())
-    print(f"{len(photos)} photos from {faces_dir()}, {args.threads} thread(s)\n")
+    photos = load_photos(faces_dir(), args.darken)
+    print(f"{len(photos)} photos from {faces_dir()}{', darkened' if args.darken else ''}, {args.threads} thread(s)\n")
     print_table({name: evaluate(factories[name](), photos) for name in names})
 
 
