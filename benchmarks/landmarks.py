@@ -3,6 +3,7 @@
     python benchmarks/landmarks.py                          # dlib (HOG), mediapipe, auto; fan when its weights exist
     python benchmarks/landmarks.py --detectors dlib-mmod    # dlib's CNN detector: 10 s or more per photo on a CPU
     python benchmarks/landmarks.py --darken                 # the same photos underexposed (``darkened``)
+    python benchmarks/landmarks.py --roll 40                # the same photos rolled by 40 degrees (``rolled``)
 
 Photos come from ``$F2P_DATA_PATH/faces`` (default ``../shared/data/faces`` beside the repository), landmarks from
 ``f2p.perception.annotations.read_face_set``: the markup family and the kind of jaw of each photo are the ``markup``
@@ -72,6 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--darken", action="store_true",
                         help="show the detectors the photos underexposed, as an indoor shot: I ** 1.5 * 0.3 plus "
                              "Gaussian noise of 0.02 (seeded)")
+    parser.add_argument("--roll", type=float, default=0.0, metavar="DEGREES",
+                        help="show the detectors the photos turned counter-clockwise by this angle, grown to hold "
+                             "the whole photo, the new corners grey, the annotations turned with them")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads of torch and LiteRT (default 1; auto: LiteRT on 1 thread, as create_detector "
                              "builds it)")
@@ -111,8 +115,30 @@ def darkened(image, seed: int):
     return (image**1.5 * 0.3 + noise).clamp(0.0, 1.0)
 
 
-def load_photos(folder: Path, darken: bool = False) -> list[Photo]:
-    """The shared photos that load, with their annotations (``darkened`` with ``darken``)."""
+def rolled(image, annotation, degrees: float):
+    """A (3, H, W) photo turned counter-clockwise by ``degrees`` about its centre, grown to hold it all (grey
+    corners), and its annotation's points turned with it."""
+    import math
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    photo = Image.fromarray((image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+    turned = photo.rotate(degrees, resample=Image.BICUBIC, expand=True, fillcolor=(90, 90, 90))
+    out = torch.from_numpy(np.array(turned)).permute(2, 0, 1).float() / 255
+    if annotation.points is None:
+        return out, annotation
+    (W, H), (W2, H2), angle = photo.size, turned.size, math.radians(degrees)
+    x, y = (annotation.points + 0.5 - torch.tensor([W / 2, H / 2])).unbind(1)  # about the centre, PIL's pixel edges
+    points = torch.stack([x * math.cos(angle) + y * math.sin(angle), -x * math.sin(angle) + y * math.cos(angle)], 1)
+    return out, replace(annotation, points=points + torch.tensor([W2 / 2, H2 / 2]) - 0.5)
+
+
+def load_photos(folder: Path, darken: bool = False, roll: float = 0.0) -> list[Photo]:
+    """The shared photos that load, with their annotations (``darkened`` with ``darken``, ``rolled`` by
+    ``roll`` degrees)."""
     from f2p.perception.annotations import read_face_set
     from f2p.perception.image_io import ImageReadError, load_image
 
@@ -123,7 +149,10 @@ def load_photos(folder: Path, darken: bool = False) -> list[Photo]:
         except ImageReadError as error:
             print(f"skipped {error}")
             continue
-        photos.append(Photo(key, darkened(image, index) if darken else image, item.annotation))
+        annotation = item.annotation
+        if roll:
+            image, annotation = rolled(image, annotation, roll)
+        photos.append(Photo(key, darkened(image, index) if darken else image, annotation))
     return photos
 
 
@@ -200,8 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     names = args.detectors or [name for name in DEFAULT_DETECTORS if name != "fan" or fan_weights_available()]
     factories = detector_factories(args.threads)
-    photos = load_photos(faces_dir(), args.darken)
-    print(f"{len(photos)} photos from {faces_dir()}{', darkened' if args.darken else ''}, {args.threads} thread(s)\n")
+    photos = load_photos(faces_dir(), args.darken, args.roll)
+    changed = f"{', darkened' if args.darken else ''}{f', rolled by {args.roll:g} degrees' if args.roll else ''}"
+    print(f"{len(photos)} photos from {faces_dir()}{changed}, {args.threads} thread(s)\n")
     print_table({name: evaluate(factories[name](), photos) for name in names})
 
 
