@@ -169,3 +169,28 @@ def test_an_underexposed_face_gets_its_contrast_raised_for_dlib(parts, face_set)
         errors["raw"].append(nme(dlib.predict(to_uint8_hwc(dark), box), truth, size))
         errors["raised"].append(nme(dlib.predict_face(dark, box), truth, size))  # what CombinedDetector runs
     assert len(errors["raw"]) == 6 and sum(errors["raised"]) < 0.85 * sum(errors["raw"]), errors  # measured 0.78
+
+
+def test_a_photo_with_two_faces_records_how_many_were_found(parts, face_set, tmp_path) -> None:
+    import json
+
+    from PIL import Image
+
+    from f2p.cli import main
+    from f2p.perception.photo import detect_sample
+
+    mediapipe, dlib = parts
+    large, small = (load_image(face_set[key].image) for key in ("images/aflw2000_image00050.jpg",
+                                                                 "images/celeba_000033.jpg"))
+    height = max(large.shape[1], small.shape[1])
+    pad = [torch.nn.functional.pad(x, (0, 0, 0, height - x.shape[1]), value=1.0) for x in (small, large)]
+    both = torch.cat(pad, dim=2)
+    sample = detect_sample("both.png", both, CombinedDetector(mediapipe, dlib))
+    assert sample.faces_found == 2
+    path = tmp_path / "both.png"
+    Image.fromarray((both.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(path)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(path), "--out", str(out), "--quality", "fast", "--outputs", "data",
+                 "--no-identity", "--threads", "1"]) == 0
+    (metrics,) = [json.loads(p.read_text()) for p in out.glob("*/metrics.json")]
+    assert metrics["faces_found"] == 2 and metrics["landmarks_from"] == combined.NAME

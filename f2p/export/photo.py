@@ -202,7 +202,7 @@ class PhotoExporter:
         metrics = {"landmark_rmse_px": float(((fitted - sample.landmarks) ** 2).sum(-1).mean().sqrt()),
                    **region_residuals(fitted, sample.landmarks),
                    "landmarks_outside": landmarks_outside(sample.landmarks, tuple(sample.photo.shape[-2:])),
-                   "landmarks_from": sample.source, **metrics}
+                   "landmarks_from": sample.source, "faces_found": sample.faces_found, **metrics}
         if self.embedder is not None and photo_embedding is not None:
             rendered = (self.render_embeddings(scene.render.image, fitted_crop[None]) if render_embedding is None
                         else render_embedding)

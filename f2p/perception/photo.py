@@ -44,6 +44,7 @@ class PhotoSample:
         face_mask: (1, S, S) soft skin-region mask of the crop.
         dense: (468, 2) MediaPipe face-mesh points in photo pixels (``face_mesh``) when the detector gives them,
             else None; dense_confidence: (468,); crop_dense: (468, 2) in crop pixels.
+        faces_found: faces the detector found in the photo; the sample is the largest (1 for given landmarks).
     """
 
     path: str
@@ -58,6 +59,7 @@ class PhotoSample:
     dense: Tensor | None = None
     dense_confidence: Tensor | None = None
     crop_dense: Tensor | None = None
+    faces_found: int = 1
 
 
 class LandmarkFile:
@@ -127,12 +129,14 @@ def load_sample(path: str | os.PathLike, detector: LandmarkDetector | None, land
 @dataclass(frozen=True)
 class FaceLandmarks:
     """The landmarks of one face in photo pixels: (68, 2) points, (68,) confidence, their source (detector name),
-    and (468, 2) dense points with (468,) confidences when the detector gives them."""
+    and (468, 2) dense points with (468,) confidences when the detector gives them; ``faces``: how many faces the
+    detector found (these are the largest's)."""
 
     landmarks: Tensor
     confidence: Tensor
     source: str
     dense: tuple[Tensor, Tensor] | None = None
+    faces: int = 1
 
 
 def detect_landmarks(path: str | os.PathLike, photo: Tensor, detector: LandmarkDetector) -> FaceLandmarks:
@@ -149,7 +153,7 @@ def detect_landmarks(path: str | os.PathLike, photo: Tensor, detector: LandmarkD
     dense = None
     if face.dense_landmarks is not None:
         dense = (face.dense_landmarks[:NUM_MESH_POINTS].float(), face.dense_confidence[:NUM_MESH_POINTS].float())
-    found = FaceLandmarks(face.landmarks.float(), face.landmark_confidence.float(), face.detector, dense)
+    found = FaceLandmarks(face.landmarks.float(), face.landmark_confidence.float(), face.detector, dense, len(faces))
     check_landmarks(path, photo, found)
     return found
 
@@ -165,17 +169,18 @@ def detect_sample(path: str | os.PathLike, photo: Tensor, detector: LandmarkDete
                   crop_size: int = CROP_SIZE, mask: bool = True) -> PhotoSample:
     """``detect_landmarks`` of a loaded photo, aligned (``align_sample``, with its ``mask``)."""
     found = detect_landmarks(path, photo, detector)
-    return align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size, found.dense, mask)
+    return align_sample(path, photo, found.landmarks, found.confidence, found.source, crop_size, found.dense, mask,
+                        found.faces)
 
 
 def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, confidence: Tensor, source: str,
                  crop_size: int = CROP_SIZE, dense: tuple[Tensor, Tensor] | None = None,
-                 mask: bool = True) -> PhotoSample:
+                 mask: bool = True, faces_found: int = 1) -> PhotoSample:
     """Crop and mask a loaded photo whose (68, 2) landmarks (photo pixels) and (68,) confidence are known, with
     its (468, 2) dense points and (468,) confidences when ``dense`` gives them. ``mask=False`` leaves the
     face-region mask at 1 everywhere, for runs that render nothing (``pipeline.run_renders``: the
     landmark-only ``fast`` schedule without pictures or the identity metric), as the soft mask costs more than the
-    crop."""
+    crop. ``faces_found``: how many faces the detector found in the photo (``PhotoSample.faces_found``)."""
     crop = crop_faces(photo[None], landmarks[None], size=crop_size)
     crop_landmarks = crop.to_crop(landmarks[None])[0]
     face_mask = (face_region_mask(crop_landmarks[None], crop_size, crop_size, softness=MASK_SOFTNESS)[0] if mask
@@ -183,7 +188,7 @@ def align_sample(path: str | os.PathLike, photo: Tensor, landmarks: Tensor, conf
     points, point_confidence = dense if dense is not None else (None, None)
     crop_dense = None if points is None else crop.to_crop(points[None])[0]
     return PhotoSample(str(path), photo, landmarks, confidence, source, crop.images[0].clamp(0, 1), crop_landmarks,
-                       crop.inverse[0], face_mask, points, point_confidence, crop_dense)
+                       crop.inverse[0], face_mask, points, point_confidence, crop_dense, faces_found)
 
 
 class PhotoLoader:
