@@ -47,9 +47,9 @@ def held_out_observations(obs, region_points: list[int]):
 
 def region_nme(fitted, truth, points: list[int]) -> float:
     """Mean over photos of the NME of ``points`` of (B, 68, 2) ``fitted`` against ``truth``, by the annotated box."""
-    from f2p.perception.landmark_metrics import box_size
+    from f2p.perception.landmark_metrics import box_size, nme
 
-    errors = [float((f[points] - t[points]).norm(dim=-1).mean() / box_size(t)) for f, t in zip(fitted, truth)]
+    errors = [float(nme(f[points], t[points], box_size(t))) for f, t in zip(fitted, truth)]
     return 100 * sum(errors) / len(errors)
 
 
@@ -94,10 +94,12 @@ def main() -> None:
     obs = observations(samples, embedder, model.device)
     to_photo = torch.stack([s.to_photo for s in samples])  # (B, 2, 3)
 
+    fitters = {quality: Fitter(spec, renderer, quality_stages(quality, quality_steps(quality)), embedder)
+               for quality in args.qualities}
+
     def fitted_points(quality: str, row_obs) -> tuple[torch.Tensor, float]:
-        fitter = Fitter(spec, renderer, quality_stages(quality, quality_steps(quality)), embedder)
         began = time.perf_counter()
-        result = fitter.fit(row_obs)
+        result = fitters[quality].fit(row_obs)
         return apply_affine(to_photo, result.scene.landmarks2d.cpu()), (time.perf_counter() - began) / len(samples)
 
     print(f"{len(samples)} shared photos with 68 annotated points, detector {detector.name}, ICT at 224 px")

@@ -3,25 +3,19 @@ the fit; the other points keep theirs."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+
+from benchmark_scripts import benchmark_script
 
 from f2p.conventions import LANDMARK_REGIONS
 from f2p.face_mesh import NUM_MESH_POINTS
 from f2p.scene.observations import Observations
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "held_out.py"
-
 
 @pytest.fixture(scope="module")
 def held_out():
-    spec = importlib.util.spec_from_file_location("held_out_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("held_out")
 
 
 def test_a_held_out_region_and_its_nearest_dense_points_get_no_weight(held_out) -> None:

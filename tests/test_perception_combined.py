@@ -143,13 +143,8 @@ def test_auto_is_the_combination_when_the_mediapipe_models_are_on_disk(parts, ca
     assert len(lines) == 1 and lines[0].startswith("landmark detector: mediapipe+dlib (auto: MediaPipe models found")
 
 
-def darkened(image: torch.Tensor) -> torch.Tensor:
-    """An underexposed, noisy copy of a (3, H, W) photo in [0, 1] (an indoor shot)."""
-    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(0)) * 0.02
-    return (image**1.5 * 0.3 + noise).clamp(0.0, 1.0)
-
-
 def test_an_underexposed_face_gets_its_contrast_raised_for_dlib(parts, face_set) -> None:
+    from benchmark_scripts import benchmark_script
     from f2p.perception.exposure import LOW_CONTRAST, LUMA, TARGET_CONTRAST, raise_low_contrast
 
     mediapipe, dlib = parts
@@ -160,7 +155,7 @@ def test_an_underexposed_face_gets_its_contrast_raised_for_dlib(parts, face_set)
         image = load_image(item.image)
         box = mesh_box(mediapipe.detect(image)[0].dense_landmarks)
         assert raise_low_contrast(image, box) is image  # a well-exposed photo is left as it is
-        dark = darkened(image)
+        dark = benchmark_script("landmarks").darkened(image, seed=0)  # an indoor shot
         raised = raise_low_contrast(dark, box)
         x0, y0, x1, y1 = box.round().long().tolist()
         luma = [float(torch.einsum("c,chw->hw", torch.tensor(LUMA), x[:, y0:y1, x0:x1]).std()) for x in (dark, raised)]

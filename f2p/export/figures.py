@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageDraw
 import torch
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 DETECTED_COLOR = (40, 220, 60)  # green
@@ -65,7 +65,8 @@ def overlay(photo: Tensor, render: Tensor, mask: Tensor, alpha: float = OVERLAY_
     reach (the render of a face covers a part of a large photo; the rest of the photo is untouched)."""
     _, H, W = photo.shape
     _, h, w = render.shape
-    rows, cols = (mask[0] > 0).any(1).nonzero()[:, 0], (mask[0] > 0).any(0).nonzero()[:, 0]
+    covered = mask[0] > 0
+    rows, cols = covered.any(1).nonzero()[:, 0], covered.any(0).nonzero()[:, 0]
     if len(rows) == 0:
         return photo.clone()
     sy, sx = H / h, W / w  # photo pixels per render pixel

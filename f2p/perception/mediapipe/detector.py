@@ -86,11 +86,12 @@ class MediaPipeDetector:
     def detect(self, image: Tensor) -> list[FaceDetection]:
         """(3, H, W) RGB image in [0, 1] -> faces in its pixel coordinates, largest box first (empty if none); an
         upside-down photo is read turned (module docstring)."""
-        upright = self._blazefaces[0].detect(image)
-        if _best_score(upright) + TURNED_MARGIN >= 1.0:  # no score of the turned photo (at most 1) can beat it
-            return self._detect(image, upright)
-        turned = self._blazefaces[0].detect(image, math.pi)
-        return self._detect(image, turned if _best_score(turned) > _best_score(upright) + TURNED_MARGIN else upright)
+        boxes = self._blazefaces[0].detect(image)
+        bar = _best_score(boxes) + TURNED_MARGIN
+        if bar < 1.0:  # at or above 1, no score of the turned photo can beat it
+            turned = self._blazefaces[0].detect(image, math.pi)
+            boxes = turned if _best_score(turned) > bar else boxes
+        return self._detect(image, boxes)
 
     def _detect(self, image: Tensor, first_boxes: list[FaceBox]) -> list[FaceDetection]:
         """The faces of ``image``, given the first BlazeFace model's boxes on it; when no model finds one, the
