@@ -54,7 +54,7 @@ def test_identity_loss_zero_for_same_direction():
 def test_vertex_color_smoothness_zero_for_constant_colour():
     faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
     edges = mesh_edges(faces)
-    assert len(edges) == 5
+    assert edges.tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [2, 3]]  # each undirected edge once, sorted
     assert vertex_color_smoothness(torch.ones(1, 4, 3) * 0.3, edges).item() == 0.0
     colors = torch.zeros(1, 4, 3)
     colors[0, 0] = 1.0  # vertex 0 touches 3 of the 5 edges

