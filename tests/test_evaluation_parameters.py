@@ -10,7 +10,7 @@ from f2p.evaluation.geometry import ALIGNMENTS
 from f2p.evaluation.parameters import prior_scales, recovery_errors
 from f2p.evaluation.shape_weights import shape_variance
 from f2p.evaluation.synthetic import score_faces
-from f2p.nets.encoder import ParamHead
+from f2p.nets.param_head import ParamHead
 from f2p.scene import SceneSpec, render_scene
 from f2p.scene.params import POSE
 from f2p.systems.regressor import parameter_errors

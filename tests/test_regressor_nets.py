@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from f2p.nets import FaceRegressor, ParamHead, ResNetEncoder, UNetRefiner
-from f2p.nets.encoder import BOUNDED_MARGIN
+from f2p.nets.param_head import BOUNDED_MARGIN
 from f2p.nets.landmarks import LandmarkEncoder
 from f2p.render.renderer import MeshRenderer
 from f2p.scene import SceneSpec, render_scene

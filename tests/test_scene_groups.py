@@ -13,7 +13,7 @@ from f2p.fitting import QUALITIES, Fitter, Stage, default_schedule, schedule_for
 from f2p.morphable.base import LinearMorphableModel, ParamGroup
 from f2p.morphable.procedural import procedural_data
 from f2p.morphable.registry import ModelNotFoundError, load_model
-from f2p.nets.encoder import ParamHead
+from f2p.nets.param_head import ParamHead
 from f2p.render.cameras import default_camera
 from f2p.render.lighting import NUM_SH, default_sh
 from f2p.render.renderer import MeshRenderer

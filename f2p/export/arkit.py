@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
 import torch
 from torch import Tensor
 
@@ -182,6 +181,7 @@ def least_squares_map(model: MorphableModel, reference: MorphableModel) -> Arkit
     shape_norms = np.linalg.norm(arkit_basis, axis=0)
     ridge = RIDGE_PER_MEDIAN_SHAPE_NORM * np.median(shape_norms[shape_norms > 0]) * np.eye(len(ARKIT_NAMES))
     penalised = np.vstack([arkit_basis, ridge])  # (3L + 52, 52)
+    import scipy.optimize  # here, not at the top: 0.5 s of every run's start, and ICT's map needs no solve
     matrix = np.zeros((len(ARKIT_NAMES), len(components)))
     residual, residual_rms = np.zeros(len(components)), np.zeros(len(components))
     for k, target in enumerate(targets):

@@ -10,7 +10,7 @@ points amplified by ``LANDMARK_GAIN``, each multiplied by its presence (confiden
 gives zeros there), next to the presences and the frame's offset from the neutral face's (log spread ratio, centre
 shift). An MLP (``depth`` layers of ``hidden`` units, LayerNorm and GELU, then ``blocks`` pre-norm residual blocks
 ``x + W2 GELU(W1 LN(x))`` of the same width and a final LayerNorm; ``blocks=0``, the shipped ICT network, has
-neither; the SFM one has 3) feeds ``nets.encoder.ParamHead`` restricted to the geometric groups: sliders stay in
+neither; the SFM one has 3) feeds ``nets.param_head.ParamHead`` restricted to the geometric groups: sliders stay in
 their bounds, the translation is a correction of ``SceneSpec.translation_covering``.
 The groups landmarks do not determine (light, colours) are ``SceneSpec.initial``'s.
 
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from f2p.conventions import NUM_LANDMARKS
 from f2p.face_mesh import NUM_MESH_POINTS
 from f2p.morphable.dense import landmark_points
-from f2p.nets.encoder import ParamHead
+from f2p.nets.param_head import ParamHead
 from f2p.nets.landmarks import LANDMARK_GAIN
 from f2p.scene.camera_roll import rolled
 from f2p.scene.compose import render_scene, scene_camera

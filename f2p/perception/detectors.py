@@ -9,7 +9,6 @@ from f2p.perception.combined import CombinedDetector
 from f2p.perception.detection import LandmarkDetector
 from f2p.perception.detector_options import DETECTOR_NAMES, DetectorName
 from f2p.perception.dlib_detector import DlibDetector
-from f2p.perception.fan_detector import FanDetector, missing_fan_weights
 from f2p.perception.mediapipe.detector import MediaPipeDetector
 from f2p.perception.mediapipe.models import missing_model_files
 
@@ -43,6 +42,8 @@ def create_detector(name: DetectorName = "auto", device: str = "cpu", allow_down
     elif name == "mediapipe":
         detector = MediaPipeDetector(download=allow_download)
     elif name == "fan":
+        from f2p.perception.fan_detector import FanDetector  # face_alignment's import (0.6 s) only where FAN runs
+
         detector = FanDetector(device=device, allow_download=allow_download)
     else:
         detector = DlibDetector(cnn=name == "dlib-mmod")
@@ -59,6 +60,8 @@ def _auto_detector(device: str) -> tuple[LandmarkDetector, str]:
                 "accurate combination measured, see f2p.perception.combined")
     not_mediapipe = f"MediaPipe models not found ({', '.join(missing_mediapipe)}; a run with downloads allowed "\
                     "fetches them)"
+    from f2p.perception.fan_detector import FanDetector, missing_fan_weights
+
     missing_fan = missing_fan_weights()
     if not missing_fan:
         return FanDetector(device=device), f"auto: {not_mediapipe}; FAN weights found"

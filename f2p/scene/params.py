@@ -44,7 +44,7 @@ class SceneGroup:
             (B, K), K = ``size``.
         prior_std: standard deviation of the fitting prior, a zero-mean Gaussian on every component; math.inf for
             no prior.
-        scale: the regressor's output change per unit of network output (``nets.encoder.ParamHead``), one value
+        scale: the regressor's output change per unit of network output (``nets.param_head.ParamHead``), one value
             for every component or one per component; None for ``prior_std``.
     """
 

@@ -1,6 +1,2 @@
-"""LightningModules composing the pieces: per-photo fitting and the learned regressor."""
-
-from f2p.systems.checkpoints import load_regressor
-from f2p.systems.regressor import LossWeights, RegressorSystem
-
-__all__ = ["LossWeights", "RegressorSystem", "load_regressor"]
+"""LightningModules composing the pieces: per-photo fitting and the learned regressor (import them from their
+modules: ``f2p.systems.regressor``, ``f2p.systems.fitting``, ...; importing this package imports no Lightning)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -25,9 +26,10 @@ from f2p.morphable.registry import MODEL_NAMES, load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
-from f2p.systems.checkpoints import load_regressor
-from f2p.systems.regressor import RegressorSystem
 from f2p.torch_files import read_weights_only
+
+if TYPE_CHECKING:
+    from f2p.systems.regressor import RegressorSystem
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 """The package folder of shipped weights."""
@@ -151,6 +153,8 @@ def load_initializer(path: str | Path, map_location: str | torch.device = "cpu",
                                    f"{', '.join(sorted(p.name[:-len(SHIPPED_SUFFIX)] for p in WEIGHTS_DIR.glob('*' + SHIPPED_SUFFIX)))})")
     if is_landmark_weights(Path(path)):
         return load_landmark_regressor(path, map_location, expect)
+    from f2p.systems.checkpoints import load_regressor  # Lightning and torchvision (3.5 s) only for image regressors
+
     return regressor_initializer(load_regressor(path, map_location, expect))
 
 
