@@ -4,6 +4,11 @@ against fitting, plus its speed; and the export of a training checkpoint to ship
     python benchmarks/landmark_regressor.py                          # shipped ICT weights, 256 faces, 32 fitted
     python benchmarks/landmark_regressor.py --weights CKPT_OR_PT --faces 512 --fit-faces 0
     python benchmarks/landmark_regressor.py --export CKPT            # -> f2p/weights/ict_landmark_regressor.{pt,json}
+    python benchmarks/landmark_regressor.py --weights IMAGE_CKPT     # a configs/landmark_image_regressor.yaml run
+
+A network that reads the crops too (``image_encoder``) gets the same faces and landmarks rendered into crops
+(``crop_appearance``, the image config's appearance), trains at batch 16 in the throughput run, and has no
+``--placement`` measurement (it moves landmarks, not crops).
 
 Faces: ``f2p.data.landmark_synthetic.LandmarkFaceBatches`` with the training distribution (``LandmarkSampler()``:
 yaw within +-50 degrees, 30 % of faces within +-90, dense and 68 landmarks with ``DetectorNoise`` times
@@ -85,8 +90,17 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
+def crop_appearance(network):
+    """The appearance of the rendered crops a network that reads them is given (``configs/landmark_image_regressor
+    .yaml``'s), or None for a landmarks-only network."""
+    from f2p.data.synthetic import SceneSampler
+
+    return None if network.crop_encoder is None else SceneSampler(specular_max=0.3)
+
+
 def training_throughput(network, steps: int, batch_size: int = 256) -> float:
-    """Faces per second of training a network of ``network``'s architecture (module docstring)."""
+    """Faces per second of training a network of ``network``'s architecture (module docstring); a network that
+    reads crops trains on rendered ones (``crop_appearance``)."""
     import torch
 
     from f2p.data.landmark_synthetic import PARAMS, LandmarkFaceBatches, LandmarkSampler
@@ -95,8 +109,10 @@ def training_throughput(network, steps: int, batch_size: int = 256) -> float:
     spec = network.spec
     system = LandmarkRegressorSystem(face_model=spec.model.name, image_size=spec.image_size[0],
                                      hidden=network.hidden, depth=network.depth, blocks=network.blocks,
-                                     refine=network.refine, refine_hidden=network.refine_hidden)
-    data = LandmarkFaceBatches(system.spec, LandmarkSampler(), steps + 1, batch_size, seed=0)
+                                     refine=network.refine, refine_hidden=network.refine_hidden,
+                                     image_encoder=network.image_encoder)
+    data = LandmarkFaceBatches(system.spec, LandmarkSampler(), steps + 1, batch_size, seed=0,
+                               images=crop_appearance(network))
     optimizer = torch.optim.AdamW(system.parameters(), lr=1e-3)
     weights = vars(system.weights)
 
@@ -193,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("F2P_MODEL_PATH", str(REPO.parent / "shared" / "models"))
     import torch
 
-    from f2p.data.landmark_synthetic import (CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS,
+    from f2p.data.landmark_synthetic import (CONFIDENCE, DENSE, DENSE_CONFIDENCE, IMAGE, LANDMARKS, PARAMS,
                                              LandmarkFaceBatches, LandmarkSampler)
     from f2p.fitting.estimate import FittingEstimator
     from f2p.fitting.fitter import Fitter
@@ -219,10 +235,11 @@ def main(argv: list[str] | None = None) -> None:
     sampler = LandmarkSampler(dense_drop=args.dense_drop, noise=detector_noise(args.noise_part), noise_levels=level,
                               crop_from_noisy=args.crop_from_noisy) \
         if args.noise_level > 0 else LandmarkSampler(dense_drop=args.dense_drop, noise=None)
-    batch = LandmarkFaceBatches(spec, sampler, 1, args.faces, args.seed)[0]
+    appearance = crop_appearance(predictor.network)  # the same faces and landmarks, rendered for such a network
+    batch = LandmarkFaceBatches(spec, sampler, 1, args.faces, args.seed, appearance)[0]
     B = args.faces
-    obs = Observations(image=torch.zeros(B, 3, 224, 224), landmarks=batch[LANDMARKS], confidence=batch[CONFIDENCE],
-                       dense=batch[DENSE], dense_confidence=batch[DENSE_CONFIDENCE])
+    obs = Observations(image=batch.get(IMAGE, torch.zeros(B, 3, 224, 224)), landmarks=batch[LANDMARKS],
+                       confidence=batch[CONFIDENCE], dense=batch[DENSE], dense_confidence=batch[DENSE_CONFIDENCE])
     truth = batch[PARAMS]
     yaw = axis_angle_to_euler(truth["pose"])[:, 0].abs()
     instant = Fitter(spec, None, instant_stages())
@@ -268,7 +285,9 @@ def main(argv: list[str] | None = None) -> None:
             cells.append(f"{float(row['vertex_mm'][chosen].median()):8.2f} {float(row['rotation_deg'][chosen].median()):6.2f}"
                          f" ({int(chosen.sum()):3d})" if chosen.any() else f"{'-':>24s}")
         print(f"{name:8s} " + " ".join(f"{c:>24s}" for c in cells))
-    if args.placement:
+    if args.placement and appearance is not None:
+        print("\n--placement moves landmarks, not crops: not measured for a network that reads the crops")
+    elif args.placement:
         exact = LandmarkFaceBatches(spec, LandmarkSampler(dense_drop=args.dense_drop, noise=None), 1, B, args.seed)[0]
         moved = placement_errors(spec, predictor, exact)
         print("\nwhere the face sits in the crop (exact landmarks; the network's 68 points vs the moved input, mean "
@@ -280,8 +299,9 @@ def main(argv: list[str] | None = None) -> None:
           f"batch {len(many.landmarks)} ({args.threads} thread(s))")
     instant_ms = median_ms(lambda: FittingEstimator(instant, predictor)(one), max(5, args.repeats // 5))
     print(f"--quality instant after detection (network and its iterations): {instant_ms:.2f} ms at batch 1")
-    print(f"training throughput: {training_throughput(predictor.network, args.train_steps):.0f} faces/s (batch 256, "
-          f"{args.threads} thread(s))")
+    train_batch = 256 if appearance is None else 16  # rendered crops and a ResNet: a CPU manages far fewer
+    print(f"training throughput: {training_throughput(predictor.network, args.train_steps, train_batch):.0f} faces/s "
+          f"(batch {train_batch}, {args.threads} thread(s))")
 
 
 if __name__ == "__main__":

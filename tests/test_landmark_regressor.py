@@ -231,7 +231,8 @@ def test_reconstruct_instant_writes_the_outputs_and_refines_the_network(models_d
     assert metrics["2"]["landmark_rmse_px"] < 0.8 * metrics["0"]["landmark_rmse_px"]
 
 
-@pytest.mark.parametrize("config", ["landmark_regressor.yaml", "landmark_regressor_photos.yaml"])
+@pytest.mark.parametrize("config", ["landmark_regressor.yaml", "landmark_regressor_photos.yaml",
+                                    "landmark_image_regressor.yaml"])
 def test_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as done:
         main(["predict" if "photos" in config else "fit", "--config", str(REPO / "configs" / config),

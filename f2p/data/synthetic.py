@@ -36,7 +36,7 @@ from f2p.perception.photo import MASK_SOFTNESS
 from f2p.render.lighting import CAMERA_TO_LIGHT, default_sh
 from f2p.render.renderer import MeshRenderer, RenderOutput
 from f2p.render.rotations import euler_to_axis_angle
-from f2p.scene.compose import render_scene
+from f2p.scene.compose import SceneOutput, render_scene
 from f2p.scene.params import BASE_COLOR, LIGHT, LOG_FOCAL, NUM_SH, POSE, TRANSLATION, VERTEX_COLOR, SceneSpec
 
 log = logging.getLogger("f2p")
@@ -120,13 +120,37 @@ class SceneSampler:
         depth = aligned[2] * log_focal.exp()[0, 0] * (1 + self.size_jitter * normal(1))[0]
         xy = aligned[:2] + self.shift_m * normal(2)
         params[TRANSLATION] = torch.cat([xy, depth[None]])[None]
+        return params | self.appearance(spec, mean_verts, g)
+
+    def appearance(self, spec: SceneSpec, mean_verts: Tensor, g: torch.Generator) -> dict[str, Tensor]:
+        """One scene's light and, for models without albedo, its colour field: {group: (1, K)} on the CPU (the
+        arguments as ``sample``'s)."""
+
+        def normal(*shape: int) -> Tensor:
+            return torch.randn(*shape, generator=g)
+
+        def uniform(low: float, high: float, *shape: int) -> Tensor:
+            return low + (high - low) * torch.rand(*shape, generator=g)
+
         sh = default_sh(1)  # (1, 9, 3)
         sh[:, 0] *= uniform(1 - self.ambient_range, 1 + self.ambient_range, 1, 1) * (1 + self.tint * normal(1, 3))
         sh[:, 1:] += self.light_std * normal(1, NUM_SH - 1, 1)  # white directional light
-        params[LIGHT] = sh.reshape(1, NUM_SH * 3)
+        params = {LIGHT: sh.reshape(1, NUM_SH * 3)}
         if spec.free_vertex_color:
             params[VERTEX_COLOR] = self._color_field(mean_verts, normal, uniform).reshape(1, -1)
         return params
+
+    def photos(self, scene: SceneOutput, params: dict[str, Tensor], generators: list[torch.Generator]) -> Tensor:
+        """(B, 3, S, S) photo-like images of a rendered ``scene`` of B faces: each face's specular highlight (up to
+        ``specular_max``) over its render, on a random background (``random_background``), in [0, 1]; face ``b``
+        draws from ``generators[b]`` (one generator may serve several faces)."""
+        S = scene.render.image.shape[-1]
+        background = torch.stack([random_background(S, self.background_std, g) for g in generators])
+        strength = torch.cat([torch.rand(1, generator=g) * self.specular_max for g in generators])
+        sh = params[LIGHT].reshape(-1, NUM_SH, 3)
+        face = scene.render.image + specular_image(scene.render, sh, strength, self.shininess)
+        mask = scene.render.mask  # (B, 1, S, S)
+        return (face * mask + background * (1 - mask)).clamp(0.0, 1.0)
 
     def _color_field(self, verts: Tensor, normal, uniform) -> Tensor:
         """(V, 3) smooth colour offsets: a skin-tone shift plus ``COLOR_WAVES`` random sinusoids over the surface.
@@ -222,12 +246,7 @@ class SyntheticFaces(Dataset):
         params = {name: torch.cat([d[name] for d in drawn]) for name in drawn[0]}
         scene = render_scene(self.spec, params, self.renderer)
         S = self.spec.image_size[0]
-        background = torch.stack([random_background(S, self.sampler.background_std, g) for g in generators])
-        strength = torch.cat([torch.rand(1, generator=g) * self.sampler.specular_max for g in generators])
-        sh = params[LIGHT].reshape(-1, NUM_SH, 3)
-        face = scene.render.image + specular_image(scene.render, sh, strength, self.sampler.shininess)
-        mask = scene.render.mask  # (B, 1, S, S)
-        images = (face * mask + background * (1 - mask)).clamp(0.0, 1.0)
+        images = self.sampler.photos(scene, params, generators)
         noise = torch.stack([torch.randn(scene.landmarks2d.shape[1:], generator=g) for g in generators])
         landmarks = scene.landmarks2d + self.sampler.landmark_noise * noise  # (B, 68, 2)
         face_masks = face_region_mask(landmarks, S, S, softness=MASK_SOFTNESS)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from f2p.conventions import MM_PER_M
 from f2p.data.batch import batch_observations
-from f2p.data.landmark_synthetic import CONFIDENCE, DENSE, DENSE_CONFIDENCE, LANDMARKS, PARAMS
+from f2p.data.landmark_synthetic import CONFIDENCE, DENSE, DENSE_CONFIDENCE, IMAGE, LANDMARKS, PARAMS
 from f2p.evaluation.pose import geodesic_degrees
 from f2p.fitting.schedule import FINAL_LR_FRACTION
 from f2p.losses.priors import gaussian_prior
@@ -80,6 +80,9 @@ class LandmarkRegressorSystem(LightningModule):
             or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``; weights without
             refinement stages start the network before them, its stages starting as the identity), or ``"shipped"``
             for the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
+        image_encoder: the crop encoder of a network that reads the crops too (``nets.landmark_regressor``'s
+            ``IMAGE_ENCODERS``; its data must render them: ``LandmarkFaceDataModule(images=...)``); None: landmarks
+            only.
     """
 
     method = "landmark-regressor"
@@ -87,13 +90,14 @@ class LandmarkRegressorSystem(LightningModule):
 
     def __init__(self, face_model: str = "ict", image_size: int = CROP_SIZE, hidden: int = 512, depth: int = 3,
                  weights: LandmarkLossWeights | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
-                 init_weights: str | None = None, blocks: int = 0, refine: int = 0, refine_hidden: int = 384) -> None:
+                 init_weights: str | None = None, blocks: int = 0, refine: int = 0, refine_hidden: int = 384,
+                 image_encoder: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.weights = weights or LandmarkLossWeights()
         self.face_model = load_model(face_model)
         self.spec = SceneSpec(self.face_model, (image_size, image_size))
-        self.network = LandmarkRegressor(self.spec, hidden, depth, blocks, refine, refine_hidden)
+        self.network = LandmarkRegressor(self.spec, hidden, depth, blocks, refine, refine_hidden, image_encoder)
         self.renderer = MeshRenderer()  # exports of predict (the network itself renders nothing)
         self.lr, self.weight_decay = lr, weight_decay
         if init_weights is not None:
@@ -102,11 +106,18 @@ class LandmarkRegressorSystem(LightningModule):
             if loaded.refine not in (0, refine) or (loaded.refine and loaded.refine_hidden != refine_hidden):
                 raise ValueError(f"init_weights {path} have {loaded.refine} refinement stages of width "
                                  f"{loaded.refine_hidden}; this network has {refine} of width {refine_hidden}")
+            if loaded.image_encoder != image_encoder:  # the MLP's input width differs
+                raise ValueError(f"init_weights {path} have image_encoder {loaded.image_encoder}; this network has "
+                                 f"{image_encoder}")
             self.network.load_state_dict(loaded.state_dict(), strict=loaded.refine == refine)
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         """{group: (B, K)} of a landmark batch (keys of ``data.landmark_synthetic``)."""
-        return self.network(batch[LANDMARKS], batch[CONFIDENCE], batch.get(DENSE), batch.get(DENSE_CONFIDENCE))
+        if self.network.crop_encoder is not None and IMAGE not in batch:
+            raise ValueError(f"the landmark regressor reads crops (image_encoder {self.network.image_encoder!r}) "
+                             "but the data gives none: set data.init_args.images (a SceneSampler)")
+        return self.network(batch[LANDMARKS], batch[CONFIDENCE], batch.get(DENSE), batch.get(DENSE_CONFIDENCE),
+                            batch.get(IMAGE))
 
     def loss_terms(self, params: dict[str, Tensor], truth: dict[str, Tensor]) -> dict[str, Tensor]:
         """{term: (B,)} of ``LandmarkLossWeights`` for predicted and true {group: (B, K)}."""

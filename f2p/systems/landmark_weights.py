@@ -23,7 +23,7 @@ from torch import Tensor
 from f2p.errors import ModelFileError, one_line
 from f2p.fitting.estimate import Initializer
 from f2p.morphable.registry import MODEL_NAMES, load_model
-from f2p.nets.landmark_regressor import LandmarkRegressor
+from f2p.nets.landmark_regressor import IMAGE_ENCODERS, LandmarkRegressor
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
 from f2p.torch_files import read_weights_only
@@ -41,6 +41,9 @@ HYPER_PARAMETERS = {"face_model": str, "image_size": int, "hidden": int, "depth"
 OPTIONAL_HYPER_PARAMETERS = {"blocks": 0, "refine": 0, "refine_hidden": 384}
 """What it may give, with the value of files without it (``blocks``, ``refine``, ``refine_hidden``: the residual
 blocks and the refinement stages of ``LandmarkRegressor``; weights from before them have none)."""
+IMAGE_ENCODER = "image_encoder"
+"""The hyper-parameter naming the network's crop encoder: one of ``IMAGE_ENCODERS``, or absent / null for a
+landmarks-only network (every shipped one)."""
 NETWORK_PREFIX = "network."
 """State-dict prefix of the network inside a ``LandmarkRegressorSystem`` checkpoint."""
 
@@ -74,8 +77,14 @@ class LandmarkPredictor:
             return None if points is None else (points.to(device) + 0.5) * scale - 0.5
 
         dense_confidence = None if obs.dense_confidence is None else obs.dense_confidence.to(device)
+        image = None
+        if self.network.crop_encoder is not None:  # the crops at the network's size (their pixels scale as above)
+            image = obs.image.to(device)
+            if (H, W) != (S, S):
+                image = torch.nn.functional.interpolate(image, size=(S, S), mode="bilinear", antialias=True,
+                                                        align_corners=False)
         params = self.network(to_network(obs.landmarks), obs.confidence.to(device), to_network(obs.dense),
-                              dense_confidence)
+                              dense_confidence, image)
         return {name: value.to(obs.image.device) for name, value in params.items()}
 
 
@@ -132,7 +141,7 @@ def load_landmark_regressor(path: str | Path, map_location: str | torch.device =
     model = expect.model if expect is not None else load_model(arguments["face_model"])
     spec = SceneSpec(model, (arguments["image_size"], arguments["image_size"]))
     network = LandmarkRegressor(spec, arguments["hidden"], arguments["depth"], arguments["blocks"],
-                                arguments["refine"], arguments["refine_hidden"])
+                                arguments["refine"], arguments["refine_hidden"], arguments[IMAGE_ENCODER])
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
@@ -174,6 +183,7 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]
     hparams = _hyper_parameters(checkpoint, read_weights_only(checkpoint, "a weights file")["hyper_parameters"])
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(predictor.network.state_dict(), out)
+    hparams = {name: value for name, value in hparams.items() if value is not None}  # no crop encoder: no entry
     out.with_suffix(".json").write_text(json.dumps(hparams, indent=2) + "\n")
     return out, out.with_suffix(".json")
 
@@ -195,6 +205,10 @@ def _hyper_parameters(path: Path, hparams: object) -> dict:
             raise ModelFileError(path, f"hyper-parameter {name!r} is {value!r}, expected a {type(default).__name__} "
                                        ">= 0")
         arguments[name] = value
+    arguments[IMAGE_ENCODER] = hparams.get(IMAGE_ENCODER)
+    if arguments[IMAGE_ENCODER] is not None and arguments[IMAGE_ENCODER] not in IMAGE_ENCODERS:
+        raise ModelFileError(path, f"hyper-parameter {IMAGE_ENCODER!r} is {arguments[IMAGE_ENCODER]!r}, expected "
+                                   f"one of {IMAGE_ENCODERS} or null")
     if arguments["face_model"] not in MODEL_NAMES:
         raise ModelFileError(path, f"face model {arguments['face_model']!r} is not a registry name "
                                    f"({', '.join(MODEL_NAMES)})")
