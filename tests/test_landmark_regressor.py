@@ -28,6 +28,7 @@ from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
 from f2p.systems.landmark_weights import load_initializer, load_landmark_regressor, shipped_weights
 from regressor_support import one_thread  # noqa: F401 (autouse fixture)
+from regressor_support import tiny_landmark_run
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "landmark_regressor.yaml"
@@ -182,11 +183,7 @@ def test_evaluate_instant_answers_from_the_network_given_with_init(ict_spec, tmp
 def test_a_tiny_cli_training_run_writes_a_loadable_checkpoint(models_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    code = main(["fit", "--config", str(CONFIG), "--trainer.max_steps", "2", "--data.init_args.train_batches", "2",
-                 "--data.init_args.val_batches", "1", "--data.init_args.batch_size", "8",
-                 "--model.init_args.hidden", "32", "--model.init_args.depth", "1",
-                 "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
-                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    code = main(tiny_landmark_run(CONFIG, tmp_path))
     assert code == 0
     checkpoint = next(tmp_path.rglob("last.ckpt"))
     assert str(checkpoint) in capsys.readouterr().out

@@ -22,6 +22,7 @@ from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
 from f2p.systems.landmark_weights import load_landmark_regressor
 from regressor_support import one_thread  # noqa: F401 (autouse fixture)
+from regressor_support import tiny_landmark_run
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "landmark_image_regressor.yaml"
@@ -104,13 +105,9 @@ def test_weights_rebuild_the_image_branch_and_the_predictor_resizes_crops(spec, 
 def test_a_tiny_cli_run_of_the_image_config_writes_a_loadable_checkpoint(models_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    code = main(["fit", "--config", str(CONFIG), "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
-                 "--data.init_args.train_batches", "2", "--data.init_args.val_batches", "1",
-                 "--data.init_args.batch_size", "4", "--data.init_args.num_workers", "0",
-                 "--data.init_args.image_size", str(S), "--model.init_args.image_size", str(S),
-                 "--model.init_args.hidden", "32", "--model.init_args.depth", "1", "--model.init_args.refine", "1",
-                 "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
-                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    code = main(tiny_landmark_run(CONFIG, tmp_path, "--trainer.accelerator", "cpu", "--data.init_args.num_workers", "0",
+                                  "--data.init_args.image_size", str(S), "--model.init_args.image_size", str(S),
+                                  "--model.init_args.refine", "1"))
     assert code == 0
     network = load_landmark_regressor(next(tmp_path.rglob("last.ckpt"))).network
     assert network.image_encoder == "resnet18" and network.refine == 1
