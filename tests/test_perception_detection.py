@@ -14,6 +14,7 @@ from PIL import Image
 from torch import Tensor
 
 import f2p.perception.detectors as detectors
+import f2p.perception.fan_detector as fan_detector
 from f2p.perception.annotations import read_face_set
 from f2p.perception.crop import five_points
 from f2p.perception.detection import (DetectionFailure, FaceDetection, PhotoFaces, detect_downscaled, detect_faces,
@@ -224,7 +225,7 @@ def test_auto_prefers_fan_to_dlib_when_its_weights_are_on_disk(without_mediapipe
         def __init__(self, device: str) -> None:
             built.append(device)
 
-    monkeypatch.setattr(detectors, "FanDetector", RecordingFan)
+    monkeypatch.setattr(fan_detector, "FanDetector", RecordingFan)  # where create_detector imports it from
     with caplog.at_level(logging.INFO, logger="f2p"):
         assert detectors.create_detector("auto", device="cpu").name == "fan-sfd"
     assert built == ["cpu"]
