@@ -1,5 +1,5 @@
-"""The landmark regressor's refinement stages: a new stage changes nothing (so weights without stages start the
-network before them), stages read the reprojection residuals of the current answer, the stages survive export and
+"""The landmark regressor's refinement stages: a new stage changes nothing (so weights without stages, or with
+fewer, start the network before the new ones), stages read the reprojection residuals of the current answer, the stages survive export and
 loading, and weights with other stages are refused in one line."""
 
 from __future__ import annotations
@@ -50,6 +50,18 @@ def test_weights_without_stages_start_a_refining_network_unchanged(ict_spec, exa
     with pytest.raises(ValueError, match="refinement stages") as error:
         LandmarkRegressorSystem(hidden=32, depth=1, refine=1, refine_hidden=8, init_weights=_export(system, tmp_path))
     assert "\n" not in str(error.value)
+
+
+def test_weights_with_fewer_stages_start_a_deeper_network_unchanged(ict_spec, exact_faces, tmp_path):
+    shallow = LandmarkRegressorSystem(hidden=32, depth=1, refine=1, refine_hidden=16)
+    for layer in [*shallow.network.head.heads.values(), shallow.network.refinement[0]]:  # "trained" outputs
+        torch.nn.init.normal_((layer[-1] if isinstance(layer, torch.nn.Sequential) else layer.out).weight, std=0.05)
+    deeper = LandmarkRegressorSystem(hidden=32, depth=1, refine=3, refine_hidden=16,
+                                     init_weights=_export(shallow, tmp_path))
+    with torch.no_grad():
+        expected, answer = shallow.network(*inputs(exact_faces)), deeper.network(*inputs(exact_faces))
+    for name, value in expected.items():
+        torch.testing.assert_close(answer[name], value)
 
 
 def _export(system: LandmarkRegressorSystem, tmp_path) -> str:

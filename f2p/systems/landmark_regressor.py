@@ -77,8 +77,9 @@ class LandmarkRegressorSystem(LightningModule):
         lr: AdamW learning rate (cosine decay over the run).
         weight_decay: AdamW weight decay.
         init_weights: weights that start the network (``systems.landmark_weights``: a ``.pt`` with its ``.json``
-            or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``; weights without
-            refinement stages start the network before them, its stages starting as the identity), or ``"shipped"``
+            or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``; weights with
+            fewer refinement stages (of the same width) start those and the network before them, the further stages
+            starting as the identity), or ``"shipped"``
             for the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
         image_encoder: the crop encoder of a network that reads the crops too (``nets.landmark_regressor``'s
             ``IMAGE_ENCODERS``; its data must render them: ``LandmarkFaceDataModule(images=...)``); None: landmarks
@@ -103,7 +104,7 @@ class LandmarkRegressorSystem(LightningModule):
         if init_weights is not None:
             path = shipped_weights(face_model) if init_weights == SHIPPED else Path(init_weights)
             loaded = load_landmark_regressor(path, expect=self.spec).network
-            if loaded.refine not in (0, refine) or (loaded.refine and loaded.refine_hidden != refine_hidden):
+            if loaded.refine > refine or (loaded.refine and loaded.refine_hidden != refine_hidden):
                 raise ValueError(f"init_weights {path} have {loaded.refine} refinement stages of width "
                                  f"{loaded.refine_hidden}; this network has {refine} of width {refine_hidden}")
             if loaded.image_encoder != image_encoder:  # the MLP's input width differs
