@@ -201,6 +201,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--export", type=Path, default=None, metavar="CHECKPOINT",
                         help="write CHECKPOINT's network to f2p/weights/<model>_landmark_regressor.{pt,json} and stop")
+    parser.add_argument("--half", action="store_true",
+                        help="with --export: store the weights as float16 (half the file, for networks over 10 MB)")
     return parser.parse_args(argv)
 
 
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     if args.export is not None:
-        for path in export_weights(args.export, shipped_weights(args.model)):
+        for path in export_weights(args.export, shipped_weights(args.model), half=args.half):
             print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB)")
         return
     weights = args.weights or shipped_weights(args.model)

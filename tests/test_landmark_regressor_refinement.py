@@ -101,3 +101,21 @@ def test_stages_read_the_reprojection_residuals(ict_spec, exact_faces):
                                                             torch.zeros_like(dense_confidence)))
     assert torch.equal(absent[:, 68 * 2:], torch.zeros_like(absent[:, 68 * 2:]))  # absent points say nothing
     torch.testing.assert_close(absent[:, :68 * 2], off[:, :68 * 2])
+
+
+def test_half_precision_export_halves_the_file_and_keeps_the_answer(ict_spec, exact_faces, tmp_path):
+    system = LandmarkRegressorSystem(hidden=32, depth=1, refine=1, refine_hidden=16)
+    for layer in system.network.head.heads.values():
+        torch.nn.init.normal_(layer[-1].weight, std=0.05)
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save({"hyper_parameters": dict(system.hparams),
+                "state_dict": {f"network.{k}": v for k, v in system.network.state_dict().items()}}, checkpoint)
+    full, _ = export_weights(checkpoint, tmp_path / "full.pt")
+    half, _ = export_weights(checkpoint, tmp_path / "half.pt", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    network = load_landmark_regressor(half).network
+    assert all(p.dtype == torch.float32 for p in network.parameters())
+    with torch.no_grad():
+        expected, answer = system.network(*inputs(exact_faces)), network(*inputs(exact_faces))
+    for name, value in expected.items():
+        torch.testing.assert_close(answer[name], value, atol=2e-3, rtol=2e-3)

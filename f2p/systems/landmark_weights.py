@@ -172,8 +172,15 @@ def regressor_initializer(regressor: RegressorSystem) -> Initializer:
     return lambda obs: regressor.predict_params(obs.image, obs.landmarks)
 
 
-def export_weights(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]:
+def export_weights(checkpoint: str | Path, out: str | Path, half: bool = False) -> tuple[Path, Path]:
     """Write a training checkpoint's network as shipped weights: ``out`` (state dict) and ``out`` with ``.json``.
+
+    Args:
+        checkpoint: the training checkpoint (or weights) to export.
+        out: the state dict's path.
+        half: store floating-point tensors as float16 (half the file; loading casts them back to the network's
+            float32, ``load_state_dict``), for networks whose float32 file would pass the 10 MB a shipped file may
+            have.
 
     Returns:
         The two paths written.
@@ -182,7 +189,10 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]
     predictor = load_landmark_regressor(checkpoint)
     hparams = _hyper_parameters(checkpoint, read_weights_only(checkpoint, "a weights file")["hyper_parameters"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(predictor.network.state_dict(), out)
+    state = predictor.network.state_dict()
+    if half:
+        state = {name: value.half() if value.is_floating_point() else value for name, value in state.items()}
+    torch.save(state, out)
     hparams = {name: value for name, value in hparams.items() if value is not None}  # no crop encoder: no entry
     out.with_suffix(".json").write_text(json.dumps(hparams, indent=2) + "\n")
     return out, out.with_suffix(".json")
