@@ -25,7 +25,7 @@ Optionally the crop too (``image_encoder``, e.g. ``"resnet18"``: ``nets.encoder.
 initialised): the crop, turned upright with the landmarks (the same in-plane rotation about the principal point),
 is encoded and its features join the landmark features at the MLP's input. Trained on rendered crops
 (``data.landmark_synthetic``'s ``images``; ``configs/landmark_image_regressor.yaml``), for a GPU: on a CPU the
-renders and the ResNet cost about 100 times the landmark branch's training time.
+renders and the ResNet make a training step about 260 times the landmark-only one per face (README).
 """
 
 from __future__ import annotations
