@@ -1,5 +1,6 @@
 """The landmark regressor's optional image branch: landmark faces rendered into crops where their landmarks are,
-a network that reads the crop (upright with the landmarks) and needs it, weights that rebuild the branch and refuse
+a network that reads the crop (upright with the landmarks) and needs it, landmarks-only weights that start it
+answering as they do, weights that rebuild the branch and refuse
 an unknown encoder in one line, the predictor handing it crops of the network's size, and a tiny LightningCLI run
 of ``configs/landmark_image_regressor.yaml``."""
 
@@ -20,6 +21,7 @@ from f2p.morphable.registry import load_model
 from f2p.nets.landmark_regressor import LandmarkRegressor
 from f2p.scene.observations import Observations
 from f2p.scene.params import SceneSpec
+from f2p.systems.landmark_regressor import LandmarkRegressorSystem
 from f2p.systems.landmark_weights import load_landmark_regressor
 from regressor_support import one_thread  # noqa: F401 (autouse fixture)
 from regressor_support import tiny_landmark_run
@@ -111,3 +113,19 @@ def test_a_tiny_cli_run_of_the_image_config_writes_a_loadable_checkpoint(models_
     assert code == 0
     network = load_landmark_regressor(next(tmp_path.rglob("last.ckpt"))).network
     assert network.image_encoder == "resnet18" and network.refine == 1
+
+
+def test_landmarks_only_weights_start_an_image_network_answering_as_they_do(spec, tmp_path):
+    plain = LandmarkRegressor(spec, hidden=32, depth=1)
+    for layer in plain.head.heads.values():  # a "trained" head, so that the answer is not the mean face
+        torch.nn.init.normal_(layer[-1].weight, std=0.05)
+    torch.save(plain.state_dict(), tmp_path / "plain.pt")
+    (tmp_path / "plain.json").write_text(json.dumps({"face_model": "ict", "image_size": S, "hidden": 32, "depth": 1}))
+    system = LandmarkRegressorSystem(image_size=S, hidden=32, depth=1, image_encoder="resnet18",
+                                     init_weights=str(tmp_path / "plain.pt"))
+    batch = LandmarkFaceBatches(spec, LandmarkSampler(), 1, 2, seed=0, images=SceneSampler())[0]
+    with torch.no_grad():
+        expected = plain(batch[LANDMARKS], torch.ones(2, 68))
+        answer = system.network.eval()(batch[LANDMARKS], torch.ones(2, 68), image=batch[IMAGE])
+    for name, value in expected.items():
+        torch.testing.assert_close(answer[name], value)

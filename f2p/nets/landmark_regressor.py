@@ -221,6 +221,20 @@ class LandmarkRegressor(nn.Module):
             params = {**initial, **self.head.decode(raw, initial)}
         return rolled(params, rotation)
 
+    def with_crop_columns(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A landmarks-only network's state dict (same ``hidden``, ``depth``, ``blocks``) made to start this network,
+        which reads crops: the first layer gets zero input weights for the crop features, so the network answers as
+        the landmarks-only one until training moves them (the crop encoder keeps its own start).
+
+        Raises:
+            ValueError: this network has no crop encoder or no hidden layer (``depth`` 0).
+        """
+        if self.crop_encoder is None or self.depth < 1:
+            raise ValueError("only a network with an image_encoder and depth >= 1 takes a landmarks-only state dict")
+        weight = state["net.0.weight"]  # (hidden, landmark features)
+        extra = self.net[0].in_features - weight.shape[1]
+        return state | {"net.0.weight": torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], dim=1)}
+
     def upright_crops(self, image: Tensor | None, rotation: Tensor) -> Tensor:
         """(B, 3, S, S) crops turned by the (B, 2, 2) in-plane ``rotation`` that turns their landmarks upright, about
         the principal point (the crop's centre): a pixel ``p`` of the result shows the crop at ``R (p - c) + c``."""

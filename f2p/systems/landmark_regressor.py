@@ -79,8 +79,9 @@ class LandmarkRegressorSystem(LightningModule):
         init_weights: weights that start the network (``systems.landmark_weights``: a ``.pt`` with its ``.json``
             or a checkpoint, read weights-only; they must match ``hidden``, ``depth`` and ``blocks``; weights with
             fewer refinement stages (of the same width) start those and the network before them, the further stages
-            starting as the identity), or ``"shipped"``
-            for the package's weights of ``face_model`` (what ``predict`` on photos uses); None: random.
+            starting as the identity; landmarks-only weights start a network with an ``image_encoder`` answering as
+            they do, ``LandmarkRegressor.with_crop_columns``), or ``"shipped"`` for the package's weights of
+            ``face_model`` (what ``predict`` on photos uses); None: random.
         image_encoder: the crop encoder of a network that reads the crops too (``nets.landmark_regressor``'s
             ``IMAGE_ENCODERS``; its data must render them: ``LandmarkFaceDataModule(images=...)``); None: landmarks
             only.
@@ -107,10 +108,13 @@ class LandmarkRegressorSystem(LightningModule):
             if loaded.refine > refine or (loaded.refine and loaded.refine_hidden != refine_hidden):
                 raise ValueError(f"init_weights {path} have {loaded.refine} refinement stages of width "
                                  f"{loaded.refine_hidden}; this network has {refine} of width {refine_hidden}")
-            if loaded.image_encoder != image_encoder:  # the MLP's input width differs
+            state = loaded.state_dict()
+            if loaded.image_encoder is None and image_encoder is not None:  # start as the landmarks-only network
+                state = self.network.with_crop_columns(state)
+            elif loaded.image_encoder != image_encoder:
                 raise ValueError(f"init_weights {path} have image_encoder {loaded.image_encoder}; this network has "
                                  f"{image_encoder}")
-            self.network.load_state_dict(loaded.state_dict(), strict=loaded.refine == refine)
+            self.network.load_state_dict(state, strict=loaded.refine == refine and loaded.image_encoder == image_encoder)
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         """{group: (B, K)} of a landmark batch (keys of ``data.landmark_synthetic``)."""
