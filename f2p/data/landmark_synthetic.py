@@ -228,7 +228,7 @@ class LandmarkFaceBatches(Dataset):
             self.aligned = aligned_translation(spec).cpu()
             mean = model(**model.zero_params(1))
             self.mean_verts = mean.verts[0]
-            corners = mean.verts[0][model.faces[dense_correspondence(model).triangles]]  # (468, 3, 3)
+            corners = self.mean_verts[model.faces[dense_correspondence(model).triangles]]  # (468, 3, 3)
             normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
             normals = torch.nn.functional.normalize(normals, dim=1)
             self.normals = normals * normals[:, 2].mean().sign()  # outwards: a frontal face faces +z
@@ -279,9 +279,8 @@ class LandmarkFaceBatches(Dataset):
         """(B, 3, S, S) photo-like crops of the faces ``params`` (module docstring), appearance drawn from ``g``."""
         B = params[POSE].shape[0]
         drawn = [self.images.appearance(self.spec, self.mean_verts, g) for _ in range(B)]
-        appearance = {name: torch.cat([d[name] for d in drawn]) for name in drawn[0]}
-        scene = render_scene(self.spec, params | appearance, self.renderer)
-        return self.images.photos(scene, params | appearance, [g] * B)
+        scene_params = params | {name: torch.cat([d[name] for d in drawn]) for name in drawn[0]}
+        return self.images.photos(render_scene(self.spec, scene_params, self.renderer), scene_params, [g] * B)
 
     def _placed(self, params: dict[str, Tensor], scene: SceneOutput, landmarks: Tensor, dense: Tensor,
                 g: torch.Generator) -> tuple[dict[str, Tensor], Tensor, Tensor]:
