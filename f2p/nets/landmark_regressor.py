@@ -30,6 +30,8 @@ renders and the ResNet make a training step about 260 times the landmark-only on
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -47,9 +49,10 @@ GEOMETRY_GROUPS = (POSE, TRANSLATION, LOG_FOCAL)
 """The scene groups landmarks determine (light and colour they do not)."""
 FRAME_FEATURES = 3
 """log spread ratio and centre shift (x, y) of the face's frame against the neutral face's."""
-IMAGE_ENCODERS = ("resnet18", "resnet34", "resnet50")
-"""The crop encoders a landmark regressor may have (``image_encoder``; torchvision ResNets, f2p's
-``ResNetEncoder``)."""
+ImageEncoder = Literal["resnet18", "resnet34", "resnet50"]
+"""A crop encoder a landmark regressor may have (``image_encoder``; torchvision ResNets, f2p's ``ResNetEncoder``);
+as a type, LightningCLI refuses other config values in one line."""
+IMAGE_ENCODERS: tuple[str, ...] = get_args(ImageEncoder)
 
 
 class ResidualBlock(nn.Module):
@@ -116,7 +119,7 @@ class LandmarkRegressor(nn.Module):
     """
 
     def __init__(self, spec: SceneSpec, hidden: int = 512, depth: int = 3, blocks: int = 0, refine: int = 0,
-                 refine_hidden: int = 384, image_encoder: str | None = None) -> None:
+                 refine_hidden: int = 384, image_encoder: ImageEncoder | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.hidden, self.depth, self.blocks = hidden, depth, blocks

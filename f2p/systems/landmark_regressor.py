@@ -30,7 +30,7 @@ from f2p.losses.priors import gaussian_prior
 from f2p.morphable.correspondence import similarity_align
 from f2p.morphable.dense import dense_landmarks
 from f2p.morphable.registry import load_model
-from f2p.nets.landmark_regressor import LandmarkRegressor
+from f2p.nets.landmark_regressor import ImageEncoder, LandmarkRegressor
 from f2p.perception.crop_size import CROP_SIZE
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import axis_angle_to_matrix
@@ -93,7 +93,7 @@ class LandmarkRegressorSystem(LightningModule):
     def __init__(self, face_model: str = "ict", image_size: int = CROP_SIZE, hidden: int = 512, depth: int = 3,
                  weights: LandmarkLossWeights | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
                  init_weights: str | None = None, blocks: int = 0, refine: int = 0, refine_hidden: int = 384,
-                 image_encoder: str | None = None) -> None:
+                 image_encoder: ImageEncoder | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.weights = weights or LandmarkLossWeights()
