@@ -16,7 +16,7 @@ from f2p.evaluation.photos import MARKUP_VISIBLE
 from f2p.evaluation.report import FAILURE_RULE, photo_tables
 from f2p.evaluation.summary import landmark_summary
 from f2p.export.figures import PANEL_SIZE, SHAPE_BACKGROUND, blend, overlay, side_by_side
-from f2p.export.photo import SHAPE_YAWS_DEG, PhotoExporter, display_colors
+from f2p.export.photo import SHAPE_YAWS_DEG, PhotoExporter
 from f2p.morphable import ict
 from f2p.morphable.base import LinearMorphableModel
 from f2p.morphable.registry import load_model
@@ -90,11 +90,10 @@ def test_ict_sockets_are_the_inner_surfaces_between_the_eyelids(ict_model):
     assert ict.socket_vertices("sfm", ict_model.num_vertices) == {}
 
 
-def test_ict_eye_sockets_render_grey_not_as_red_blobs_or_black_holes(ict_model):
+def test_ict_eye_sockets_render_grey_not_as_skin_red_blobs_or_black_holes(ict_model):
     spec = SceneSpec(ict_model, (256, 256))
     params = spec.initial(1)
     renderer = MeshRenderer()
-    scene = render_scene(spec, params, renderer)
     faces = ict_model.faces
     eyes = torch.from_numpy(ict.socket_vertices(ict_model.name, ict_model.num_vertices)[ict.EYE_SOCKETS])
     socket_faces = eyes[faces].all(1)  # (F,)
@@ -104,30 +103,29 @@ def test_ict_eye_sockets_render_grey_not_as_red_blobs_or_black_holes(ict_model):
         inside = (pix >= 0) & socket_faces[pix.clamp_min(0)]
         return render.image[0].permute(1, 2, 0)[inside].numpy()
 
-    assert len(socket_pixels(scene.render)) > 200, "the mean face shows its eye sockets between the eyelids"
-    assert np.median(saturation(socket_pixels(scene.render))) > 0.2, "without the fix they take the skin colour"
-    shown = renderer(scene.mesh.verts, faces, scene.camera, spec.lighting(params),
-                     colors=display_colors(ict_model, scene.colors))
-    pixels = socket_pixels(shown)
-    assert np.median(saturation(pixels)) < 0.02, "neutral grey, not red"
-    assert np.median(pixels.max(-1)) > 0.3, "not a black hole"
-    for view in PhotoExporter(spec, renderer).shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0]):
+    skin = render_scene(spec, params, renderer)
+    red = dict(params, vertex_color=torch.tensor([0.3, -0.3, -0.3]).repeat(1, ict_model.num_vertices))
+    for scene in (skin, render_scene(spec, red, renderer)):  # the mean face's colours, a fit's meaningless ones
+        pixels = socket_pixels(scene.render)
+        assert len(pixels) > 200, "the mean face shows its eye sockets between the eyelids"
+        assert np.median(saturation(pixels)) < 0.02, "neutral grey, not the skin's or the fit's colours"
+        assert np.median(pixels.max(-1)) > 0.3, "not a black hole"
+    assert np.median(saturation(skin.render.image[0].permute(1, 2, 0)[skin.render.mask[0, 0] > 0].numpy())) > 0.2
+    for view in PhotoExporter(spec, renderer).shape_views(skin.mesh.verts[0], skin.mesh.landmarks[0]):
         mesh = view.image.permute(1, 2, 0)[view.mask[0] > 0.5].numpy()
         assert np.median(saturation(mesh)) < 0.02
 
 
-def test_ict_render_panel_with_grey_sockets_is_that_of_a_full_render(ict_model, tmp_path):
+def test_ict_render_panel_is_the_fits_render_with_its_grey_sockets(ict_model, tmp_path):
     spec = SceneSpec(ict_model, (S, S))
     params = spec.initial(1)
     renderer = MeshRenderer()
     scene = render_scene(spec, params, renderer)
     sample = sample_of(scene, spec)
     outcome = PhotoExporter(spec, renderer).export(sample, params, tmp_path / "out", {}, scene=scene)
-    shown = renderer(scene.mesh.verts, ict_model.faces, scene.camera, spec.lighting(params),
-                     colors=display_colors(ict_model, scene.colors))  # rasterized again, as before re-shading
     landmarks = sample.crop_landmarks.numpy()
-    expected = np.asarray(side_by_side(sample.crop, shown.image[0], shown.mask[0], landmarks, landmarks),
-                          dtype=np.int16)[:, PANEL_SIZE:2 * PANEL_SIZE]
+    expected = np.asarray(side_by_side(sample.crop, scene.render.image[0], scene.render.mask[0], landmarks,
+                                       landmarks), dtype=np.int16)[:, PANEL_SIZE:2 * PANEL_SIZE]
     with Image.open(outcome.out_dir / "fit.png") as image:
         panel = np.asarray(image.convert("RGB"), dtype=np.int16)[:, PANEL_SIZE:2 * PANEL_SIZE]
     assert np.abs(panel - expected).max() <= 1

@@ -18,8 +18,6 @@ from f2p.export.figures import ShapeView
 from f2p.export.gltf import HeadGlb
 from f2p.export.results import PhotoPictures, PhotoResult, write_photo_outputs
 from f2p.export.texture_bake import UVLayout, bake_texture, uv_layout
-from f2p.morphable.base import MorphableModel
-from f2p.morphable.ict import EYE_SOCKETS, MOUTH_SOCKET, socket_vertices
 from f2p.morphable.registry import ModelNotFoundError
 from f2p.output_sets import DEFAULT_OUTPUTS, OUTPUTS, OutputSet
 from f2p.perception.align import apply_affine
@@ -29,7 +27,7 @@ from f2p.render.cameras import PinholeCamera, default_focal_px
 from f2p.render.lighting import LAMBERT_BAND, NUM_SH, sh_basis
 from f2p.render.renderer import MeshRenderer
 from f2p.render.rotations import euler_to_matrix
-from f2p.scene.compose import SceneOutput, mesh_scene, render_scene
+from f2p.scene.compose import SceneOutput, mesh_scene, paint_sockets, render_scene
 from f2p.scene.params import SceneSpec
 from f2p.scene.uncrop import uncrop_camera
 
@@ -37,11 +35,6 @@ log = logging.getLogger("f2p")
 
 OVERLAY_MAX_SIDE = 1024
 """The photo-sized overlay is rendered at most this large, then resized to the photo."""
-
-SOCKET_GREYS = {EYE_SOCKETS: 0.55, MOUTH_SOCKET: 0.2}
-"""Neutral grey of a model's inner surfaces (``morphable.ict.socket_vertices``) in mesh.obj, overlay.png and fit.png,
-instead of the meaningless colours the fit leaves there (red blobs, dark holes): the eye sockets a mid grey that
-reads as an eyeball, the mouth a dark cavity."""
 
 CLAY_ALBEDO = 0.75
 """Grey albedo of the shape views of fit.png."""
@@ -57,15 +50,6 @@ SHAPE_AMBIENT, SHAPE_DIRECT = 0.3, 0.8
 
 SHAPE_MARGIN = 1.3
 """The box of the fitted landmarks (brows to chin) fills 1 / SHAPE_MARGIN of the shape views' image."""
-
-
-def display_colors(model: MorphableModel, colors: Tensor) -> Tensor:
-    """(B, V, 3) colours with the model's inner surfaces (``socket_vertices``) in their ``SOCKET_GREYS``;
-    ``colors`` itself for models without them."""
-    for name, vertices in socket_vertices(model.name, model.num_vertices).items():
-        inner = torch.from_numpy(vertices).to(colors.device)[None, :, None]  # (1, V, 1)
-        colors = torch.where(inner, colors.new_tensor(SOCKET_GREYS[name]), colors)
-    return colors
 
 
 def clay_light(batch_size: int, device: torch.device | str | None = None) -> Tensor:
@@ -198,7 +182,6 @@ class PhotoExporter:
         fitted_crop = scene.landmarks2d[0]
         device_to_photo = sample.to_photo[None].to(fitted_crop.device)
         fitted = apply_affine(sample.to_photo[None], fitted_crop[None].cpu())[0]
-        colors = display_colors(self.spec.model, scene.colors)
         metrics = {"landmark_rmse_px": float(((fitted - sample.landmarks) ** 2).sum(-1).mean().sqrt()),
                    **region_residuals(fitted, sample.landmarks),
                    "landmarks_outside": landmarks_outside(sample.landmarks, tuple(sample.photo.shape[-2:])),
@@ -210,26 +193,26 @@ class PhotoExporter:
         photo_params = {k: v[0] for k, v in params.items()}
         camera = uncrop_camera(scene.camera, device_to_photo, tuple(sample.photo.shape[-2:]))
         result = PhotoResult(image_path=sample.path, params=photo_params, camera=camera, verts=scene.mesh.verts[0],
-                             faces=self.spec.model.faces, colors=colors[0], detected=sample.landmarks,
+                             faces=self.spec.model.faces, colors=scene.colors[0], detected=sample.landmarks,
                              fitted=fitted, metrics=metrics)
-        pictures = self._pictures(sample, params, scene, colors, camera, device_to_photo) if self.pictures else None
+        pictures = self._pictures(sample, params, scene, camera, device_to_photo) if self.pictures else None
         write_photo_outputs(out_dir, self.spec.model, result, self.arkit_document(photo_params), self.head, pictures)
         return PhotoOutcome(sample.path, "ok", "", metrics, out_dir)
 
-    def _pictures(self, sample: PhotoSample, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor,
-                  camera: PinholeCamera, to_photo: Tensor) -> PhotoPictures:
+    def _pictures(self, sample: PhotoSample, params: dict[str, Tensor], scene: SceneOutput, camera: PinholeCamera,
+                  to_photo: Tensor) -> PhotoPictures:
         """overlay.png's, fit.png's and head.glb's texture's content: the renders of ``params`` (batch of 1) with
-        (1, V, 3) ``colors`` in the crop (``scene``'s) and in the photo (``camera``; ``to_photo``: (1, 2, 3) crop
-        to photo pixels), the shape views and the texture baked from the photo."""
+        ``scene``'s colours in the crop (``scene``'s render) and in the photo (``camera``; ``to_photo``: (1, 2, 3)
+        crop to photo pixels), the shape views and the texture baked from the photo."""
         model = self.spec.model
-        crop_image = self._crop_image(params, scene, colors)
-        photo_render, photo_mask, photo_depth = self._render_photo(params, scene, colors, to_photo,
+        photo_render, photo_mask, photo_depth = self._render_photo(params, scene, scene.colors, to_photo,
                                                                    tuple(sample.photo.shape[-2:]))
         texture = None if getattr(model, "uv", None) is None else bake_texture(
-            scene.mesh.verts[0], model.faces, self.uv_layout(scene.mesh.verts.device), colors[0], camera,
+            scene.mesh.verts[0], model.faces, self.uv_layout(scene.mesh.verts.device), scene.colors[0], camera,
             sample.photo, photo_depth).image
         return PhotoPictures(photo=sample.photo, photo_render=photo_render.cpu(), photo_mask=photo_mask.cpu(),
-                             crop=sample.crop, crop_render=crop_image[0].cpu(), crop_mask=scene.render.mask[0].cpu(),
+                             crop=sample.crop, crop_render=scene.render.image[0].cpu(),
+                             crop_mask=scene.render.mask[0].cpu(),
                              crop_detected=sample.crop_landmarks, crop_fitted=scene.landmarks2d[0].cpu(),
                              shape_views=self.shape_views(scene.mesh.verts[0], scene.mesh.landmarks[0]),
                              texture=texture)
@@ -246,17 +229,6 @@ class PhotoExporter:
             self._uv_layout = uv_layout(self.spec.model.uv, self.spec.model.faces_uv, device=device)
         return self._uv_layout
 
-    def _crop_image(self, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor) -> Tensor:
-        """(1, 3, H, W) the crop's render with (1, V, 3) ``colors``: ``scene``'s image when they are its colours,
-        else its rasterization re-shaded (``MeshRenderer.reshade``: the same image as rendering again); a soft
-        renderer renders again (its silhouettes blend with the geometry)."""
-        if colors is scene.colors:
-            return scene.render.image
-        faces, lighting = self.spec.model.faces, self.spec.lighting(params)
-        if self.renderer.soft:
-            return self.renderer(scene.mesh.verts, faces, scene.camera, lighting, colors=colors).image
-        return self.renderer.reshade(scene.render, faces, colors, lighting)
-
     def shape_views(self, verts: Tensor, landmarks: Tensor) -> tuple[ShapeView, ...]:
         """Grey (clay) renders of the (V, 3) unposed mesh at the crop's size, framed on its (68, 3) ``landmarks``, one
         per ``SHAPE_YAWS_DEG``, with the fixed ``clay_light`` and the model's sockets in their ``SOCKET_GREYS``; on the
@@ -264,7 +236,7 @@ class PhotoExporter:
         model = self.spec.model
         K, (V, _) = len(SHAPE_YAWS_DEG), verts.shape
         camera = shape_cameras(landmarks, self.spec.image_size)
-        clay = display_colors(model, verts.new_full((K, V, 3), CLAY_ALBEDO))
+        clay = paint_sockets(model, verts.new_full((K, V, 3), CLAY_ALBEDO))
         render = self.renderer(verts.expand(K, V, 3), model.faces, camera, clay_light(K, verts.device), colors=clay)
         captions = [f"shape, yaw {yaw:g} deg" if yaw else "shape, front" for yaw in SHAPE_YAWS_DEG]
         return tuple(ShapeView(caption, render.image[k].cpu(), render.mask[k].cpu())

@@ -43,6 +43,10 @@ SOCKET_VERTICES = {MOUTH_SOCKET: (11248, 13294), EYE_SOCKETS: (13294, 14062)}
 """[start, end) vertex ranges of the skin subset's inner surfaces (ICT's README). Without ICT's teeth and eyeballs
 they are seen through the open mouth and between the eyelids; the fit renders at most their rim (they lie outside
 the face area), so their colours mean nothing."""
+SOCKET_GREYS = {EYE_SOCKETS: 0.55, MOUTH_SOCKET: 0.2}
+"""Grey albedo every render gives the inner surfaces (``scene.compose.scene_colors``), as a photo shows them:
+the eye sockets a mid grey that reads as an eyeball, the mouth a dark cavity. Without it they took the skin colour
+(or, after a fit, the meaningless colours it leaves there: red blobs, dark holes)."""
 EXPRESSION_PRIOR_STD = 0.5
 NEUTRAL_OBJ = "generic_neutral_mesh.obj"
 INDICES_JSON = "vertex_indices.json"

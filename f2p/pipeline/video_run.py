@@ -50,7 +50,7 @@ from f2p.export.arkit import ARKIT_NAMES, arkit_map, arkit_weights
 from f2p.export.figures import blend
 from f2p.export.gltf import morph_weights
 from f2p.export.gltf_animation import quaternions_xyzw, write_animated_head_glb
-from f2p.export.photo import PhotoOutcome, display_colors
+from f2p.export.photo import PhotoOutcome
 from f2p.export.video import overlay_video, write_frames_csv, write_npz
 from f2p.fitting.fitter import Fitter
 from f2p.fitting.schedule import Stage, schedule_for
@@ -537,7 +537,7 @@ class ClipRun:
         if mesh is None:
             mesh = self.spec.model(**{g: v for g, v in params.items() if g in self.spec.model.groups})
         fitted = {g: v for g, v in params.items() if g not in self.unfitted_colors}
-        return display_colors(self.spec.model, scene_colors(self.spec, fitted, mesh))
+        return scene_colors(self.spec, fitted, mesh)
 
     def _write_overlay(self, clip: Clip, out_dir: Path, size: tuple[int, int], found: np.ndarray, head: Tensor,
                        cameras: np.ndarray,

@@ -11,6 +11,7 @@ from torch import Tensor
 from f2p.conventions import NUM_LANDMARKS
 from f2p.morphable.base import MeshOutput, MorphableModel
 from f2p.morphable.dense import dense_landmarks, landmark_points
+from f2p.morphable.ict import SOCKET_GREYS, socket_vertices
 from f2p.render.cameras import PinholeCamera
 from f2p.render.renderer import MeshRenderer, RenderOutput
 from f2p.render.rotations import head_pose_extrinsics
@@ -68,16 +69,25 @@ def scene_camera(spec: SceneSpec, params: dict[str, Tensor]) -> PinholeCamera:
 
 def scene_colors(spec: SceneSpec, params: dict[str, Tensor], mesh: MeshOutput) -> Tensor:
     """(B, V, 3) colours: the model's albedo, or the base skin tone plus the smooth colour field and the free
-    per-vertex offsets (each when present in ``params``)."""
+    per-vertex offsets (each when present in ``params``); the model's inner surfaces grey (``paint_sockets``)."""
     if mesh.albedo is not None:
-        return mesh.albedo
+        return paint_sockets(spec.model, mesh.albedo)
     B, V, _ = mesh.verts.shape
     colors = mesh.verts.new_tensor(BASE_COLOR).expand(B, V, 3)
     if SMOOTH_COLOR in params:
         colors = colors + smooth_colors(spec.model, spec.smooth_color_coefficients(params))
     if VERTEX_COLOR in params:
         colors = colors + spec.vertex_colors(params)
-    return colors.clamp(0.0, 1.0)
+    return paint_sockets(spec.model, colors.clamp(0.0, 1.0))
+
+
+def paint_sockets(model: MorphableModel, colors: Tensor) -> Tensor:
+    """(B, V, 3) ``colors`` with the model's inner surfaces (``morphable.ict.socket_vertices``: ICT's eye and mouth
+    sockets) in their ``SOCKET_GREYS``; ``colors`` itself for models without them."""
+    for name, vertices in socket_vertices(model.name, model.num_vertices).items():
+        inner = torch.from_numpy(vertices).to(colors.device)[None, :, None]  # (1, V, 1)
+        colors = torch.where(inner, colors.new_tensor(SOCKET_GREYS[name]), colors)
+    return colors
 
 
 def face_triangles(model: MorphableModel) -> Tensor:
