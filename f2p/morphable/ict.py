@@ -42,7 +42,7 @@ MOUTH_SOCKET, EYE_SOCKETS = "mouth socket", "eye sockets"
 SOCKET_VERTICES = {MOUTH_SOCKET: (11248, 13294), EYE_SOCKETS: (13294, 14062)}
 """[start, end) vertex ranges of the skin subset's inner surfaces (ICT's README). Without ICT's teeth and eyeballs
 they are seen through the open mouth and between the eyelids; the fit renders at most their rim (they lie outside
-the face area), so their colours mean nothing."""
+the face area), so it gives them no colour of its own: every render paints them in ``SOCKET_GREYS``."""
 SOCKET_GREYS = {EYE_SOCKETS: 0.55, MOUTH_SOCKET: 0.2}
 """Grey albedo every render gives the inner surfaces (``scene.compose.scene_colors``), as a photo shows them:
 the eye sockets a mid grey that reads as an eyeball, the mouth a dark cavity. Without it they took the skin colour
