@@ -205,7 +205,7 @@ class PhotoExporter:
         ``scene``'s colours in the crop (``scene``'s render) and in the photo (``camera``; ``to_photo``: (1, 2, 3)
         crop to photo pixels), the shape views and the texture baked from the photo."""
         model = self.spec.model
-        photo_render, photo_mask, photo_depth = self._render_photo(params, scene, scene.colors, to_photo,
+        photo_render, photo_mask, photo_depth = self._render_photo(params, scene, to_photo,
                                                                    tuple(sample.photo.shape[-2:]))
         texture = None if getattr(model, "uv", None) is None else bake_texture(
             scene.mesh.verts[0], model.faces, self.uv_layout(scene.mesh.verts.device), scene.colors[0], camera,
@@ -242,10 +242,10 @@ class PhotoExporter:
         return tuple(ShapeView(caption, render.image[k].cpu(), render.mask[k].cpu())
                      for k, caption in enumerate(captions))
 
-    def _render_photo(self, params: dict[str, Tensor], scene: SceneOutput, colors: Tensor, to_photo: Tensor,
+    def _render_photo(self, params: dict[str, Tensor], scene: SceneOutput, to_photo: Tensor,
                       photo_size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
-        """Render with (1, V, 3) ``colors`` in the photo's pixels, at most OVERLAY_MAX_SIDE on a side (the photo's
-        aspect) -> (3, h, w) image, (1, h, w) mask and (h, w) depth at that size (``figures.overlay`` resizes
+        """Render ``scene``'s mesh in its colours in the photo's pixels, at most OVERLAY_MAX_SIDE on a side (the
+        photo's aspect) -> (3, h, w) image, (1, h, w) mask and (h, w) depth at that size (``figures.overlay`` resizes
         the first two onto the photo; the texture bake's visibility test reads the depth)."""
         H, W = photo_size
         factor = min(1.0, OVERLAY_MAX_SIDE / max(H, W))
@@ -255,5 +255,5 @@ class PhotoExporter:
         to_small = torch.cat([scale @ to_photo[0, :, :2], (scale @ (to_photo[0, :, 2:] + 0.5)) - 0.5], 1)[None]
         camera = uncrop_camera(scene.camera, to_small, size)
         render = self.renderer(scene.mesh.verts, self.spec.model.faces, camera, self.spec.lighting(params),
-                               colors=colors)
+                               colors=scene.colors)
         return render.image[0], render.mask[0], render.depth[0, 0]

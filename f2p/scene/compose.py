@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -84,10 +85,34 @@ def scene_colors(spec: SceneSpec, params: dict[str, Tensor], mesh: MeshOutput) -
 def paint_sockets(model: MorphableModel, colors: Tensor) -> Tensor:
     """(B, V, 3) ``colors`` with the model's inner surfaces (``morphable.ict.socket_vertices``: ICT's eye and mouth
     sockets) in their ``SOCKET_GREYS``; ``colors`` itself for models without them."""
-    for name, vertices in socket_vertices(model.name, model.num_vertices).items():
-        inner = torch.from_numpy(vertices).to(colors.device)[None, :, None]  # (1, V, 1)
-        colors = torch.where(inner, colors.new_tensor(SOCKET_GREYS[name]), colors)
-    return colors
+    paint = _socket_paint(model, colors.device)
+    if paint is None:
+        return colors
+    inner, grey = paint
+    return torch.where(inner, grey.to(colors.dtype), colors)
+
+
+_socket_paints: weakref.WeakKeyDictionary[MorphableModel, tuple[Tensor, Tensor] | None] = weakref.WeakKeyDictionary()
+
+
+def _socket_paint(model: MorphableModel, device: torch.device) -> tuple[Tensor, Tensor] | None:
+    """(V, 1) bool, the model's socket vertices, and (V, 1) their grey, on ``device``, or None for a model without
+    sockets; built once per model and device (every render step paints them)."""
+    if model in _socket_paints:
+        paint = _socket_paints[model]
+        if paint is None or paint[0].device == device:
+            return paint
+    sockets = socket_vertices(model.name, model.num_vertices)
+    paint = None
+    if sockets:
+        inner = torch.zeros(model.num_vertices, 1, dtype=torch.bool)
+        grey = torch.zeros(model.num_vertices, 1)
+        for name, vertices in sockets.items():
+            inner[torch.from_numpy(vertices)] = True
+            grey[torch.from_numpy(vertices)] = SOCKET_GREYS[name]
+        paint = inner.to(device), grey.to(device)
+    _socket_paints[model] = paint
+    return paint
 
 
 def face_triangles(model: MorphableModel) -> Tensor:
