@@ -13,7 +13,8 @@ Per face MediaPipe finds (``MediaPipeDetector``: BlazeFace, Face Mesh, iris; rob
    the mesh's own 68-point view (``f2p.face_mesh.ibug68_view``) to within ``DISAGREEMENT_LIMIT``; otherwise the
    face keeps MediaPipe's 68-point view (a failed predictor gives a plausible but wrong set).
 
-Photos in which MediaPipe finds no face go to dlib's HOG detector with its own boxes. Every face keeps MediaPipe's
+Photos in which MediaPipe finds no face go to dlib's HOG detector with its own boxes (downscaled and looked at
+again on tiles as ``detection.detect_faces`` does for it). Every face keeps MediaPipe's
 478 dense points (``FaceDetection.dense_landmarks``) except those of the HOG fallback, which have none.
 ``FaceDetection.detector`` says where a face's 68 points come from: ``NAME`` (dlib's predictor on MediaPipe's
 face), "mediapipe" (the mesh's view) or "dlib-hog" (no MediaPipe face). The fallbacks are counted per photo
@@ -33,7 +34,7 @@ from torch import Tensor
 from f2p.conventions import INNER_51, NUM_LANDMARKS
 from f2p.face_mesh import NUM_MESH_POINTS, ibug68_view
 from f2p.perception.align import apply_affine, invert_affine, warp_image
-from f2p.perception.detection import FaceDetection, largest_first
+from f2p.perception.detection import FaceDetection, detect_faces, largest_first
 from f2p.perception.dlib_detector import DlibDetector
 from f2p.perception.landmark_metrics import box_size, points_box
 from f2p.perception.mediapipe.detector import MediaPipeDetector
@@ -162,6 +163,9 @@ class CombinedDetector:
     """
 
     name = NAME
+    full_resolution = True
+    """As MediaPipe's detector: photos at their own size; the HOG fallback downscales them itself
+    (``detection.detect_faces``)."""
 
     def __init__(self, mediapipe: MediaPipeDetector, dlib: DlibDetector) -> None:
         self._mediapipe = mediapipe
@@ -173,7 +177,7 @@ class CombinedDetector:
         faces = self._mediapipe.detect(image)
         if not faces:
             self._fell_back(NO_MEDIAPIPE_FACE)
-            return self._dlib.detect(image)
+            return detect_faces(image, self._dlib)
         combined = []
         for face in faces:
             points = self._predict(image, face.dense_landmarks)
@@ -196,13 +200,24 @@ class CombinedDetector:
         (``DlibDetector.predict_face``)."""
         box = mesh_box(mesh)
         if abs(face_roll(mesh)) <= MAX_DIRECT_ROLL:
-            return self._dlib.predict_face(image, box)
+            return self._predict_near(image, box)
         size = math.ceil(CROP_SCALE * float(box[2] - box[0]))
         to_crop = upright_transform(mesh, size)[None]  # (1, 2, 3)
         crop = warp_image(image[None], to_crop, (size, size))[0]
         crop_box = mesh_box(apply_affine(to_crop, mesh[None])[0])
         points = self._dlib.predict_face(crop, crop_box)
         return apply_affine(invert_affine(to_crop), points[None])[0]
+
+    def _predict_near(self, image: Tensor, box: Tensor) -> Tensor:
+        """dlib's (68, 2) points in ``box`` (photo pixels), predicted on the part of the photo within a box side of it
+        (the predictor reads only pixels near its box; a large photo is not converted whole)."""
+        _, H, W = image.shape
+        side = float(box[2] - box[0])
+        x0, y0 = (max(0, math.floor(float(edge) - side)) for edge in box[:2])
+        x1, y1 = min(W, math.ceil(float(box[2]) + side)), min(H, math.ceil(float(box[3]) + side))
+        offset = box.new_tensor([x0, y0])
+        points = self._dlib.predict_face(image[:, y0:y1, x0:x1], box - offset.repeat(2))
+        return points + offset
 
     def _fell_back(self, kind: str, detail: str = "") -> None:
         """Count a fallback of ``FALLBACKS``; log it at debug level the first time."""

@@ -1,17 +1,17 @@
 """Face detection results, the landmark-detector interface, and photo-level detection with typed failures.
 
 Coordinates are f2p pixels (0-based, centre of the top-left pixel at (0, 0)) of the photo as loaded by
-``load_image`` (upright after EXIF orientation). Large photos are downscaled for detection and the results mapped
-back with the pixel-centre rule ``x_photo = (x_small + 0.5) * W / w_small - 0.5``.
+``load_image`` (upright after EXIF orientation). MediaPipe's detectors (``LandmarkDetector.full_resolution``) read
+photos at their own size and search small faces on tiles themselves (``f2p.perception.mediapipe.tiles``). For the
+others (dlib, FAN), large photos are downscaled for detection and the results mapped back with the pixel-centre
+rule ``x_photo = (x_small + 0.5) * W / w_small - 0.5``.
 
-Second look: a photo larger than the detection size loses detail in the downscale, and a face of a few per cent
+Second look (downscaling detectors): a photo larger than the detection size loses detail in the downscale, and a face of a few per cent
 of its side (a person far away in a wide shot or a video frame) becomes too small for the detectors. When such a
 photo gives no face, ``detect_faces`` runs the detector again on five overlapping tiles, each ``TILE_FRACTION`` of
 the photo's side (the four corners and the centre), downscaled less, and keeps each face once (the copy seen
 nearest its tile's centre, whose surroundings the landmark models saw whole). Photos at or under the detection
-size get no second look: upsampling adds no detail, and on a 23 px face in a 204 x 256 photo MediaPipe's mesh
-was found 14 % of the face size off, a worse answer than none. It costs nothing when a face is found; a
-1920 x 1080 photo without a face takes about 1.4 s instead of 0.26 s with ``auto`` (2-core CPU).
+size get no second look: upsampling adds no detail. It costs nothing when a face is found.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ class LandmarkDetector(Protocol):
     """Finds faces and their 68 landmarks in one image."""
 
     name: str
+    full_resolution: bool
+    """True: ``detect_faces`` hands the detector photos at their own size (it scales them itself); False: photos
+    larger than the detection size are downscaled for it, with a second look on tiles."""
 
     def detect(self, image: Tensor) -> list[FaceDetection]:
         """(3, H, W) RGB image in [0, 1] -> faces in its pixel coordinates, largest box first (empty if none)."""
@@ -130,8 +133,9 @@ def to_uint8_hwc(image: Tensor) -> np.ndarray:
 
 
 def detect_faces(image: Tensor, detector: LandmarkDetector, max_side: int = DETECTION_MAX_SIDE) -> list[FaceDetection]:
-    """Detect faces, downscaling first when the longest side exceeds ``max_side``; when such an image gives none,
-    look again at overlapping tiles (``second_look_tiles``, see the module docstring).
+    """Detect faces: with a ``full_resolution`` detector in the photo as it is; otherwise downscaling first when the
+    longest side exceeds ``max_side``, and when such an image gives none, looking again at overlapping tiles
+    (``second_look_tiles``, see the module docstring).
 
     Args:
         image: (3, H, W) RGB in [0, 1].
@@ -141,6 +145,8 @@ def detect_faces(image: Tensor, detector: LandmarkDetector, max_side: int = DETE
     Returns:
         Detections in the pixel coordinates of ``image``, largest box first.
     """
+    if detector.full_resolution:
+        return detector.detect(image)
     faces = detect_downscaled(image, detector, max_side)
     _, H, W = image.shape
     if faces or max(H, W) <= max_side:

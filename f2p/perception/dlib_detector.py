@@ -31,6 +31,9 @@ class DlibDetector:
             positives).
     """
 
+    full_resolution = False
+    """Large photos are downscaled for it (``detection.detect_faces``): HOG's time grows with the pixels."""
+
     def __init__(self, cnn: bool = False, upsample: int = 1, threshold: float = 0.0) -> None:
         self.name = "dlib-mmod" if cnn else "dlib-hog"
         self.upsample = upsample

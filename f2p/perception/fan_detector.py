@@ -113,6 +113,9 @@ class FanDetector:
         DetectorUnavailableError: weights missing and ``allow_download`` False or ``F2P_OFFLINE`` set.
     """
 
+    full_resolution = False
+    """Large photos are downscaled for it (``detection.detect_faces``): SFD's time grows with the pixels."""
+
     def __init__(self, device: str = "cpu", face_detector: str = "sfd", flip_input: bool = True,
                  allow_download: bool = False) -> None:
         missing = missing_fan_weights(face_detector)

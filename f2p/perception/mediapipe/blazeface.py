@@ -28,11 +28,11 @@ from torch import Tensor
 from f2p.errors import ModelFileError
 from f2p.perception.mediapipe.anchors import FULL_RANGE_ANCHORS, SHORT_RANGE_ANCHORS, SsdAnchorOptions, \
     ssd_anchor_centres
-from f2p.perception.mediapipe.crop import crop_roi, model_input
+from f2p.perception.mediapipe.crop import ImagePyramid, crop_roi, model_input
 from f2p.perception.mediapipe.models import FACE_DETECTION_FULL_RANGE, FACE_DETECTION_SHORT_RANGE, ModelAsset, \
     model_file
 from f2p.perception.mediapipe.nms import weighted_nms
-from f2p.perception.mediapipe.roi import whole_image_roi
+from f2p.perception.mediapipe.roi import Roi, whole_image_roi
 from f2p.perception.mediapipe.runtime import LiteRtModel
 
 INPUT_RANGE = (-1.0, 1.0)
@@ -125,17 +125,18 @@ class BlazeFace:
         if self._model.input_size != (size, size):
             raise ModelFileError(self._model.path, f"expected a {size}x{size} input, got {self._model.input_size}")
 
-    def detect(self, image: Tensor, rotation: float = 0.0) -> list[FaceBox]:
-        """(3, H, W) RGB in [0, 1] -> faces in its pixels, highest score first (empty if none).
+    def detect(self, image: ImagePyramid, rotation: float = 0.0, region: Roi | None = None) -> list[FaceBox]:
+        """A photo -> faces in its pixels, highest score first (empty if none).
 
         Args:
-            image: the photo.
+            image: the photo (``crop.ImagePyramid`` of the (3, H, W) RGB image in [0, 1]).
             rotation: show the model its letterbox turned by this angle (radians; ``math.pi``: upside down; between
                 multiples of 90 degrees the photo's corners fall outside it); the faces still come in ``image``'s
                 pixels, each box the model's square about its centre.
+            region: the upright square of the photo the model sees (a tile, ``tiles.tile_levels``); None: the whole
+                photo, letterboxed.
         """
-        _, H, W = image.shape
-        letterbox = replace(whole_image_roi(H, W), rotation=rotation)
+        letterbox = replace(whole_image_roi(*image.size) if region is None else region, rotation=rotation)
         size = self.config.anchors.input_size
         tensor = model_input(crop_roi(image, letterbox, size, border="zero"), *INPUT_RANGE)
         raw_boxes, raw_scores = (torch.from_numpy(output) for output in self._model.invoke(tensor))

@@ -24,6 +24,10 @@ Rolled faces: BlazeFace misses some faces rolled by about 45 degrees (its traini
 full-range model's all), so a photo in which no model finds a face is shown to both turned by ``ROTATIONS_ON_MISS``
 and the best-scoring turn's faces are meshed (README, "Perception").
 
+Small faces in large photos: the detector reads the photo at its own resolution (``full_resolution``; every
+crop of a shrunk face reads a box-filtered level of the photo, ``crop.ImagePyramid``), and when no model finds a face in the whole photo, turned or
+not, the full-range model is shown tiles of it (``tiles``).
+
 Confidences are the second pass's presence score for every point (the models give no per-point confidence).
 ``FaceDetection.box`` and ``score`` are BlazeFace's.
 """
@@ -40,8 +44,10 @@ from f2p.conventions import NUM_LANDMARKS
 from f2p.face_mesh import NUM_DENSE_POINTS, ibug68_view
 from f2p.perception.detection import FaceDetection, largest_first
 from f2p.perception.mediapipe.blazeface import BLAZEFACE_MODELS, BlazeFace, FaceBox
+from f2p.perception.mediapipe.crop import ImagePyramid
 from f2p.perception.mediapipe.iris import IrisLandmarks
 from f2p.perception.mediapipe.mesh import MIN_PRESENCE, FaceMesh, detection_roi, landmarks_roi
+from f2p.perception.mediapipe.tiles import merged_boxes, tile_levels
 
 NAME = "mediapipe"
 TURNED_MARGIN = 0.1
@@ -73,6 +79,9 @@ class MediaPipeDetector:
     """
 
     name = NAME
+    full_resolution = True
+    """Photos come at their own resolution (``detection.detect_faces``): Face Mesh reads each face's ROI from
+    them, and small faces are searched on tiles."""
 
     def __init__(self, face_detectors: Sequence[str] = ("short", "full"), num_threads: int = 1,
                  download: bool = False) -> None:
@@ -80,34 +89,43 @@ class MediaPipeDetector:
         if unknown or not face_detectors:
             raise ValueError(f"face_detectors must be names from {sorted(BLAZEFACE_MODELS)}, got {face_detectors!r}")
         self._blazefaces = [BlazeFace(BLAZEFACE_MODELS[name], num_threads, download) for name in face_detectors]
+        self._tile_blazeface = self._blazefaces[list(face_detectors).index("full") if "full" in face_detectors else 0]
         self._mesh = FaceMesh(num_threads, download)
         self._iris = IrisLandmarks(num_threads, download)
 
     def detect(self, image: Tensor) -> list[FaceDetection]:
         """(3, H, W) RGB image in [0, 1] -> faces in its pixel coordinates, largest box first (empty if none); an
         upside-down photo is read turned (module docstring)."""
-        boxes = self._blazefaces[0].detect(image)
+        photo = ImagePyramid(image)
+        boxes = self._blazefaces[0].detect(photo)
         bar = _best_score(boxes) + TURNED_MARGIN
         if bar < 1.0:  # at or above 1, no score of the turned photo can beat it
-            turned = self._blazefaces[0].detect(image, math.pi)
+            turned = self._blazefaces[0].detect(photo, math.pi)
             boxes = turned if _best_score(turned) > bar else boxes
-        return self._detect(image, boxes)
+        return self._detect(photo, boxes)
 
-    def _detect(self, image: Tensor, first_boxes: list[FaceBox]) -> list[FaceDetection]:
+    def _detect(self, image: ImagePyramid, first_boxes: list[FaceBox]) -> list[FaceDetection]:
         """The faces of ``image``, given the first BlazeFace model's boxes on it; when no model finds one, the
-        models' faces on the photo turned by ``ROTATIONS_ON_MISS`` (the best-scoring turn and model)."""
+        models' faces on the photo turned by ``ROTATIONS_ON_MISS`` (the best-scoring turn and model), then those on
+        its tiles (``tiles.tile_levels``, the first level with a face)."""
         for index, blazeface in enumerate(self._blazefaces):
             if found := self._meshed(image, first_boxes if index == 0 else blazeface.detect(image)):
                 return found
         turns = [blazeface.detect(image, rotation) for rotation in ROTATIONS_ON_MISS for blazeface in self._blazefaces]
-        return self._meshed(image, max(turns, key=_best_score, default=[]))
+        if found := self._meshed(image, max(turns, key=_best_score, default=[])):
+            return found
+        for level in tile_levels(*image.size):
+            boxes = [box for tile in level for box in self._tile_blazeface.detect(image, region=tile)]
+            if found := self._meshed(image, merged_boxes(boxes)):
+                return found
+        return []
 
-    def _meshed(self, image: Tensor, boxes: list[FaceBox]) -> list[FaceDetection]:
+    def _meshed(self, image: ImagePyramid, boxes: list[FaceBox]) -> list[FaceDetection]:
         """The faces of BlazeFace ``boxes`` that Face Mesh confirms, largest first."""
         faces = [self._landmarks(image, box) for box in boxes]
         return largest_first([face for face in faces if face is not None])
 
-    def _landmarks(self, image: Tensor, face: FaceBox) -> FaceDetection | None:
+    def _landmarks(self, image: ImagePyramid, face: FaceBox) -> FaceDetection | None:
         """The landmarks of one BlazeFace face, or None when Face Mesh finds no face there."""
         first = self._mesh.run(image, detection_roi(face))
         if first.presence < MIN_PRESENCE:

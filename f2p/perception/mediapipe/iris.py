@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from f2p.face_mesh import NUM_IRIS_POINTS
-from f2p.perception.mediapipe.crop import crop_roi, model_input
+from f2p.perception.mediapipe.crop import ImagePyramid, crop_roi, model_input
 from f2p.perception.mediapipe.models import IRIS_LANDMARK, model_file
 from f2p.perception.mediapipe.roi import points_roi
 from f2p.perception.mediapipe.runtime import LiteRtModel
@@ -99,11 +99,11 @@ class IrisLandmarks:
                                   (NUM_EYE_CONTOUR_POINTS * VALUES_PER_POINT, NUM_IRIS_POINTS * VALUES_PER_POINT),
                                   num_threads)
 
-    def refine(self, image: Tensor, mesh: Tensor) -> Tensor:
+    def refine(self, image: ImagePyramid, mesh: Tensor) -> Tensor:
         """Mesh points refined around the eyes, followed by the two irises.
 
         Args:
-            image: (3, H, W) RGB in [0, 1].
+            image: the photo (``crop.ImagePyramid`` of the (3, H, W) RGB image in [0, 1]).
             mesh: (468, 2) Face Mesh points in the pixels of ``image``.
 
         Returns:

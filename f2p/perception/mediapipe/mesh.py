@@ -22,7 +22,7 @@ from torch import Tensor
 
 from f2p.face_mesh import NUM_MESH_POINTS
 from f2p.perception.mediapipe.blazeface import FaceBox
-from f2p.perception.mediapipe.crop import crop_roi, model_input
+from f2p.perception.mediapipe.crop import ImagePyramid, crop_roi, model_input
 from f2p.perception.mediapipe.models import FACE_LANDMARK, model_file
 from f2p.perception.mediapipe.roi import Roi, points_roi, rotation_between, square_roi
 from f2p.perception.mediapipe.runtime import LiteRtModel
@@ -79,8 +79,8 @@ class FaceMesh:
         self._model = LiteRtModel(model_file(FACE_LANDMARK, download), (NUM_MESH_POINTS * VALUES_PER_POINT, 1),
                                   num_threads)
 
-    def run(self, image: Tensor, roi: Roi) -> MeshLandmarks:
-        """Landmarks of the face in ``roi`` of a (3, H, W) RGB image in [0, 1]."""
+    def run(self, image: ImagePyramid, roi: Roi) -> MeshLandmarks:
+        """Landmarks of the face in ``roi`` of a photo (``crop.ImagePyramid`` of a (3, H, W) RGB image in [0, 1])."""
         size = self._model.width  # square input
         tensor = model_input(crop_roi(image, roi, size), *INPUT_RANGE)
         raw_points, raw_presence = (torch.from_numpy(output) for output in self._model.invoke(tensor))
