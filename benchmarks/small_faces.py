@@ -11,9 +11,10 @@ points' box area) and pasted at three places into a uniform grey photo of ``--ph
 annotation goes through the same scale and shift. Columns per face size and photo: faces found out of 3 and the mean
 NME68 (box) of the largest detection against the moved annotation, first for one pass over the photo downscaled to
 the detection size (``detect_downscaled``: what every detector saw before MediaPipe's read photos at their own
-resolution), then for ``detect_faces`` (MediaPipe's detectors: the photo itself, small faces searched on tiles;
-the others: downscaled, with a second look on tiles), and which detectors answered; then seconds per photo. Photos come from ``$F2P_DATA_PATH/faces`` (default ``../shared/data/faces``), models
-from ``$F2P_MODEL_PATH`` (default ``../shared/models``); nothing is downloaded.
+resolution), then for ``detect_faces`` (MediaPipe's detectors: the photo itself, small faces searched on tiles; the
+others: downscaled, with a second look on tiles), and which detectors answered; then seconds per photo. Photos come
+from ``$F2P_DATA_PATH/faces`` (default ``../shared/data/faces``), models from ``$F2P_MODEL_PATH`` (default
+``../shared/models``); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     annotations = {entry.image.stem: entry for entry in read_face_set(faces).values()
                    if entry.annotation.points is not None and len(entry.annotation.points) == 68}
     detector = create_detector(args.detector)
-    passes = {f"downscaled to {DETECTION_MAX_SIDE}": lambda photo: detect_downscaled(photo, detector, DETECTION_MAX_SIDE),
+    passes = {f"downscaled to {DETECTION_MAX_SIDE}":
+              lambda photo: detect_downscaled(photo, detector, DETECTION_MAX_SIDE),
               "detect_faces": lambda photo: detect_faces(photo, detector)}
     width, height = args.photo_size
     print(f"detector {detector.name}; {width} x {height} photo, 3 places per face\n")
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
             for name in passes:
                 hits = found[name]
                 errors = f"{sum(e for e, _ in hits) / len(hits):5.1f} %" if hits else "    - "
-                cells.append(f"{len(hits)}/3 {errors} {','.join(sorted({d for _, d in hits})):>22} {seconds[name]:5.2f}")
+                detectors = ",".join(sorted({d for _, d in hits}))
+                cells.append(f"{len(hits)}/3 {errors} {detectors:>22} {seconds[name]:5.2f}")
             print(f"{size:4.0f} {stem[:22]:22} " + " ".join(f"{cell:>40}" for cell in cells))
 
 

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-embed", action="store_true", help="skip identity embeddings")
     parser.add_argument("--recursive", action="store_true", help="also take photos from sub-folders")
     parser.add_argument("--max-side", type=int, default=DETECTION_MAX_SIDE,
-                        help="longest side photos are downscaled to for detection (results are in full-size pixels)")
+                        help="longest side photos are downscaled to for dlib's and FAN's detection (MediaPipe's "
+                             "detectors read photos at their own size; results are in full-size pixels)")
     parser.add_argument("--force", action="store_true", help="redo photos that already have a record")
     parser.add_argument("--download-weights", action="store_true",
                         help="let FAN download its weights when missing (MediaPipe's files are fetched when "

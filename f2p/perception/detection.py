@@ -6,12 +6,12 @@ photos at their own size and search small faces on tiles themselves (``f2p.perce
 others (dlib, FAN), large photos are downscaled for detection and the results mapped back with the pixel-centre
 rule ``x_photo = (x_small + 0.5) * W / w_small - 0.5``.
 
-Second look (downscaling detectors): a photo larger than the detection size loses detail in the downscale, and a face of a few per cent
-of its side (a person far away in a wide shot or a video frame) becomes too small for the detectors. When such a
-photo gives no face, ``detect_faces`` runs the detector again on five overlapping tiles, each ``TILE_FRACTION`` of
-the photo's side (the four corners and the centre), downscaled less, and keeps each face once (the copy seen
-nearest its tile's centre, whose surroundings the landmark models saw whole). Photos at or under the detection
-size get no second look: upsampling adds no detail. It costs nothing when a face is found.
+Second look (downscaling detectors): a photo larger than the detection size loses detail in the downscale, and a
+face of a few per cent of its side (a person far away in a wide shot or a video frame) becomes too small for the
+detectors. When such a photo gives no face, ``detect_faces`` runs the detector again on five overlapping tiles, each
+``TILE_FRACTION`` of the photo's side (the four corners and the centre), downscaled less, and keeps each face once
+(the copy seen nearest its tile's centre, whose surroundings the landmark models saw whole). Photos at or under the
+detection size get no second look: upsampling adds no detail. It costs nothing when a face is found.
 """
 
 from __future__ import annotations

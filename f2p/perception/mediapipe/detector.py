@@ -24,9 +24,9 @@ Rolled faces: BlazeFace misses some faces rolled by about 45 degrees (its traini
 full-range model's all), so a photo in which no model finds a face is shown to both turned by ``ROTATIONS_ON_MISS``
 and the best-scoring turn's faces are meshed (README, "Perception").
 
-Small faces in large photos: the detector reads the photo at its own resolution (``full_resolution``; every
-crop of a shrunk face reads a box-filtered level of the photo, ``crop.ImagePyramid``), and when no model finds a face in the whole photo, turned or
-not, the full-range model is shown tiles of it (``tiles``).
+Small faces in large photos: the detector reads the photo at its own resolution (``full_resolution``; every crop of
+a shrunk face reads a box-filtered level of the photo, ``crop.ImagePyramid``), and when no model finds a face in the
+whole photo, turned or not, the full-range model is shown tiles of it (``tiles``).
 
 Confidences are the second pass's presence score for every point (the models give no per-point confidence).
 ``FaceDetection.box`` and ``score`` are BlazeFace's.
