@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import f2p.perception.detectors as detectors
 from f2p.perception import combined
@@ -90,9 +91,8 @@ def test_a_turned_photo_gives_the_same_points(parts, face_set) -> None:
     assert float(nme(back, upright.landmarks, box_size(upright.landmarks))) < ROTATION_AGREEMENT_MAX
 
 
-class _NoFaces:
-    name = "mediapipe"
-    full_resolution = True
+class _BlazeFaceBlind(MediaPipeDetector):
+    """MediaPipe's detector finding no face of its own (Face Mesh still confirms other detectors' faces)."""
 
     def detect(self, image: torch.Tensor) -> list[FaceDetection]:
         return []
@@ -109,17 +109,29 @@ class _Predictor(DlibDetector):
         return self.points
 
 
-def test_photos_without_a_mediapipe_face_go_to_dlib_hog(parts, face_set, caplog) -> None:
-    _, dlib = parts
-    detector = CombinedDetector(_NoFaces(), dlib)
+def test_photos_without_a_mediapipe_face_go_to_dlib_hog_confirmed_by_face_mesh(parts, face_set, caplog) -> None:
+    mediapipe, dlib = parts
+    detector = CombinedDetector(_BlazeFaceBlind(), dlib)
     image = load_image(face_set[VISIBLE[0]].image)
     with caplog.at_level(logging.DEBUG, logger="f2p"):
         faces = detector.detect(image)
         detector.detect(image)
-    assert [face.detector for face in faces] == ["dlib-hog"] and faces[0].dense_landmarks is None
+    assert [face.detector for face in faces] == ["dlib-hog"]
     assert torch.equal(faces[0].landmarks, detect_faces(image, dlib)[0].landmarks)  # downscaled as dlib alone is
+    # Face Mesh, started from HOG's box, gives the face the dense points MediaPipe's own pass finds.
+    alone = mediapipe.detect(image)[0].dense_landmarks
+    assert float(nme(faces[0].dense_landmarks, alone, box_size(alone))) < 0.01
+    assert combined.dense_weight(faces[0].detector) == combined.DLIB_DENSE_WEIGHT
     assert detector.fallbacks == {combined.NO_MEDIAPIPE_FACE: 2}
     assert len([record for record in caplog.records if combined.NO_MEDIAPIPE_FACE in record.getMessage()]) == 1
+
+
+def test_a_hog_detection_face_mesh_does_not_confirm_is_not_a_face(parts) -> None:
+    _, dlib = parts
+    colours = torch.rand(1, 3, 11, 20, generator=torch.Generator().manual_seed(0))
+    wall = F.interpolate(colours, size=(1080, 1920), mode="bicubic")[0].clamp(0, 1)  # smooth random colours
+    assert len(detect_faces(wall, dlib)) == 1  # HOG sees a face in it (score 0.0)
+    assert CombinedDetector(_BlazeFaceBlind(), dlib).detect(wall) == []
 
 
 @pytest.mark.parametrize(("wrong", "fallback"), [

@@ -14,8 +14,10 @@ Per face MediaPipe finds (``MediaPipeDetector``: BlazeFace, Face Mesh, iris; rob
    face keeps MediaPipe's 68-point view (a failed predictor gives a plausible but wrong set).
 
 Photos in which MediaPipe finds no face go to dlib's HOG detector with its own boxes (downscaled and looked at
-again on tiles as ``detection.detect_faces`` does for it). Every face keeps MediaPipe's
-478 dense points (``FaceDetection.dense_landmarks``) except those of the HOG fallback, which have none.
+again on tiles as ``detection.detect_faces`` does for it), whose faces Face Mesh must confirm
+(``MediaPipeDetector.confirm``: HOG's false detections in textured backgrounds have a presence of 0, its faces in the
+shared photos 0.97-1.0); a confirmed face keeps dlib's 68 points and gets MediaPipe's 478 dense points
+(``FaceDetection.dense_landmarks``), as every other face does.
 ``FaceDetection.detector`` says where a face's 68 points come from: ``NAME`` (dlib's predictor on MediaPipe's
 face), "mediapipe" (the mesh's view) or "dlib-hog" (no MediaPipe face). The fallbacks are counted per photo
 (``CombinedDetector.fallbacks``) and logged at debug level the first time each happens.
@@ -35,7 +37,7 @@ from f2p.conventions import INNER_51, NUM_LANDMARKS
 from f2p.face_mesh import NUM_MESH_POINTS, ibug68_view
 from f2p.perception.align import apply_affine, invert_affine, warp_image
 from f2p.perception.detection import FaceDetection, detect_faces, largest_first
-from f2p.perception.dlib_detector import DlibDetector
+from f2p.perception.dlib_detector import HOG_NAME, DlibDetector
 from f2p.perception.landmark_metrics import box_size, points_box
 from f2p.perception.mediapipe.detector import MediaPipeDetector
 from f2p.perception.plausible import implausible_landmarks
@@ -82,8 +84,9 @@ both sets with equal noise and keeps the equal weight."""
 
 def dense_weight(source: str) -> float:
     """The weight of a face's dense points relative to its 68 (``scene.Observations.dense_weight``), from the
-    detector ``source`` of its 68 points (``FaceDetection.detector``)."""
-    return DLIB_DENSE_WEIGHT if source == NAME else 1.0
+    detector ``source`` of its 68 points (``FaceDetection.detector``): dlib's predictor, in a box from the mesh or
+    from HOG, or MediaPipe's own view."""
+    return DLIB_DENSE_WEIGHT if source in (NAME, HOG_NAME) else 1.0
 
 
 ROLL_POINTS = (33, 263)
@@ -177,7 +180,7 @@ class CombinedDetector:
         faces = self._mediapipe.detect(image)
         if not faces:
             self._fell_back(NO_MEDIAPIPE_FACE)
-            return detect_faces(image, self._dlib)
+            return self._mediapipe.confirm(image, detect_faces(image, self._dlib))
         combined = []
         for face in faces:
             points = self._predict(image, face.dense_landmarks)

@@ -21,6 +21,11 @@ from f2p.perception.detection import FaceDetection, largest_first, to_uint8_hwc
 from f2p.perception.exposure import raise_low_contrast
 
 
+HOG_NAME = "dlib-hog"
+CNN_NAME = "dlib-mmod"
+"""``DlibDetector.name`` (and ``FaceDetection.detector``) with the HOG and the CNN face detector."""
+
+
 class DlibDetector:
     """``LandmarkDetector`` with dlib.
 
@@ -35,7 +40,7 @@ class DlibDetector:
     """Large photos are downscaled for it (``detection.detect_faces``): HOG's time grows with the pixels."""
 
     def __init__(self, cnn: bool = False, upsample: int = 1, threshold: float = 0.0) -> None:
-        self.name = "dlib-mmod" if cnn else "dlib-hog"
+        self.name = CNN_NAME if cnn else HOG_NAME
         self.upsample = upsample
         self.threshold = threshold
         self._cnn = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location()) \

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -46,7 +47,8 @@ from f2p.perception.detection import FaceDetection, largest_first
 from f2p.perception.mediapipe.blazeface import BLAZEFACE_MODELS, BlazeFace, FaceBox
 from f2p.perception.mediapipe.crop import ImagePyramid
 from f2p.perception.mediapipe.iris import IrisLandmarks
-from f2p.perception.mediapipe.mesh import MIN_PRESENCE, FaceMesh, detection_roi, landmarks_roi
+from f2p.perception.mediapipe.mesh import MIN_PRESENCE, FaceMesh, detection_roi, landmarks_roi, upright_box_roi
+from f2p.perception.mediapipe.roi import Roi
 from f2p.perception.mediapipe.tiles import merged_boxes, tile_levels
 
 NAME = "mediapipe"
@@ -120,22 +122,36 @@ class MediaPipeDetector:
                 return found
         return []
 
+    def confirm(self, image: Tensor, faces: list[FaceDetection]) -> list[FaceDetection]:
+        """Upright faces another detector found (dlib's HOG) that Face Mesh confirms, each with its dense points
+        (``FaceDetection.dense_landmarks``; box, score and detector kept, and the 68 points when the face has them),
+        largest first; the others (no face there: presence under ``MIN_PRESENCE``) are dropped."""
+        photo = ImagePyramid(image)
+        confirmed = []
+        for face in faces:
+            meshed = self._landmarks(photo, upright_box_roi(face.box), face.box, face.score)
+            if meshed is not None:
+                confirmed.append(replace(face, dense_landmarks=meshed.dense_landmarks,
+                                         dense_confidence=meshed.dense_confidence))
+        return largest_first(confirmed)
+
     def _meshed(self, image: ImagePyramid, boxes: list[FaceBox]) -> list[FaceDetection]:
         """The faces of BlazeFace ``boxes`` that Face Mesh confirms, largest first."""
-        faces = [self._landmarks(image, box) for box in boxes]
+        faces = [self._landmarks(image, detection_roi(box), box.box, box.score) for box in boxes]
         return largest_first([face for face in faces if face is not None])
 
-    def _landmarks(self, image: ImagePyramid, face: FaceBox) -> FaceDetection | None:
-        """The landmarks of one BlazeFace face, or None when Face Mesh finds no face there."""
-        first = self._mesh.run(image, detection_roi(face))
+    def _landmarks(self, image: ImagePyramid, roi: Roi, box: Tensor, score: float) -> FaceDetection | None:
+        """The landmarks of the face in a first ``roi`` (with its detector's ``box`` and ``score``), or None when
+        Face Mesh finds no face there."""
+        first = self._mesh.run(image, roi)
         if first.presence < MIN_PRESENCE:
             return None
         second = self._mesh.run(image, landmarks_roi(first.points))
         if second.presence < MIN_PRESENCE:
             return None
         dense = self._iris.refine(image, second.points)
-        return FaceDetection(face.box, face.score, ibug68_view(dense), torch.full((NUM_LANDMARKS,), second.presence),
-                             NAME, dense, torch.full((NUM_DENSE_POINTS,), second.presence))
+        return FaceDetection(box, score, ibug68_view(dense), torch.full((NUM_LANDMARKS,), second.presence), NAME, dense,
+                             torch.full((NUM_DENSE_POINTS,), second.presence))
 
 
 def _best_score(boxes: list[FaceBox]) -> float:
