@@ -13,11 +13,11 @@ Per face MediaPipe finds (``MediaPipeDetector``: BlazeFace, Face Mesh, iris; rob
    the mesh's own 68-point view (``f2p.face_mesh.ibug68_view``) to within ``DISAGREEMENT_LIMIT``; otherwise the
    face keeps MediaPipe's 68-point view (a failed predictor gives a plausible but wrong set).
 
-Photos in which MediaPipe finds no face go to dlib's HOG detector with its own boxes (downscaled and looked at
-again on tiles as ``detection.detect_faces`` does for it), whose faces Face Mesh must confirm
-(``MediaPipeDetector.confirm``: HOG's 8 false detections in 39 photos of smooth random colours had a presence of 0, its faces in the
-shared photos 0.97-1.0); a confirmed face keeps dlib's 68 points and gets MediaPipe's 478 dense points
-(``FaceDetection.dense_landmarks``), as every other face does.
+Photos in which MediaPipe finds no face go to dlib's HOG detector with its own boxes (downscaled and looked at again
+on tiles as ``detection.detect_faces`` does for it), whose faces Face Mesh must confirm
+(``MediaPipeDetector.confirm``: HOG's 8 false detections in 39 photos of smooth random colours had a presence of 0,
+its faces in the shared photos 0.97-1.0); a confirmed face keeps dlib's 68 points and gets MediaPipe's 478 dense
+points (``FaceDetection.dense_landmarks``), as every other face does.
 ``FaceDetection.detector`` says where a face's 68 points come from: ``NAME`` (dlib's predictor on MediaPipe's
 face), "mediapipe" (the mesh's view) or "dlib-hog" (no MediaPipe face). The fallbacks are counted per photo
 (``CombinedDetector.fallbacks``) and logged at debug level the first time each happens.
