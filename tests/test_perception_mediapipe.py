@@ -106,7 +106,7 @@ def test_a_shrinking_crop_reads_the_photo_box_filtered_not_aliased() -> None:
     # phase of the stripes (all white or all black) instead of their mean.
     H = W = 1152
     stripes = (torch.arange(W) % 3 != 0).float().expand(3, H, W)
-    crop = crop_roi(stripes, Roi((W - 1) / 2, (H - 1) / 2, 9.0 * 128), 128)
+    crop = crop_roi(ImagePyramid(stripes), Roi((W - 1) / 2, (H - 1) / 2, 9.0 * 128), 128)
     assert abs(float(crop.mean()) - 2 / 3) < 0.02 and float(crop.std()) < 0.05
     # A linear ramp comes back exactly at the crop's pixel centres through the pyramid (its coordinates are exact),
     # and the pyramid keeps its halvings for the next crop.

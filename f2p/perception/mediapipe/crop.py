@@ -52,12 +52,11 @@ class ImagePyramid:
         return self._levels[index], 2 ** index
 
 
-def crop_roi(image: Tensor | ImagePyramid, roi: Roi, size: int, border: Border = "replicate",
-             flip: bool = False) -> Tensor:
+def crop_roi(image: ImagePyramid, roi: Roi, size: int, border: Border = "replicate", flip: bool = False) -> Tensor:
     """The ROI of a photo resampled to a square image.
 
     Args:
-        image: (3, H, W) RGB in [0, 1], or its ``ImagePyramid`` (which keeps the halvings for the next crop).
+        image: the photo's ``ImagePyramid`` (built once per photo: it keeps the halvings for the next crop).
         roi: the region, in the pixels of ``image``.
         size: side S of the crop in pixels.
         border: how pixels outside the photo are filled.
@@ -67,8 +66,7 @@ def crop_roi(image: Tensor | ImagePyramid, roi: Roi, size: int, border: Border =
     Returns:
         (3, S, S) crop, float32.
     """
-    pyramid = image if isinstance(image, ImagePyramid) else ImagePyramid(image)
-    photo, width = pyramid.level(roi.size / size)
+    photo, width = image.level(roi.size / size)
     _, H, W = photo.shape
     steps = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     v, u = torch.meshgrid(steps, steps, indexing="ij")

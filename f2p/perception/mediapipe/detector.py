@@ -91,7 +91,7 @@ class MediaPipeDetector:
         if unknown or not face_detectors:
             raise ValueError(f"face_detectors must be names from {sorted(BLAZEFACE_MODELS)}, got {face_detectors!r}")
         self._blazefaces = [BlazeFace(BLAZEFACE_MODELS[name], num_threads, download) for name in face_detectors]
-        self._tile_blazeface = self._blazefaces[list(face_detectors).index("full") if "full" in face_detectors else 0]
+        self._tile_blazeface = dict(zip(face_detectors, self._blazefaces)).get("full", self._blazefaces[0])
         self._mesh = FaceMesh(num_threads, download)
         self._iris = IrisLandmarks(num_threads, download)
 
@@ -124,8 +124,8 @@ class MediaPipeDetector:
 
     def confirm(self, image: Tensor, faces: list[FaceDetection]) -> list[FaceDetection]:
         """Upright faces another detector found (dlib's HOG) that Face Mesh confirms, each with its dense points
-        (``FaceDetection.dense_landmarks``; box, score and detector kept, and the 68 points when the face has them),
-        largest first; the others (no face there: presence under ``MIN_PRESENCE``) are dropped."""
+        (``FaceDetection.dense_landmarks``; its box, score, 68 points and detector kept), largest first; the others
+        (no face there: presence under ``MIN_PRESENCE``) are dropped."""
         photo = ImagePyramid(image)
         confirmed = []
         for face in faces:

@@ -24,7 +24,8 @@ TILE_OVERLAP = 0.5
 MIN_TILE_SIDE = 480.0
 """The smallest tile side in pixels. BlazeFace's full-range model finds faces down to about a twentieth of its
 input's side (measured on a shared photo pasted at several sizes into 4000 x 3000, 1920 x 1080 and 1280 x 720
-photos), so the smallest tiles reach faces of about 24 px, the size under which the fit flags a face doubtful."""
+photos), so the smallest tiles reach faces of about 24 px (the fit flags faces under
+``export.diagnostics.MIN_RELIABLE_FACE_PX``, 40 px, doubtful)."""
 
 
 def tile_levels(height: int, width: int) -> list[list[Roi]]:
